@@ -1,0 +1,2 @@
+/* placeholder: written by the CLI work */
+int main(void) { return 1; }
