@@ -246,7 +246,9 @@ util_utc_now(char out[25])
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    char date[20];
+
+    /* strftime bounds every field, so the result is always 24 bytes. */
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 25, "%.19s.%03uZ", date, (unsigned)(ts.tv_nsec / 1000000) % 1000u);
 }
