@@ -61,18 +61,17 @@ log_event(enum log_level lvl, const char *event, json_t *fields)
         json_decref(fields);
         return;
     }
-    line = (fields != NULL && json_is_object(fields)) ? fields : json_object();
-    if (line != fields)
-        json_decref(fields);
-    if (line == NULL)
-        return;
     util_utc_now(ts);
-    /* Fixed keys are set last so a caller's field cannot forge them. */
-    json_object_set_new(line, "ts", json_string(ts));
-    json_object_set_new(line, "level", json_string(level_names[lvl]));
-    json_object_set_new(line, "proc", json_string(log_proc));
-    json_object_set_new(line, "pid", json_integer((json_int_t)getpid()));
-    json_object_set_new(line, "event", json_string(event));
+    /* Fixed keys first, and a caller's field can never replace them. */
+    line = json_pack("{s:s,s:s,s:s,s:i,s:s}", "ts", ts, "level", level_names[lvl],
+                     "proc", log_proc, "pid", (int)getpid(), "event", event);
+    if (line == NULL) {
+        json_decref(fields);
+        return;
+    }
+    if (json_is_object(fields))
+        json_object_update_missing(line, fields);
+    json_decref(fields);
     text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(line);
     if (text == NULL)

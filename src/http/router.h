@@ -1,0 +1,121 @@
+/*
+ * router.h - the declarative route table and request validation.
+ *
+ * Each route declares its method, path pattern, the listener(s) it is
+ * served on, the permission it needs, its body size limit and the
+ * validators of its path parameters and JSON body fields.  Anything not
+ * declared is refused: undeclared paths 404, other methods 405, larger
+ * bodies 413, malformed or duplicate-key JSON and unknown or invalid
+ * fields 400 (allowlist at the edge, like Kore).
+ */
+#ifndef MAMORI_ROUTER_H
+#define MAMORI_ROUTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROUTE_MAX_PARAMS   4
+#define ROUTE_PARAM_MAX    128     /* bytes of one path parameter */
+#define ROUTE_MAX_SEGMENTS 12
+
+/* Which listener a route is on. */
+#define LISTENER_INTERNAL 0x1u     /* LG-WAN side, client certificate required */
+#define LISTENER_PUBLIC   0x2u     /* internet side: never individual numbers (R1.5) */
+#define LISTENER_BOTH     (LISTENER_INTERNAL | LISTENER_PUBLIC)
+
+/* Permissions.  0 is deliberately invalid so a route that forgets to
+ * declare one is caught by the route-table test (deny by default). */
+enum perm {
+    PERM_INVALID = 0,
+    PERM_ANONYMOUS,        /* no session needed (health, public reference data) */
+    PERM_END
+};
+
+/* A validator returns NULL if the value is acceptable, or a plain reason. */
+typedef const char *(*value_check)(const char *value);
+
+struct param_rule {
+    const char *name;          /* as in the pattern's {name} */
+    size_t      max_len;
+    value_check check;         /* may be NULL */
+};
+
+enum field_type { FIELD_STRING = 1, FIELD_INTEGER, FIELD_BOOLEAN, FIELD_STRING_ARRAY };
+
+struct field_rule {
+    const char     *name;
+    enum field_type type;
+    bool            required;
+    size_t          min, max;  /* string bytes / array items / integer range */
+    size_t          item_max;  /* string array: bytes per item */
+    value_check     check;     /* strings and string array items; may be NULL */
+};
+
+struct http_request;
+struct http_response;
+typedef void (*route_handler)(const struct http_request *req,
+                              struct http_response *resp);
+
+struct route {
+    const char *method;        /* "GET", "POST", ... */
+    const char *pattern;       /* "/v1/municipalities/{code}" */
+    unsigned    listeners;     /* LISTENER_* */
+    enum perm   perm;
+    size_t      max_body;      /* 0: no body accepted */
+    const struct param_rule *params;  /* terminated by {NULL}; may be NULL */
+    const struct field_rule *fields;  /* terminated by {NULL}; NULL: no body */
+    route_handler handler;
+};
+
+/* What a handler sees.  Everything is validated before the handler runs. */
+struct http_request {
+    unsigned            listener;             /* LISTENER_INTERNAL or _PUBLIC */
+    const struct route *route;
+    size_t              nparams;
+    char                param_names[ROUTE_MAX_PARAMS][32];
+    char                params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+    json_t             *body;                 /* validated object or NULL; borrowed */
+    bool                has_terminal;
+    uint8_t             terminal_fp[32];      /* internal listener: the verified terminal */
+    char                request_id[17];
+    void               *env;                  /* worker environment (worker.h) */
+};
+
+/* A handler fills this.  body is owned by the response (decref'd by the
+ * server after sending). */
+struct http_response {
+    unsigned status;
+    json_t  *body;
+    bool     close;            /* ask the client to close the connection */
+    char     allow[64];        /* for 405: the Allow header */
+};
+
+enum route_result { ROUTE_FOUND = 0, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD };
+
+/* The table (routes.c) and its size. */
+extern const struct route mamori_routes[];
+extern const size_t mamori_nroutes;
+
+/* Find the route for method+path on `listener`.  On ROUTE_FOUND fills the
+ * request's route and params (percent-decoding is not done: parameters
+ * are restricted to unreserved characters).  On ROUTE_BAD_METHOD writes
+ * the allowed methods into allow.  A parameter that is too long or has
+ * characters outside [A-Za-z0-9._~-] makes the path not found. */
+enum route_result router_match(const struct route *table, size_t n,
+                               const char *method, const char *path,
+                               unsigned listener, struct http_request *req,
+                               char *allow, size_t allowlen);
+
+/* Validate path parameters and the raw body against the route.  On
+ * success req->body holds the parsed object (caller decrefs).  On
+ * failure fills resp with a 400 error naming the field and returns -1. */
+int router_validate(const struct route *r, const char *body, size_t len,
+                    struct http_request *req, struct http_response *resp)
+    __attribute__((warn_unused_result));
+
+/* Get a validated path parameter by name ("" if absent). */
+const char *http_param(const struct http_request *req, const char *name);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * server.c - libmicrohttpd glue.
+ *
+ * Two libmicrohttpd traps shape this file:
+ *  - it requests but never verifies client certificates, so each internal
+ *    connection gets tls_require_client_cert() when it starts, before its
+ *    handshake (see tls.c);
+ *  - keep-alive silently stops unless the response is queued on the
+ *    handler's second call or later, so every request answers only once
+ *    its body (if any) has been consumed.
+ */
+#include "http/server.h"
+
+#include <microhttpd.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "http/reply.h"
+#include "tls/revoke.h"
+#include "tls/tls.h"
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    unsigned           listener;
+    const struct route *routes;
+    size_t             nroutes;
+    void              *env;
+    atomic_uint        inflight;
+    atomic_bool        draining;
+};
+
+/* Per connection: the terminal identity, computed once. */
+struct conn_state {
+    bool    verifying;   /* the handshake was set to verify the client */
+    bool    have_fp;
+    uint8_t fp[TLS_FP_LEN];
+};
+
+/* Per request. */
+struct req_state {
+    struct http_request  req;
+    struct http_response resp;
+    bool                 decided;   /* resp already holds an early error */
+    char                *body;
+    size_t               len, max;
+    struct timespec      start;
+};
+
+static const char *
+listener_name(unsigned l)
+{
+    return l == LISTENER_INTERNAL ? "internal" : "public";
+}
+
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char buf[256];
+
+    (void)cls;
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    buf[strcspn(buf, "\n")] = '\0';
+    log_event(LOG_LVL_DEBUG, "mhd", json_pack("{s:s}", "msg", buf));
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    struct conn_state *cs = calloc(1, sizeof(*cs));
+    *socket_context = cs;
+    if (cs != NULL && s->listener == LISTENER_INTERNAL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        /* R8.1: the handshake itself must refuse a bad client certificate.
+         * If that cannot be arranged, bind_terminal() refuses every request
+         * of this connection (fail closed). */
+        if (ci != NULL && tls_require_client_cert(ci->tls_session) == 0)
+            cs->verifying = true;
+        else
+            log_error("tls_setup_failed", "cannot require a client certificate");
+    }
+}
+
+static void
+new_request_id(char out[17])
+{
+    uint8_t raw[8];
+
+    randombytes_buf(raw, sizeof(raw));
+    if (util_hex_encode(raw, sizeof(raw), out, 17) != 0)
+        out[0] = '\0';
+}
+
+/* Bind an internal request to its terminal and refuse revoked ones (R6.2):
+ * the revocation set is checked again on every request so a revocation
+ * reaches connections that are already open. */
+static int
+bind_terminal(struct MHD_Connection *c, struct req_state *rs)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_state *cs = ci ? ci->socket_context : NULL;
+
+    if (cs == NULL || !cs->verifying)
+        return -1;
+    if (!cs->have_fp) {
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ci == NULL || tls_peer_fingerprint(ci->tls_session, cs->fp) != 0)
+            return -1;
+        cs->have_fp = true;
+    }
+    memcpy(rs->req.terminal_fp, cs->fp, TLS_FP_LEN);
+    rs->req.has_terminal = true;
+    return revoke_current_contains(cs->fp) ? -1 : 0;
+}
+
+static uint64_t
+declared_length(struct MHD_Connection *c, bool *bad)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t n = 0;
+
+    *bad = false;
+    if (cl != NULL && util_parse_u64(cl, 0, UINT64_MAX, &n) != 0)
+        *bad = true;
+    return n;
+}
+
+/* First call: everything that can be decided from the headers. */
+static void
+begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state *rs,
+              const char *method, const char *url)
+{
+    char allow[64];
+    bool bad_len;
+    uint64_t clen;
+
+    rs->req.listener = s->listener;
+    rs->req.env = s->env;
+    new_request_id(rs->req.request_id);
+    if (s->listener == LISTENER_INTERNAL && bind_terminal(c, rs) != 0) {
+        reply_error(&rs->resp, 403, "terminal_revoked",
+                    "This terminal's certificate is revoked or not valid.", NULL);
+        rs->resp.close = true;
+        rs->decided = true;
+        return;
+    }
+    switch (router_match(s->routes, s->nroutes, method, url, s->listener, &rs->req,
+                         allow, sizeof(allow))) {
+    case ROUTE_NOT_FOUND:
+        reply_error(&rs->resp, 404, "not_found", "There is no such path.", NULL);
+        rs->decided = true;
+        return;
+    case ROUTE_BAD_METHOD:
+        reply_error(&rs->resp, 405, "method_not_allowed",
+                    "This path does not accept that method.", NULL);
+        snprintf(rs->resp.allow, sizeof(rs->resp.allow), "%s", allow);
+        rs->decided = true;
+        return;
+    case ROUTE_FOUND:
+        break;
+    }
+    rs->max = rs->req.route->max_body;
+    clen = declared_length(c, &bad_len);
+    if (bad_len) {
+        reply_error(&rs->resp, 400, "bad_request", "The Content-Length header is invalid.", NULL);
+        rs->resp.close = true;
+        rs->decided = true;
+    } else if (clen > rs->max) {
+        reply_error(&rs->resp, 413, "body_too_large",
+                    "The request body is larger than this path accepts.", NULL);
+        rs->resp.close = true;   /* do not read what we refuse */
+        rs->decided = true;
+    }
+}
+
+/* Later calls with upload data: keep it within the route's limit. */
+static void
+take_body(struct req_state *rs, const char *data, size_t n)
+{
+    if (rs->decided)
+        return;
+    if (n > rs->max - rs->len) {
+        reply_error(&rs->resp, 413, "body_too_large",
+                    "The request body is larger than this path accepts.", NULL);
+        rs->resp.close = true;
+        rs->decided = true;
+        return;
+    }
+    if (rs->body == NULL) {
+        rs->body = malloc(rs->max);
+        if (rs->body == NULL) {
+            reply_error(&rs->resp, 503, "unavailable", "The server is out of memory.", NULL);
+            rs->decided = true;
+            return;
+        }
+    }
+    memcpy(rs->body + rs->len, data, n);
+    rs->len += n;
+}
+
+static void
+run_handler(struct req_state *rs)
+{
+    const struct route *r = rs->req.route;
+
+    if (r->perm != PERM_ANONYMOUS) {
+        /* Deny by default until a route's permission can be checked. */
+        reply_error(&rs->resp, 401, "unauthenticated", "Please sign in first.", NULL);
+        return;
+    }
+    if (router_validate(r, rs->body, rs->len, &rs->req, &rs->resp) != 0)
+        return;
+    rs->resp.status = 500;
+    r->handler(&rs->req, &rs->resp);
+    json_decref(rs->req.body);
+    rs->req.body = NULL;
+}
+
+static void
+add_headers(struct MHD_Response *mr, const struct req_state *rs, bool draining)
+{
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json; charset=utf-8");
+    /* Responses may carry personal data: never cache them anywhere. */
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(mr, "Strict-Transport-Security", "max-age=31536000");
+    MHD_add_response_header(mr, "X-Request-Id", rs->req.request_id);
+    if (rs->resp.status == 405 && rs->resp.allow[0] != '\0')
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, rs->resp.allow);
+    if (rs->resp.close || draining)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static enum MHD_Result
+send_response(struct http_server *s, struct MHD_Connection *c, struct req_state *rs)
+{
+    struct MHD_Response *mr;
+    json_t *err = json_object_get(rs->resp.body, "error");
+    char *text;
+    enum MHD_Result ret;
+
+    if (json_is_object(err))
+        json_object_set_new(err, "request_id", json_string(rs->req.request_id));
+    text = rs->resp.body ? json_dumps(rs->resp.body, JSON_COMPACT) : NULL;
+    if (text == NULL)
+        text = strdup("{}");
+    if (text == NULL)
+        return MHD_NO;
+    mr = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (mr == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    add_headers(mr, rs, atomic_load(&s->draining));
+    ret = MHD_queue_response(c, rs->resp.status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size,
+           void **req_cls)
+{
+    struct http_server *s = cls;
+    struct req_state *rs = *req_cls;
+
+    (void)version;
+    if (rs == NULL) {
+        rs = calloc(1, sizeof(*rs));
+        if (rs == NULL)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &rs->start);
+        *req_cls = rs;
+        atomic_fetch_add(&s->inflight, 1);
+        begin_request(s, c, rs, method, url);
+        return MHD_YES;   /* answer on a later call: keeps keep-alive alive */
+    }
+    if (*upload_data_size > 0) {
+        take_body(rs, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!rs->decided)
+        run_handler(rs);
+    return send_response(s, c, rs);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct req_state *rs = *req_cls;
+    struct timespec now;
+
+    (void)c;
+    if (rs == NULL)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    /* The route *pattern* is logged, never the path: paths carry ids. */
+    log_event(LOG_LVL_INFO, "request",
+              json_pack("{s:s,s:s,s:i,s:s,s:f,s:b}",
+                        "listener", listener_name(s->listener),
+                        "route", rs->req.route ? rs->req.route->pattern : "-",
+                        "status", (int)rs->resp.status,
+                        "request_id", rs->req.request_id,
+                        "ms", (double)(now.tv_sec - rs->start.tv_sec) * 1e3 +
+                                  (double)(now.tv_nsec - rs->start.tv_nsec) / 1e6,
+                        "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
+    json_decref(rs->resp.body);
+    json_decref(rs->req.body);
+    free(rs->body);
+    free(rs);
+    *req_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+int
+http_server_start(const struct http_server_params *p, struct http_server **out)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+
+    if (s == NULL)
+        return -1;
+    s->listener = p->listener;
+    s->routes = p->routes;
+    s->nroutes = p->nroutes;
+    s->env = p->env;
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->draining, false);
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)p->listen_fd,
+        MHD_OPTION_HTTPS_MEM_CERT, p->cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, p->key_pem,
+        MHD_OPTION_HTTPS_PRIORITIES, p->priorities,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p->connection_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)p->max_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        p->trust_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, p->trust_pem,
+        MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void
+http_server_quiesce(struct http_server *s)
+{
+    if (atomic_exchange(&s->draining, true))
+        return;
+    /* The listening socket is shared with other workers: keep it open. */
+    (void)MHD_quiesce_daemon(s->mhd);
+}
+
+unsigned
+http_server_inflight(const struct http_server *s)
+{
+    return atomic_load(&s->inflight);
+}
+
+void
+http_server_stop(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    MHD_stop_daemon(s->mhd);
+    free(s);
+}

@@ -1,0 +1,319 @@
+/*
+ * worker.c - the network-facing worker process.
+ */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "http/server.h"
+#include "sandbox/sandbox.h"
+#include "tls/revoke.h"
+
+#define PEM_MAX (256u * 1024u)
+
+struct listener_pems {
+    char  *cert, *key, *trust;
+    size_t cert_len, key_len, trust_len;
+};
+
+struct worker {
+    const struct worker_args *args;
+    struct worker_env   env;
+    struct listener_pems pem[2];          /* [0] internal, [1] public */
+    struct http_server  *srv[2];
+    uint8_t             *revoked;         /* set being assembled from chunks */
+    size_t               nrevoked;
+    bool                 assembling;
+};
+
+static void
+free_pems(struct listener_pems *p)
+{
+    if (p->key != NULL)
+        util_wipe(p->key, p->key_len);
+    free(p->key);
+    free(p->cert);
+    free(p->trust);
+    memset(p, 0, sizeof(*p));
+}
+
+static int
+read_pem(const char *path, char **out, size_t *len)
+{
+    if (util_read_file(path, PEM_MAX, out, len) == 0)
+        return 0;
+    log_error("worker_init_failed", "cannot read %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Everything read from disk is read here, before the sandbox closes. */
+static int
+load_files(struct worker *w)
+{
+    const struct mamori_config *cfg = w->args->cfg;
+    char path[PATH_MAX], err[256];
+
+    if (read_pem(cfg->internal.cert, &w->pem[0].cert, &w->pem[0].cert_len) != 0 ||
+        read_pem(cfg->internal.key, &w->pem[0].key, &w->pem[0].key_len) != 0 ||
+        read_pem(cfg->client_ca, &w->pem[0].trust, &w->pem[0].trust_len) != 0 ||
+        read_pem(cfg->public_.cert, &w->pem[1].cert, &w->pem[1].cert_len) != 0 ||
+        read_pem(cfg->public_.key, &w->pem[1].key, &w->pem[1].key_len) != 0)
+        return -1;
+    if (util_path_join(path, sizeof(path), cfg->refdata,
+                       "municipalities/municipalities_lgcode.csv") != 0 ||
+        lgcode_table_load(path, &w->env.lgcodes, err, sizeof(err)) != 0) {
+        log_error("worker_init_failed", "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+enter_sandbox(const struct mamori_config *cfg)
+{
+    char dbdir[PATH_MAX];
+    const char *reads[] = { "/dev/urandom", NULL };
+    const char *writes[] = { dbdir, NULL };
+    struct sandbox_policy pol = {
+        .name = "worker",
+        .read_paths = reads,
+        .write_paths = writes,
+        .syscalls = SANDBOX_SYS_THREADS | SANDBOX_SYS_ACCEPT | SANDBOX_SYS_FILES,
+    };
+
+    /* The database directory is the only place a worker may write. */
+    if (util_strcpy(dbdir, sizeof(dbdir), cfg->store_path) != 0)
+        return -1;
+    {
+        const char *d = dirname(dbdir);
+        memmove(dbdir, d, strlen(d) + 1);
+    }
+    if (sandbox_drop_privileges(cfg->user) != 0)
+        return -1;
+    return sandbox_enter(&pol);
+}
+
+static int
+start_servers(struct worker *w)
+{
+    const struct mamori_config *cfg = w->args->cfg;
+    const struct listener_config *lc[2] = { &cfg->internal, &cfg->public_ };
+    const int fds[2] = { w->args->internal_fd, w->args->public_fd };
+    const unsigned which[2] = { LISTENER_INTERNAL, LISTENER_PUBLIC };
+
+    for (int i = 0; i < 2; i++) {
+        struct http_server_params p = {
+            .listener = which[i],
+            .listen_fd = fds[i],
+            .cert_pem = w->pem[i].cert,
+            .key_pem = w->pem[i].key,
+            .trust_pem = w->pem[i].trust,
+            .priorities = lc[i]->priorities,
+            .threads = cfg->threads,
+            .connection_timeout = cfg->connection_timeout,
+            .max_connections = cfg->max_connections,
+            .routes = mamori_routes,
+            .nroutes = mamori_nroutes,
+            .env = &w->env,
+        };
+        if (http_server_start(&p, &w->srv[i]) != 0) {
+            log_error("worker_init_failed", "cannot start the %s listener",
+                      i == 0 ? "internal" : "public");
+            return -1;
+        }
+        /* The key was copied into GnuTLS's credentials: wipe our copy. */
+        util_wipe(w->pem[i].key, w->pem[i].key_len);
+    }
+    return 0;
+}
+
+static void
+take_revocation_chunk(struct worker *w, const struct ipc_hdr *h, const uint8_t *buf)
+{
+    struct revoke_set *set;
+    size_t n = h->len / REVOKE_FP_LEN;
+    uint8_t *grown;
+
+    if (h->len % REVOKE_FP_LEN != 0 || (!w->assembling && !(h->flags & IPC_F_FIRST)) ||
+        w->nrevoked + n > REVOKE_MAX_ENTRIES) {
+        log_warn("ipc_refused", "malformed revocation chunk from parent");
+        return;
+    }
+    if (h->flags & IPC_F_FIRST) {
+        free(w->revoked);
+        w->revoked = NULL;
+        w->nrevoked = 0;
+        w->assembling = true;
+    }
+    if (n > 0) {
+        grown = realloc(w->revoked, (w->nrevoked + n) * REVOKE_FP_LEN);
+        if (grown == NULL)
+            return;
+        w->revoked = grown;
+        memcpy(w->revoked + w->nrevoked * REVOKE_FP_LEN, buf, h->len);
+        w->nrevoked += n;
+    }
+    if (h->flags & IPC_F_LAST) {
+        if (revoke_set_from_raw(w->revoked, w->nrevoked, &set) == 0) {
+            size_t count = revoke_set_count(set);
+            revoke_current_install(set);
+            log_event(LOG_LVL_INFO, "revocation_set_installed",
+                      json_pack("{s:I}", "entries", (json_int_t)count));
+            /* Tell the parent, so it can report when every worker has it. */
+            if (ipc_send(w->args->parent_fd, IPC_REVOKED_INSTALLED, h->id, 0, NULL, 0) != 0)
+                log_warn("ipc_send_failed", "cannot confirm the revocation set");
+        }
+        free(w->revoked);
+        w->revoked = NULL;
+        w->nrevoked = 0;
+        w->assembling = false;
+    }
+}
+
+/* Returns 1 to keep going, 0 to drain and stop, -1 when the parent is gone. */
+static int
+handle_parent(struct worker *w, uint8_t *buf)
+{
+    struct ipc_hdr h;
+    int r = ipc_recv(w->args->parent_fd, &h, buf, IPC_MAX_PAYLOAD);
+
+    if (r == 0)
+        return -1;
+    if (r < 0) {
+        if (errno == EBADMSG)
+            log_warn("ipc_refused", "malformed message from parent dropped");
+        return errno == EBADMSG || errno == EAGAIN ? 1 : -1;
+    }
+    switch (h.type) {
+    case IPC_SHUTDOWN:
+        return 0;
+    case IPC_REVOKED_CHUNK:
+        take_revocation_chunk(w, &h, buf);
+        return 1;
+    case IPC_PING:
+        if (ipc_send(w->args->parent_fd, IPC_PONG, h.id, 0, buf, h.len) != 0)
+            return -1;
+        return 1;
+    default:
+        log_warn("ipc_refused", "unexpected %s message from parent", ipc_type_name(h.type));
+        return 1;
+    }
+}
+
+static void
+drain(struct worker *w)
+{
+    struct timespec start, now;
+
+    http_server_quiesce(w->srv[0]);
+    http_server_quiesce(w->srv[1]);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        unsigned n = http_server_inflight(w->srv[0]) + http_server_inflight(w->srv[1]);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (n == 0)
+            break;
+        if (now.tv_sec - start.tv_sec >= (time_t)w->args->cfg->drain_timeout) {
+            log_warn("drain_timeout", "%u requests still running after %u s; closing them",
+                     n, w->args->cfg->drain_timeout);
+            break;
+        }
+        struct timespec pause = { 0, 20 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+}
+
+static int
+serve(struct worker *w, int sigfd)
+{
+    uint8_t *buf = malloc(IPC_MAX_PAYLOAD);
+    struct pollfd pfd[2] = {
+        { .fd = w->args->parent_fd, .events = POLLIN },
+        { .fd = sigfd, .events = POLLIN },
+    };
+    int state = 1;
+
+    if (buf == NULL)
+        return 1;
+    while (state == 1) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[0].revents != 0)
+            state = handle_parent(w, buf);
+        if (pfd[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+                (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT))
+                state = 0;
+        }
+    }
+    free(buf);
+    if (state == 0) {
+        drain(w);
+        return 0;
+    }
+    log_error("parent_gone", "the parent process went away; stopping at once");
+    return 1;
+}
+
+static int
+block_signals(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+int
+worker_main(const struct worker_args *a)
+{
+    struct worker w;
+    int sigfd, rc = 1;
+
+    memset(&w, 0, sizeof(w));
+    w.args = a;
+    w.env.cfg = a->cfg;
+    w.env.index = a->index;
+    ipc_chan_init(&w.env.keyholder, a->keyholder_fd);
+    ipc_chan_init(&w.env.audit, a->audit_fd);
+    sigfd = block_signals();
+    if (sigfd < 0 || sandbox_no_core_dumps() != 0 || load_files(&w) != 0 ||
+        enter_sandbox(a->cfg) != 0 || start_servers(&w) != 0)
+        goto out;
+    if (ipc_send(a->parent_fd, IPC_READY, 0, 0, NULL, 0) != 0)
+        goto out;
+    rc = serve(&w, sigfd);
+out:
+    for (int i = 0; i < 2; i++) {
+        http_server_stop(w.srv[i]);
+        free_pems(&w.pem[i]);
+    }
+    lgcode_table_free(w.env.lgcodes);
+    free(w.revoked);
+    ipc_chan_destroy(&w.env.keyholder);
+    ipc_chan_destroy(&w.env.audit);
+    if (sigfd >= 0)
+        close(sigfd);
+    return rc;
+}

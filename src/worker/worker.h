@@ -1,0 +1,39 @@
+/*
+ * worker.h - the network-facing worker process.
+ *
+ * A worker serves both listeners over inherited listening sockets.  It
+ * loads its TLS material and reference data, drops privileges and
+ * sandboxes itself, and only then starts accepting connections.  It
+ * never holds the master key and never writes the audit log: it asks
+ * the key holder and the audit writer over their channels.
+ */
+#ifndef MAMORI_WORKER_H
+#define MAMORI_WORKER_H
+
+#include "config/config.h"
+#include "ipc/ipc.h"
+#include "ref/lgcode.h"
+
+/* What handlers reach through http_request.env. */
+struct worker_env {
+    const struct mamori_config *cfg;
+    struct lgcode_table        *lgcodes;
+    struct ipc_chan             keyholder;
+    struct ipc_chan             audit;
+    unsigned                    index;
+};
+
+struct worker_args {
+    const struct mamori_config *cfg;
+    unsigned index;          /* 0-based worker number */
+    int internal_fd;         /* listening sockets, inherited */
+    int public_fd;
+    int parent_fd;           /* control channel to the parent */
+    int keyholder_fd;        /* request channel to the key holder */
+    int audit_fd;            /* request channel to the audit writer */
+};
+
+/* Run a worker until told to stop.  Returns the process exit status. */
+int worker_main(const struct worker_args *a);
+
+#endif
