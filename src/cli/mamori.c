@@ -1,2 +1,97 @@
-/* placeholder: written by the CLI work */
-int main(void) { return 1; }
+/*
+ * mamori.c - the operator's command-line tool: dispatch and usage.
+ *
+ * The subcommands live in cmd_*.c (linked from mamori_core so tests can
+ * call them); this file only picks one from the table below.  Only
+ * main() may exit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+/* One row per subcommand; usage() is generated from it. */
+static const struct cli_command commands[] = {
+    { "init", cmd_init, CMD_INIT_SYNOPSIS,
+      "create a data directory: development PKI, master key, mamorid.conf" },
+    { "terminal", cmd_terminal, CMD_TERMINAL_SYNOPSIS,
+      "issue, list and revoke terminal (client) certificates" },
+    { "version", cmd_version, "version", "print the version" },
+    { "help", cmd_help, "help", "print this summary" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(void)
+{
+    const char *lead = "usage:";
+
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *s = commands[i].synopsis;
+
+        while (*s != '\0') {
+            size_t n = strcspn(s, "\n");
+
+            fprintf(stderr, "%-6s mamori %.*s\n", lead, (int)n, s);
+            lead = "";
+            s += n;
+            if (*s == '\n')
+                s++;
+        }
+    }
+    fputc('\n', stderr);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(stderr, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(stderr, "\nSee mamori(1).\n");
+}
+
+static int
+cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1) {
+        cli_usage("version");
+        return CLI_USAGE;
+    }
+    printf("mamori %s\n", MAMORI_VERSION);
+    return CLI_OK;
+}
+
+static int
+cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    usage();
+    return CLI_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *name;
+
+    /* Library errors (never key material) as JSON lines on stderr. */
+    log_setup("mamori", LOG_TO_STDERR, LOG_LVL_WARN);
+    if (argc < 2) {
+        usage();
+        exit(CLI_USAGE);
+    }
+    name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0)
+        name = "help";
+    else if (strcmp(name, "-V") == 0 || strcmp(name, "--version") == 0)
+        name = "version";
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            exit(commands[i].run(argc - 1, argv + 1));
+    fprintf(stderr, "mamori: unknown command \"%s\"\n", argv[1]);
+    usage();
+    exit(CLI_USAGE);
+}

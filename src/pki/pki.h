@@ -61,6 +61,25 @@ int pki_sign_csr(const char *csr_pem, const struct pki_spec *spec,
 int pki_fingerprint(const char *cert_pem, uint8_t fp[PKI_FP_LEN])
     __attribute__((warn_unused_result));
 
+/* The same as 64 lower-case hex characters plus a NUL. */
+int pki_fingerprint_hex(const char *cert_pem, char hex[PKI_FP_HEX_LEN + 1])
+    __attribute__((warn_unused_result));
+
+#define PKI_CN_MAX 64
+
+/* What an operator needs to see about a certificate (mamori terminal
+ * list) without linking GnuTLS: validity and subject CN. */
+struct pki_cert_info {
+    time_t not_before;
+    time_t not_after;
+    int    is_ca;                        /* basicConstraints CA:TRUE */
+    char   common_name[PKI_CN_MAX + 1];  /* "" when there is none */
+};
+
+/* Read the first certificate in `cert_pem`.  Returns 0 or -1. */
+int pki_cert_info(const char *cert_pem, struct pki_cert_info *info)
+    __attribute__((warn_unused_result));
+
 /* Wipe and free a secret PEM string (NULL is fine). */
 void pki_free_secret(char *pem);
 

@@ -79,8 +79,8 @@ load_files(struct worker *w)
     return 0;
 }
 
-static int
-enter_sandbox(const struct mamori_config *cfg)
+int
+worker_enter_sandbox(const struct mamori_config *cfg)
 {
     char dbdir[PATH_MAX];
     const char *reads[] = { "/dev/urandom", NULL };
@@ -299,7 +299,7 @@ worker_main(const struct worker_args *a)
     ipc_chan_init(&w.env.audit, a->audit_fd);
     sigfd = block_signals();
     if (sigfd < 0 || sandbox_no_core_dumps() != 0 || load_files(&w) != 0 ||
-        enter_sandbox(a->cfg) != 0 || start_servers(&w) != 0)
+        worker_enter_sandbox(a->cfg) != 0 || start_servers(&w) != 0)
         goto out;
     if (ipc_send(a->parent_fd, IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;

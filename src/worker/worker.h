@@ -33,6 +33,12 @@ struct worker_args {
     int audit_fd;            /* request channel to the audit writer */
 };
 
+/* Drop privileges and apply the worker's sandbox: no file access except
+ * the database directory (read-write) and /dev/urandom, no new TCP
+ * sockets, the worker syscall allowlist.  Exposed so tests can show what
+ * a worker can and cannot do (e.g. open the master key file). */
+int worker_enter_sandbox(const struct mamori_config *cfg) __attribute__((warn_unused_result));
+
 /* Run a worker until told to stop.  Returns the process exit status. */
 int worker_main(const struct worker_args *a);
 
