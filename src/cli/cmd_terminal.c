@@ -1,0 +1,858 @@
+/*
+ * cmd_terminal.c - `mamori terminal`: issue, make CSRs for, list and
+ * revoke terminal (client) certificates (R6.2).
+ *
+ * A terminal is a registered internal workstation.  Its certificate is
+ * issued by the terminal CA in DIR/pki; revoking it adds the SHA-256
+ * fingerprint of its DER to DIR/pki/revoked-terminals.txt and tells a
+ * running mamorid to reload that file, so the revocation takes effect at
+ * once.
+ *
+ * revoked-terminals.txt format (also parsed by the daemon): one entry per
+ * line, 64 lower-case hex characters, optionally followed by whitespace
+ * and "# comment"; blank lines and lines starting with '#' are ignored.
+ */
+#include "cli/cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define TERMINAL_NAME_MAX 64
+#define TERMINALS_MAX     100000        /* listing refuses more */
+#define REVLIST_MAX       (16u * 1024u * 1024u)
+#define REASON_MAX        200
+
+enum { OPT_DAYS = 256, OPT_CSR, OPT_OUT_KEY, OPT_OUT_CSR, OPT_FINGERPRINT,
+       OPT_CERT, OPT_REASON };
+
+bool
+cli_terminal_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > TERMINAL_NAME_MAX || name[0] == '.' || name[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* dir/terminals/<name><ext> */
+static int
+terminal_path(char *out, size_t outsz, const char *dir, const char *name,
+              const char *ext)
+{
+    int n = snprintf(out, outsz, "%s/terminals/%s%s", dir, name, ext);
+
+    if (n < 0 || (size_t)n >= outsz) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+static bool
+path_taken(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* Create one file of a terminal, owned like terminals/ itself.  A file
+ * this call created but could not hand over is removed again. */
+static int
+terminal_file(const char *who, const char *path, const char *pem,
+              unsigned mode)
+{
+    if (cli_write_new(path, pem, strlen(pem), mode) != 0) {
+        cli_err(who, "cannot create %s", path);
+        return -1;
+    }
+    if (cli_own_like_parent(path) != 0) {
+        cli_err(who, "cannot set the owner of %s", path);
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write NAME.key (if any) then NAME.crt; a key without its certificate
+ * is removed again so a retry starts clean. */
+static int
+terminal_store(const char *who, const char *crtpath, const char *keypath,
+               const char *cert, const char *key)
+{
+    if (key != NULL && terminal_file(who, keypath, key, 0600) != 0)
+        return -1;
+    if (terminal_file(who, crtpath, cert, 0644) != 0) {
+        if (key != NULL)
+            unlink(keypath);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cli_terminal_make(const char *who, const char *dir, const char *name,
+                  const char *cn, const char *csr_pem, unsigned days,
+                  const struct pki_issuer *ca, char fp[PKI_FP_HEX_LEN + 1])
+{
+    char crtpath[PATH_MAX], keypath[PATH_MAX];
+    struct pki_spec spec;
+    char *cert = NULL, *key = NULL;
+    time_t now = time(NULL);
+    int ret = -1;
+
+    if (terminal_path(crtpath, sizeof(crtpath), dir, name, ".crt") != 0 ||
+        terminal_path(keypath, sizeof(keypath), dir, name, ".key") != 0) {
+        cli_errx(who, "path too long under %s", dir);
+        return -1;
+    }
+    /* R6.2: one name, one certificate; never replace a terminal's. */
+    if (path_taken(crtpath) || (csr_pem == NULL && path_taken(keypath))) {
+        cli_errx(who, "terminal %s already exists in %s/terminals; "
+                 "not overwriting", name, dir);
+        return -1;
+    }
+    memset(&spec, 0, sizeof(spec));
+    spec.kind = PKI_KIND_CLIENT;
+    spec.common_name = cn;
+    spec.not_before = now - CLI_BACKDATE_SECS;
+    spec.not_after = now + (time_t)days * 86400;
+    if (csr_pem != NULL) {
+        if (pki_sign_csr(csr_pem, &spec, ca, &cert) != 0) {
+            cli_errx(who, "cannot sign the CSR: it is malformed, its "
+                     "signature does not verify or its key is too weak "
+                     "(or the terminal CA in %s/pki is unusable)", dir);
+            return -1;
+        }
+    } else if (pki_issue(&spec, ca, &cert, &key) != 0) {
+        cli_errx(who, "cannot issue a certificate with the terminal CA "
+                 "in %s/pki", dir);
+        return -1;
+    }
+    if (pki_fingerprint_hex(cert, fp) != 0)
+        cli_errx(who, "cannot fingerprint the new certificate");
+    else if (terminal_store(who, crtpath, keypath, cert, key) == 0)
+        ret = 0;
+    free(cert);
+    pki_free_secret(key);
+    return ret;
+}
+
+/* ---- mamori terminal issue ---- */
+
+static int
+terminal_issue(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dir",  required_argument, NULL, 'd' },
+        { "days", required_argument, NULL, OPT_DAYS },
+        { "csr",  required_argument, NULL, OPT_CSR },
+        { "help", no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *who = "terminal issue", *dir = NULL, *csrfile = NULL;
+    char *csr = NULL;
+    struct cli_ca ca;
+    struct pki_issuer issuer;
+    uint64_t days = CLI_LEAF_DAYS;
+    int ch, ret = CLI_FAIL;
+
+    cli_getopt_reset();
+    while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            dir = optarg;
+            break;
+        case OPT_DAYS:
+            if (util_parse_u64(optarg, 1, CLI_MAX_DAYS, &days) != 0) {
+                cli_errx(who, "--days must be a whole number from 1 to %u",
+                         CLI_MAX_DAYS);
+                return CLI_USAGE;
+            }
+            break;
+        case OPT_CSR:
+            csrfile = optarg;
+            break;
+        case 'h':
+            cli_usage("terminal issue -d DIR [--days N] [--csr FILE] NAME");
+            return CLI_OK;
+        default:
+            cli_bad_option(who, argv);
+            return CLI_USAGE;
+        }
+    }
+    if (dir == NULL || argc - optind != 1) {
+        cli_usage("terminal issue -d DIR [--days N] [--csr FILE] NAME");
+        return CLI_USAGE;
+    }
+    if (!cli_terminal_name_ok(argv[optind])) {
+        cli_errx(who, "NAME must be 1-64 of A-Z a-z 0-9 . _ - and not "
+                 "start with '.' or '-'");
+        return CLI_USAGE;
+    }
+    if (csrfile != NULL && cli_read_pem(csrfile, &csr) != 0) {
+        cli_err(who, "cannot read %s", csrfile);
+        return CLI_FAIL;
+    }
+    if (cli_ca_load(who, dir, "pki/terminal-ca", &ca) == 0) {
+        char fp[PKI_FP_HEX_LEN + 1];
+
+        issuer.cert_pem = ca.cert_pem;
+        issuer.key_pem = ca.key_pem;
+        if (cli_terminal_make(who, dir, argv[optind], argv[optind], csr,
+                              (unsigned)days, &issuer, fp) == 0) {
+            printf("issued %s/terminals/%s.crt%s\n", dir, argv[optind],
+                   csr == NULL ? " and its key (.key, mode 0600)" : "");
+            printf("fingerprint (SHA-256): %s\n", fp);
+            ret = CLI_OK;
+        }
+    }
+    cli_ca_free(&ca);
+    free(csr);
+    return ret;
+}
+
+/* ---- mamori terminal csr ---- */
+
+static int
+terminal_csr(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "out-key", required_argument, NULL, OPT_OUT_KEY },
+        { "out-csr", required_argument, NULL, OPT_OUT_CSR },
+        { "help",    no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *who = "terminal csr", *keyfile = NULL, *csrfile = NULL;
+    char *csr = NULL, *key = NULL;
+    int ch, ret = CLI_FAIL;
+
+    cli_getopt_reset();
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_OUT_KEY:
+            keyfile = optarg;
+            break;
+        case OPT_OUT_CSR:
+            csrfile = optarg;
+            break;
+        case 'h':
+            cli_usage("terminal csr --out-key KEY --out-csr CSR NAME");
+            return CLI_OK;
+        default:
+            cli_bad_option(who, argv);
+            return CLI_USAGE;
+        }
+    }
+    if (keyfile == NULL || csrfile == NULL || argc - optind != 1) {
+        cli_usage("terminal csr --out-key KEY --out-csr CSR NAME");
+        return CLI_USAGE;
+    }
+    if (!cli_terminal_name_ok(argv[optind])) {
+        cli_errx(who, "NAME must be 1-64 of A-Z a-z 0-9 . _ - and not "
+                 "start with '.' or '-'");
+        return CLI_USAGE;
+    }
+    if (pki_make_csr(argv[optind], &csr, &key) != 0) {
+        cli_errx(who, "cannot make a key and CSR");
+        return CLI_FAIL;
+    }
+    if (cli_write_new(keyfile, key, strlen(key), 0600) != 0) {
+        cli_err(who, "cannot create %s", keyfile);
+    } else if (cli_write_new(csrfile, csr, strlen(csr), 0644) != 0) {
+        cli_err(who, "cannot create %s", csrfile);
+        unlink(keyfile);
+    } else {
+        printf("wrote %s (private key, mode 0600; keep it on this "
+               "terminal) and %s\n", keyfile, csrfile);
+        printf("next, on the server: mamori terminal issue -d DIR "
+               "--csr %s %s\n", csrfile, argv[optind]);
+        ret = CLI_OK;
+    }
+    free(csr);
+    pki_free_secret(key);
+    return ret;
+}
+
+/* ---- the revocation list ---- */
+
+enum revline { REVLINE_IGNORED, REVLINE_ENTRY, REVLINE_BAD };
+
+static bool
+is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+static bool
+is_lower_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* Classify one line (without its '\n'); an entry's fingerprint goes to fp. */
+static enum revline
+revline_parse(const char *line, size_t len, char fp[PKI_FP_HEX_LEN + 1])
+{
+    size_t i = 0;
+
+    while (i < len && is_blank(line[i]))
+        i++;
+    if (i == len || line[0] == '#')
+        return REVLINE_IGNORED;
+    if (len < PKI_FP_HEX_LEN)
+        return REVLINE_BAD;
+    for (i = 0; i < PKI_FP_HEX_LEN; i++)
+        if (!is_lower_hex(line[i]))
+            return REVLINE_BAD;
+    if (i < len && !is_blank(line[i]))
+        return REVLINE_BAD;
+    while (i < len && is_blank(line[i]))
+        i++;
+    if (i < len && line[i] != '#')
+        return REVLINE_BAD;
+    memcpy(fp, line, PKI_FP_HEX_LEN);
+    fp[PKI_FP_HEX_LEN] = '\0';
+    return REVLINE_ENTRY;
+}
+
+/* Does the list in `buf` revoke `fp`?  *bad counts malformed lines. */
+static bool
+revlist_has(const char *buf, const char *fp, unsigned *bad)
+{
+    char entry[PKI_FP_HEX_LEN + 1];
+    bool found = false;
+
+    *bad = 0;
+    while (*buf != '\0') {
+        size_t len = strcspn(buf, "\n");
+
+        switch (revline_parse(buf, len, entry)) {
+        case REVLINE_ENTRY:
+            if (strcmp(entry, fp) == 0)
+                found = true;
+            break;
+        case REVLINE_BAD:
+            (*bad)++;
+            break;
+        default:
+            break;
+        }
+        buf += len;
+        if (*buf == '\n')
+            buf++;
+    }
+    return found;
+}
+
+static int
+revlist_path(char *out, size_t outsz, const char *dir)
+{
+    return util_path_join(out, outsz, dir, "pki/revoked-terminals.txt");
+}
+
+/* Read the list; a missing file is an empty list (buf ""). */
+static int
+revlist_read(const char *who, const char *path, char **buf, size_t *len)
+{
+    if (util_read_file(path, REVLIST_MAX, buf, len) == 0)
+        return 0;
+    if (errno != ENOENT) {
+        cli_err(who, "cannot read %s", path);
+        return -1;
+    }
+    if ((*buf = strdup("")) == NULL) {
+        cli_err(who, "out of memory");
+        return -1;
+    }
+    *len = 0;
+    return 0;
+}
+
+/* ---- mamori terminal list ---- */
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The NAME of every dir/terminals/NAME.crt, sorted. */
+static int
+terminal_names(const char *who, const char *dir, char ***out, size_t *count)
+{
+    char path[PATH_MAX], **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    DIR *d;
+
+    if (util_path_join(path, sizeof(path), dir, "terminals") != 0 ||
+        (d = opendir(path)) == NULL) {
+        cli_err(who, "cannot open %s/terminals", dir);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char stem[NAME_MAX + 1];
+
+        if (len <= 4 || strcmp(de->d_name + len - 4, ".crt") != 0)
+            continue;
+        memcpy(stem, de->d_name, len - 4);
+        stem[len - 4] = '\0';
+        if (!cli_terminal_name_ok(stem))
+            continue;
+        if (n == cap) {
+            char **grown;
+
+            cap = cap ? cap * 2 : 16;
+            if (cap > TERMINALS_MAX ||
+                (grown = realloc(names, cap * sizeof(*names))) == NULL)
+                goto fail;
+            names = grown;
+        }
+        if ((names[n] = strdup(stem)) == NULL)
+            goto fail;
+        n++;
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(names, n, sizeof(*names), name_cmp);
+    *out = names;
+    *count = n;
+    return 0;
+fail:
+    cli_errx(who, "too many terminals or out of memory");
+    closedir(d);
+    names_free(names, n);
+    return -1;
+}
+
+/* One line of the listing; -1 if the certificate cannot be read. */
+static int
+terminal_show(const char *dir, const char *name, const char *revlist,
+              int width)
+{
+    char path[PATH_MAX], fp[PKI_FP_HEX_LEN + 1], when[21], *pem = NULL;
+    struct pki_cert_info info;
+    unsigned bad;
+    int ok;
+
+    ok = terminal_path(path, sizeof(path), dir, name, ".crt") == 0 &&
+         cli_read_pem(path, &pem) == 0 &&
+         pki_fingerprint_hex(pem, fp) == 0 &&
+         pki_cert_info(pem, &info) == 0;
+    free(pem);
+    if (!ok) {
+        printf("%-*s  %-*s  %-20s  %s\n", width, name, PKI_FP_HEX_LEN, "-",
+               "-", "unreadable");
+        return -1;
+    }
+    cli_iso8601(info.not_after, when);
+    printf("%-*s  %s  %-20s  %s\n", width, name, fp, when,
+           revlist_has(revlist, fp, &bad) ? "revoked" : "active");
+    return 0;
+}
+
+static int
+terminal_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dir",  required_argument, NULL, 'd' },
+        { "help", no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *who = "terminal list", *dir = NULL;
+    char path[PATH_MAX], *revlist = NULL, **names = NULL;
+    size_t len, n = 0;
+    unsigned bad;
+    int ch, width = 4, ret = CLI_OK;
+
+    cli_getopt_reset();
+    while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'h':
+            cli_usage("terminal list -d DIR");
+            return CLI_OK;
+        default:
+            cli_bad_option(who, argv);
+            return CLI_USAGE;
+        }
+    }
+    if (dir == NULL || argc != optind) {
+        cli_usage("terminal list -d DIR");
+        return CLI_USAGE;
+    }
+    if (revlist_path(path, sizeof(path), dir) != 0 ||
+        revlist_read(who, path, &revlist, &len) != 0)
+        return CLI_FAIL;
+    (void)revlist_has(revlist, "", &bad);   /* only to count bad lines */
+    if (bad > 0)
+        cli_errx(who, "warning: %u malformed line(s) in %s", bad, path);
+    if (terminal_names(who, dir, &names, &n) != 0) {
+        free(revlist);
+        return CLI_FAIL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((int)strlen(names[i]) > width)
+            width = (int)strlen(names[i]);
+    printf("%-*s  %-*s  %-20s  %s\n", width, "NAME", PKI_FP_HEX_LEN,
+           "FINGERPRINT (SHA-256)", "NOT-AFTER (UTC)", "STATUS");
+    for (size_t i = 0; i < n; i++)
+        if (terminal_show(dir, names[i], revlist, width) != 0)
+            ret = CLI_FAIL;
+    names_free(names, n);
+    free(revlist);
+    return ret;
+}
+
+/* ---- mamori terminal revoke ---- */
+
+struct revoke_opts {
+    const char *dir;
+    const char *fingerprint;
+    const char *cert;
+    const char *name;
+    const char *reason;
+};
+
+static bool
+reason_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > REASON_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static int
+revoke_parse(int argc, char **argv, struct revoke_opts *o)
+{
+    static const struct option opts[] = {
+        { "dir",         required_argument, NULL, 'd' },
+        { "fingerprint", required_argument, NULL, OPT_FINGERPRINT },
+        { "cert",        required_argument, NULL, OPT_CERT },
+        { "reason",      required_argument, NULL, OPT_REASON },
+        { "help",        no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *who = "terminal revoke";
+    int ch, given;
+
+    memset(o, 0, sizeof(*o));
+    cli_getopt_reset();
+    while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':               o->dir = optarg;          break;
+        case OPT_FINGERPRINT:   o->fingerprint = optarg;  break;
+        case OPT_CERT:          o->cert = optarg;         break;
+        case OPT_REASON:        o->reason = optarg;       break;
+        case 'h':
+            cli_usage(strrchr(CMD_TERMINAL_SYNOPSIS, '\n') + 1);
+            return CLI_OK;
+        default:
+            cli_bad_option(who, argv);
+            return CLI_USAGE;
+        }
+    }
+    if (argc - optind == 1)
+        o->name = argv[optind];
+    given = (o->fingerprint != NULL) + (o->cert != NULL) + (o->name != NULL);
+    if (o->dir == NULL || argc - optind > 1 || given != 1) {
+        cli_usage(strrchr(CMD_TERMINAL_SYNOPSIS, '\n') + 1);
+        return CLI_USAGE;
+    }
+    if (o->reason != NULL && !reason_ok(o->reason)) {
+        cli_errx(who, "--reason must be 1-%d printable ASCII characters",
+                 REASON_MAX);
+        return CLI_USAGE;
+    }
+    if (o->name != NULL && !cli_terminal_name_ok(o->name)) {
+        cli_errx(who, "NAME must be 1-64 of A-Z a-z 0-9 . _ - and not "
+                 "start with '.' or '-'");
+        return CLI_USAGE;
+    }
+    return -1;                          /* parsed; carry on */
+}
+
+/* The fingerprint to revoke, from whichever of the three forms was given. */
+static int
+revoke_target(const char *who, const struct revoke_opts *o,
+              char fp[PKI_FP_HEX_LEN + 1])
+{
+    char path[PATH_MAX], *pem = NULL;
+    int rc;
+
+    if (o->fingerprint != NULL) {
+        uint8_t raw[PKI_FP_LEN];
+
+        /* Either case in, canonical lower case out. */
+        if (util_hex_decode(o->fingerprint, raw, sizeof(raw)) != 0 ||
+            util_hex_encode(raw, sizeof(raw), fp, PKI_FP_HEX_LEN + 1) != 0) {
+            cli_errx(who, "--fingerprint must be 64 hex characters "
+                     "(SHA-256 of the certificate)");
+            return -1;
+        }
+        return 0;
+    }
+    if (o->cert != NULL)
+        rc = util_strcpy(path, sizeof(path), o->cert);
+    else
+        rc = terminal_path(path, sizeof(path), o->dir, o->name, ".crt");
+    if (rc != 0 || cli_read_pem(path, &pem) != 0) {
+        cli_err(who, "cannot read %s", rc != 0 ? "the certificate" : path);
+        return -1;
+    }
+    rc = pki_fingerprint_hex(pem, fp);
+    free(pem);
+    if (rc != 0)
+        cli_errx(who, "%s is not a PEM certificate", path);
+    return rc;
+}
+
+/* The new list: the old bytes, a newline if the last line lacked one,
+ * then one entry line.  Returns a malloc'd buffer or NULL. */
+static char *
+revlist_append(const char *old, size_t oldlen, const char *fp,
+               const char *reason, size_t *newlen)
+{
+    char when[21], line[PKI_FP_HEX_LEN + REASON_MAX + 64], *buf;
+    bool nl = oldlen > 0 && old[oldlen - 1] != '\n';
+    int n;
+
+    cli_iso8601(time(NULL), when);
+    n = snprintf(line, sizeof(line), "%s # revoked %s%s%s\n", fp, when,
+                 reason != NULL ? ": " : "", reason != NULL ? reason : "");
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return NULL;
+    if ((buf = malloc(oldlen + 1 + (size_t)n + 1)) == NULL)
+        return NULL;
+    memcpy(buf, old, oldlen);
+    if (nl)
+        buf[oldlen++] = '\n';
+    memcpy(buf + oldlen, line, (size_t)n + 1);
+    *newlen = oldlen + (size_t)n;
+    return buf;
+}
+
+/* Write the list back with the old file's mode and owner (root may run
+ * this on a tree owned by the daemon's user). */
+static int
+revlist_write(const char *who, const char *path, const char *buf, size_t len,
+              const struct stat *old)
+{
+    unsigned mode = old != NULL ? (unsigned)(old->st_mode & 07777) : 0644;
+
+    if (util_write_file_atomic(path, buf, len, mode) != 0) {
+        cli_err(who, "cannot write %s", path);
+        return -1;
+    }
+    if (old != NULL && geteuid() == 0 &&
+        lchown(path, old->st_uid, old->st_gid) != 0) {
+        cli_err(who, "cannot restore the owner of %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Is `pid` plausibly mamorid?  A stale pid file may name a reused pid;
+ * SIGHUP kills most other programs, so look before signalling.  Where
+ * /proc is not available, trust the pid file. */
+static bool
+pid_is_mamorid(long pid)
+{
+    char path[64], comm[32] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return true;
+    if (fgets(comm, sizeof(comm), f) == NULL)
+        comm[0] = '\0';
+    fclose(f);
+    return strncmp(comm, "mamori", 6) == 0;
+}
+
+/* R6.2: tell a running daemon to reload the list now.  Returns -1 only
+ * when a running mamorid could not be told. */
+static int
+revoke_notify(const char *who, const char *dir)
+{
+    char path[PATH_MAX], *buf = NULL;
+    size_t len;
+    uint64_t pid;
+
+    if (util_path_join(path, sizeof(path), dir, "run/mamorid.pid") != 0)
+        return -1;
+    if (util_read_file(path, 32, &buf, &len) != 0) {
+        if (errno == ENOENT) {
+            printf("mamorid is not running (no %s); it reads the list "
+                   "when it starts\n", path);
+            return 0;
+        }
+        cli_err(who, "warning: cannot read %s", path);
+        return 0;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || is_blank(buf[len - 1])))
+        buf[--len] = '\0';
+    if (util_parse_u64(buf, 1, INT_MAX, &pid) != 0) {
+        free(buf);
+        cli_errx(who, "warning: %s does not hold a process id; "
+                 "mamorid not signalled", path);
+        return 0;
+    }
+    free(buf);
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        printf("mamorid is not running (stale %s); it reads the list "
+               "when it starts\n", path);
+        return 0;
+    }
+    if (!pid_is_mamorid((long)pid)) {
+        printf("process %ld named in %s is not mamorid; not signalled\n",
+               (long)pid, path);
+        return 0;
+    }
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        cli_errx(who, "the list is updated but mamorid (pid %ld) could not "
+                 "be told to reload it (%s); run kill -HUP %ld as its user",
+                 (long)pid, strerror(errno), (long)pid);
+        return -1;
+    }
+    printf("sent SIGHUP to mamorid (pid %ld): it reloads the list now\n",
+           (long)pid);
+    return 0;
+}
+
+/* Add fp to the list under an exclusive lock on DIR/pki, so two
+ * concurrent revocations cannot lose one another's line.  Returns 1 if
+ * it was already there, 0 if added, -1 on failure. */
+static int
+revlist_add(const char *who, const char *dir, const char *fp,
+            const char *reason)
+{
+    char path[PATH_MAX], pkidir[PATH_MAX], *old = NULL, *buf = NULL;
+    struct stat st;
+    size_t oldlen, len;
+    unsigned bad;
+    int lockfd, ret = -1;
+
+    if (util_path_join(pkidir, sizeof(pkidir), dir, "pki") != 0 ||
+        revlist_path(path, sizeof(path), dir) != 0) {
+        cli_errx(who, "path too long: %s", dir);
+        return -1;
+    }
+    lockfd = open(pkidir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
+        cli_err(who, "cannot lock %s", pkidir);
+        if (lockfd >= 0)
+            close(lockfd);
+        return -1;
+    }
+    if (revlist_read(who, path, &old, &oldlen) != 0)
+        goto out;
+    if (revlist_has(old, fp, &bad)) {
+        ret = 1;
+        goto out;
+    }
+    if (bad > 0)
+        cli_errx(who, "warning: %u malformed line(s) in %s kept as they are",
+                 bad, path);
+    if ((buf = revlist_append(old, oldlen, fp, reason, &len)) == NULL) {
+        cli_errx(who, "out of memory");
+        goto out;
+    }
+    if (revlist_write(who, path, buf, len,
+                      lstat(path, &st) == 0 ? &st : NULL) == 0)
+        ret = 0;
+out:
+    free(old);
+    free(buf);
+    close(lockfd);                      /* releases the lock */
+    return ret;
+}
+
+static int
+terminal_revoke(int argc, char **argv)
+{
+    const char *who = "terminal revoke";
+    struct revoke_opts o;
+    char fp[PKI_FP_HEX_LEN + 1];
+    int rc;
+
+    if ((rc = revoke_parse(argc, argv, &o)) >= 0)
+        return rc;
+    if (revoke_target(who, &o, fp) != 0)
+        return CLI_FAIL;
+    rc = revlist_add(who, o.dir, fp, o.reason);
+    if (rc < 0)
+        return CLI_FAIL;
+    if (rc == 1) {
+        printf("%s is already revoked; nothing changed\n", fp);
+        return CLI_OK;
+    }
+    printf("revoked %s in %s/pki/revoked-terminals.txt\n", fp, o.dir);
+    return revoke_notify(who, o.dir) == 0 ? CLI_OK : CLI_FAIL;
+}
+
+/* ---- dispatch ---- */
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+} terminal_cmds[] = {
+    { "issue",  terminal_issue },
+    { "csr",    terminal_csr },
+    { "list",   terminal_list },
+    { "revoke", terminal_revoke },
+};
+
+int
+cmd_terminal(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_usage(CMD_TERMINAL_SYNOPSIS);
+        return CLI_USAGE;
+    }
+    for (size_t i = 0; i < sizeof(terminal_cmds) / sizeof(terminal_cmds[0]);
+         i++)
+        if (strcmp(argv[1], terminal_cmds[i].name) == 0)
+            return terminal_cmds[i].run(argc - 1, argv + 1);
+    cli_errx("terminal", "unknown subcommand \"%s\"", argv[1]);
+    cli_usage(CMD_TERMINAL_SYNOPSIS);
+    return CLI_USAGE;
+}
