@@ -546,10 +546,22 @@ serve(struct daemon_state *d)
 }
 
 static int
+parent_dir(char *out, size_t outsz, const char *path)
+{
+    char copy[PATH_MAX];
+
+    if (util_strcpy(copy, sizeof(copy), path) != 0)
+        return -1;
+    return util_strcpy(out, outsz, dirname(copy));
+}
+
+static int
 parent_sandbox(const struct mamori_config *cfg)
 {
-    char rundir[PATH_MAX];
-    const char *reads[] = { cfg->revocation_list, NULL };
+    char rundir[PATH_MAX], listdir[PATH_MAX];
+    /* The list is replaced by rename(), so a rule on the file itself
+     * would keep pointing at the old inode: grant its directory. */
+    const char *reads[] = { listdir, NULL };
     const char *writes[] = { rundir, NULL };
     struct sandbox_policy pol = {
         .name = "parent",
@@ -558,12 +570,9 @@ parent_sandbox(const struct mamori_config *cfg)
         .syscalls = SANDBOX_SYS_FILES | SANDBOX_SYS_SUPERVISE,
     };
 
-    if (util_strcpy(rundir, sizeof(rundir), cfg->pidfile) != 0)
+    if (parent_dir(rundir, sizeof(rundir), cfg->pidfile) != 0 ||
+        parent_dir(listdir, sizeof(listdir), cfg->revocation_list) != 0)
         return -1;
-    {
-        const char *dir = dirname(rundir);
-        memmove(rundir, dir, strlen(dir) + 1);
-    }
     return sandbox_enter(&pol);
 }
 
