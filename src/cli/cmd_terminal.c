@@ -8,9 +8,11 @@
  * running mamorid to reload that file, so the revocation takes effect at
  * once.
  *
- * revoked-terminals.txt format (also parsed by the daemon): one entry per
- * line, 64 lower-case hex characters, optionally followed by whitespace
- * and "# comment"; blank lines and lines starting with '#' are ignored.
+ * revoked-terminals.txt format: one entry per line, 64 lower-case hex
+ * characters, optionally followed by whitespace and "# comment"; blank
+ * lines and lines starting with '#' are ignored.  It is read here with
+ * the daemon's own parser (tls/revoke.h), so `list` shows what mamorid
+ * enforces and `revoke` never extends a list mamorid would refuse.
  */
 #include "cli/cli.h"
 
@@ -28,10 +30,12 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "tls/revoke.h"
 
 #define TERMINAL_NAME_MAX 64
 #define TERMINALS_MAX     100000        /* listing refuses more */
-#define REVLIST_MAX       (16u * 1024u * 1024u)
+/* The daemon reads at most this much of the list (revoke_set_load). */
+#define REVLIST_MAX       ((size_t)REVOKE_MAX_ENTRIES * 100)
 #define REASON_MAX        200
 
 enum { OPT_DAYS = 256, OPT_CSR, OPT_OUT_KEY, OPT_OUT_CSR, OPT_FINGERPRINT,
@@ -297,73 +301,10 @@ terminal_csr(int argc, char **argv)
 
 /* ---- the revocation list ---- */
 
-enum revline { REVLINE_IGNORED, REVLINE_ENTRY, REVLINE_BAD };
-
 static bool
 is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
-}
-
-static bool
-is_lower_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
-/* Classify one line (without its '\n'); an entry's fingerprint goes to fp. */
-static enum revline
-revline_parse(const char *line, size_t len, char fp[PKI_FP_HEX_LEN + 1])
-{
-    size_t i = 0;
-
-    while (i < len && is_blank(line[i]))
-        i++;
-    if (i == len || line[0] == '#')
-        return REVLINE_IGNORED;
-    if (len < PKI_FP_HEX_LEN)
-        return REVLINE_BAD;
-    for (i = 0; i < PKI_FP_HEX_LEN; i++)
-        if (!is_lower_hex(line[i]))
-            return REVLINE_BAD;
-    if (i < len && !is_blank(line[i]))
-        return REVLINE_BAD;
-    while (i < len && is_blank(line[i]))
-        i++;
-    if (i < len && line[i] != '#')
-        return REVLINE_BAD;
-    memcpy(fp, line, PKI_FP_HEX_LEN);
-    fp[PKI_FP_HEX_LEN] = '\0';
-    return REVLINE_ENTRY;
-}
-
-/* Does the list in `buf` revoke `fp`?  *bad counts malformed lines. */
-static bool
-revlist_has(const char *buf, const char *fp, unsigned *bad)
-{
-    char entry[PKI_FP_HEX_LEN + 1];
-    bool found = false;
-
-    *bad = 0;
-    while (*buf != '\0') {
-        size_t len = strcspn(buf, "\n");
-
-        switch (revline_parse(buf, len, entry)) {
-        case REVLINE_ENTRY:
-            if (strcmp(entry, fp) == 0)
-                found = true;
-            break;
-        case REVLINE_BAD:
-            (*bad)++;
-            break;
-        default:
-            break;
-        }
-        buf += len;
-        if (*buf == '\n')
-            buf++;
-    }
-    return found;
 }
 
 static int
@@ -372,22 +313,47 @@ revlist_path(char *out, size_t outsz, const char *dir)
     return util_path_join(out, outsz, dir, "pki/revoked-terminals.txt");
 }
 
-/* Read the list; a missing file is an empty list (buf ""). */
+/* Read and parse the list as mamorid does; a missing file is an empty
+ * list (text "").  A line mamorid would refuse is an error here too.
+ * The caller frees *text and revoke_set_free()s *set. */
 static int
-revlist_read(const char *who, const char *path, char **buf, size_t *len)
+revlist_load(const char *who, const char *path, char **text, size_t *len,
+             struct revoke_set **set)
 {
-    if (util_read_file(path, REVLIST_MAX, buf, len) == 0)
-        return 0;
-    if (errno != ENOENT) {
-        cli_err(who, "cannot read %s", path);
+    unsigned bad = 0;
+
+    if (util_read_file(path, REVLIST_MAX, text, len) != 0) {
+        if (errno != ENOENT) {
+            cli_err(who, "cannot read %s", path);
+            return -1;
+        }
+        if ((*text = strdup("")) == NULL) {
+            cli_err(who, "out of memory");
+            return -1;
+        }
+        *len = 0;
+    }
+    if (revoke_set_parse(*text, *len, set, &bad) != 0) {
+        if (bad > 0)
+            cli_errx(who, "%s line %u is not a fingerprint, a comment or "
+                     "blank, so mamorid refuses the whole list; fix it "
+                     "first", path, bad);
+        else
+            cli_err(who, "cannot parse %s", path);
+        free(*text);
+        *text = NULL;
         return -1;
     }
-    if ((*buf = strdup("")) == NULL) {
-        cli_err(who, "out of memory");
-        return -1;
-    }
-    *len = 0;
     return 0;
+}
+
+static bool
+revlist_has(const struct revoke_set *set, const char *hex)
+{
+    uint8_t fp[PKI_FP_LEN];
+
+    return util_hex_decode(hex, fp, sizeof(fp)) == 0 &&
+           revoke_set_contains(set, fp);
 }
 
 /* ---- mamori terminal list ---- */
@@ -458,12 +424,11 @@ fail:
 
 /* One line of the listing; -1 if the certificate cannot be read. */
 static int
-terminal_show(const char *dir, const char *name, const char *revlist,
-              int width)
+terminal_show(const char *dir, const char *name,
+              const struct revoke_set *revoked, int width)
 {
     char path[PATH_MAX], fp[PKI_FP_HEX_LEN + 1], when[21], *pem = NULL;
     struct pki_cert_info info;
-    unsigned bad;
     int ok;
 
     ok = terminal_path(path, sizeof(path), dir, name, ".crt") == 0 &&
@@ -478,7 +443,7 @@ terminal_show(const char *dir, const char *name, const char *revlist,
     }
     cli_iso8601(info.not_after, when);
     printf("%-*s  %s  %-20s  %s\n", width, name, fp, when,
-           revlist_has(revlist, fp, &bad) ? "revoked" : "active");
+           revlist_has(revoked, fp) ? "revoked" : "active");
     return 0;
 }
 
@@ -491,9 +456,9 @@ terminal_list(int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
     const char *who = "terminal list", *dir = NULL;
-    char path[PATH_MAX], *revlist = NULL, **names = NULL;
+    char path[PATH_MAX], *text = NULL, **names = NULL;
+    struct revoke_set *revoked = NULL;
     size_t len, n = 0;
-    unsigned bad;
     int ch, width = 4, ret = CLI_OK;
 
     cli_getopt_reset();
@@ -515,13 +480,11 @@ terminal_list(int argc, char **argv)
         return CLI_USAGE;
     }
     if (revlist_path(path, sizeof(path), dir) != 0 ||
-        revlist_read(who, path, &revlist, &len) != 0)
+        revlist_load(who, path, &text, &len, &revoked) != 0)
         return CLI_FAIL;
-    (void)revlist_has(revlist, "", &bad);   /* only to count bad lines */
-    if (bad > 0)
-        cli_errx(who, "warning: %u malformed line(s) in %s", bad, path);
+    free(text);
     if (terminal_names(who, dir, &names, &n) != 0) {
-        free(revlist);
+        revoke_set_free(revoked);
         return CLI_FAIL;
     }
     for (size_t i = 0; i < n; i++)
@@ -530,10 +493,10 @@ terminal_list(int argc, char **argv)
     printf("%-*s  %-*s  %-20s  %s\n", width, "NAME", PKI_FP_HEX_LEN,
            "FINGERPRINT (SHA-256)", "NOT-AFTER (UTC)", "STATUS");
     for (size_t i = 0; i < n; i++)
-        if (terminal_show(dir, names[i], revlist, width) != 0)
+        if (terminal_show(dir, names[i], revoked, width) != 0)
             ret = CLI_FAIL;
     names_free(names, n);
-    free(revlist);
+    revoke_set_free(revoked);
     return ret;
 }
 
@@ -766,9 +729,9 @@ revlist_add(const char *who, const char *dir, const char *fp,
             const char *reason)
 {
     char path[PATH_MAX], pkidir[PATH_MAX], *old = NULL, *buf = NULL;
+    struct revoke_set *revoked = NULL;
     struct stat st;
     size_t oldlen, len;
-    unsigned bad;
     int lockfd, ret = -1;
 
     if (util_path_join(pkidir, sizeof(pkidir), dir, "pki") != 0 ||
@@ -783,15 +746,12 @@ revlist_add(const char *who, const char *dir, const char *fp,
             close(lockfd);
         return -1;
     }
-    if (revlist_read(who, path, &old, &oldlen) != 0)
+    if (revlist_load(who, path, &old, &oldlen, &revoked) != 0)
         goto out;
-    if (revlist_has(old, fp, &bad)) {
+    if (revlist_has(revoked, fp)) {
         ret = 1;
         goto out;
     }
-    if (bad > 0)
-        cli_errx(who, "warning: %u malformed line(s) in %s kept as they are",
-                 bad, path);
     if ((buf = revlist_append(old, oldlen, fp, reason, &len)) == NULL) {
         cli_errx(who, "out of memory");
         goto out;
@@ -800,6 +760,7 @@ revlist_add(const char *who, const char *dir, const char *fp,
                       lstat(path, &st) == 0 ? &st : NULL) == 0)
         ret = 0;
 out:
+    revoke_set_free(revoked);
     free(old);
     free(buf);
     close(lockfd);                      /* releases the lock */

@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "config/config.h"
 #include "pki/pki.h"
+#include "tls/revoke.h"
 
 struct tmp {
     char base[64];                  /* mkdtemp */
@@ -547,6 +548,19 @@ test_terminal_revoke(void **state)
     assert_int_equal(strncmp(after, before, strlen(before)), 0); /* kept */
     assert_mode(t, "pki/revoked-terminals.txt", S_IFREG, 0640); /* kept */
     free(before);
+    {
+        /* ...and mamorid's own parser sees exactly that entry. */
+        struct revoke_set *set = NULL;
+        uint8_t raw[PKI_FP_LEN];
+        unsigned bad = 0;
+
+        assert_int_equal(revoke_set_parse(after, strlen(after), &set, &bad),
+                         0);
+        assert_int_equal(revoke_set_count(set), 1);
+        assert_int_equal(util_hex_decode(fp, raw, sizeof(raw)), 0);
+        assert_true(revoke_set_contains(set, raw));
+        revoke_set_free(set);
+    }
 
     /* Idempotent, whichever way the terminal is named. */
     join(certp, t->data, "terminals/lost.crt");
@@ -590,6 +604,48 @@ test_terminal_revoke(void **state)
         assert_true(strncmp(d + 1 + strcspn(d + 1, "\n") - 6, "active", 6) == 0);
     }
     free(out);
+}
+
+/* The list is read as mamorid reads it: an entry mamorid honours counts
+ * as revoked, and a line that makes mamorid refuse the list stops both
+ * `list` and `revoke` with nothing changed. */
+static void
+test_revoke_list_as_daemon_reads_it(void **state)
+{
+    struct tmp *t = *state;
+    char fp[PKI_FP_HEX_LEN + 1], up[PKI_FP_HEX_LEN + 1], path[PATH_MAX];
+    char text[256], *out, *before, *after;
+
+    assert_int_equal(init_default(t), CLI_OK);
+    fp_of_file(t->data, "terminals/demo.crt", fp);
+    join(path, t->data, "pki/revoked-terminals.txt");
+
+    /* Upper case, indented, comment without a blank: mamorid accepts it. */
+    for (size_t i = 0; i <= PKI_FP_HEX_LEN; i++)
+        up[i] = (char)(fp[i] >= 'a' ? fp[i] - 32 : fp[i]);
+    snprintf(text, sizeof(text), "# hand-edited\n  %s#lost\n", up);
+    assert_int_equal(util_write_file_atomic(path, text, strlen(text), 0644), 0);
+    assert_int_equal(RUN(&out, "terminal", "list", "-d", t->data), CLI_OK);
+    assert_non_null(strstr(out, "revoked"));
+    assert_null(strstr(out, "active"));
+    free(out);
+    assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data, "demo"),
+                     CLI_OK);
+    after = slurp(t->data, "pki/revoked-terminals.txt");
+    assert_string_equal(after, text);               /* already revoked */
+    free(after);
+
+    /* A line mamorid refuses: both commands fail, nothing is written. */
+    strcat(text, "not a fingerprint\n");
+    assert_int_equal(util_write_file_atomic(path, text, strlen(text), 0644), 0);
+    assert_int_equal(RUN(NULL, "terminal", "issue", "-d", t->data, "new"),
+                     CLI_OK);
+    assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data, "new"),
+                     CLI_FAIL);
+    assert_int_equal(RUN(NULL, "terminal", "list", "-d", t->data), CLI_FAIL);
+    before = slurp(t->data, "pki/revoked-terminals.txt");
+    assert_string_equal(before, text);
+    free(before);
 }
 
 static volatile sig_atomic_t got_hup;
@@ -726,6 +782,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_terminal_csr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminal_revoke, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_list_as_daemon_reads_it,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_signals_daemon, setup,
                                         teardown),
     };
