@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -285,6 +286,13 @@ build_seccomp(scmp_filter_ctx ctx, unsigned groups)
     if ((groups & SANDBOX_SYS_FILES) && ALLOW(file_syscalls) != 0)
         return -1;
     if ((groups & SANDBOX_SYS_SUPERVISE) && ALLOW(supervise_syscalls) != 0)
+        return -1;
+    /* syslog(3) (re)connects to /dev/log: local sockets only.  TCP is
+     * impossible anyway: no AF_INET socket can be made, and Landlock
+     * (ABI 4+) forbids TCP connect and bind. */
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                         SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) != 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0)
         return -1;
     /* prctl only to name threads (libmicrohttpd does). */
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
