@@ -1,0 +1,107 @@
+/*
+ * store_int.h - private to src/store: the backend interface and the
+ * encrypted form of a row.  Nothing outside src/store includes this.
+ */
+#ifndef MAMORI_STORE_INT_H
+#define MAMORI_STORE_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "crypto/field.h"
+#include "store/store.h"
+
+/* Encrypted resident columns, in table order; each is "<name>_ct". */
+#define RES_NCT 17
+struct store_rescol {
+    const char *name;
+    size_t      off;    /* offsetof(struct resident, field) */
+    size_t      size;   /* sizeof the field */
+};
+extern const struct store_rescol store_rescols[RES_NCT];
+
+/* Largest resident field is an address. */
+#define RES_CT_SLOT FIELD_CT_LEN(STORE_ADDR_MAX)
+
+/* A resident as stored: plaintext metadata, blind indexes, ciphertexts. */
+struct enc_resident {
+    char     tenant[TENANT_ID_LEN + 1];
+    int64_t  id;
+    char     address_no[STORE_ADDRNO_MAX];
+    uint32_t key_version;
+    int      birth_year;
+    char     ceased_ym[8];              /* "YYYY-MM" or "" (NULL) */
+    bool     has_mynumber_bidx;
+    uint8_t  mynumber_bidx[BIDX_LEN];
+    uint8_t  name_bidx[BIDX_LEN];
+    bool     has_kana_bidx;
+    uint8_t  kana_bidx[BIDX_LEN];
+    char     created_at[25];
+    size_t   ct_len[RES_NCT];
+    uint8_t  ct[RES_NCT][RES_CT_SLOT];
+};
+
+enum res_lookup { RES_BY_ID, RES_BY_ADDRNO };
+enum res_index { RES_IDX_MYNUMBER, RES_IDX_NAME };
+
+/*
+ * One backend.  `c` is a connection used by one thread at a time.  Every
+ * function returns a store status; errors that put durability in doubt
+ * (commit failure, I/O error) return STORE_FATAL.
+ */
+struct store_ops {
+    const char *name;
+    enum store_status (*conn_open)(const struct store *st, void **c);
+    void (*conn_close)(void *c);
+    enum store_status (*begin)(void *c);     /* write transaction */
+    enum store_status (*commit)(void *c);
+    void (*rollback)(void *c);
+    enum store_status (*schema_version)(void *c, int *v);
+    int (*migrations)(void);                 /* how many exist */
+    enum store_status (*migrate_one)(void *c, int version, const char *now);
+    enum store_status (*tenant_create)(void *c, const char *t, const char *now);
+    enum store_status (*tenant_state)(void *c, const char *t, char state[16]);
+    enum store_status (*tenant_erase)(void *c, const char *t, const char *now);
+    void (*after_erase)(void *c);            /* e.g. WAL checkpoint */
+    enum store_status (*counts)(void *c, const char *t, struct store_counts *o);
+    /* STORE_OK and *id if `key` was used for `op`; STORE_EXISTS if it was
+     * used for another operation; STORE_NOTFOUND if unused. */
+    enum store_status (*idem_get)(void *c, const char *t, const char *key,
+                                  const char *op, int64_t *id);
+    enum store_status (*idem_put)(void *c, const char *t, const char *key,
+                                  const char *op, int64_t id, const char *now);
+    enum store_status (*next_id)(void *c, const char *t, int64_t *id);
+    enum store_status (*res_insert)(void *c, const struct enc_resident *e);
+    enum store_status (*res_update)(void *c, const struct enc_resident *e);
+    enum store_status (*res_load)(void *c, const char *t, enum res_lookup by,
+                                  int64_t id, const char *addrno,
+                                  struct enc_resident *e);
+    enum store_status (*res_find)(void *c, const char *t, enum res_index idx,
+                                  const uint8_t *bidx, int64_t *ids, size_t max,
+                                  size_t *n);
+    enum store_status (*res_stale)(void *c, const char *t, uint32_t below,
+                                   int64_t *ids, size_t max, size_t *n);
+};
+
+extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
+
+struct store {
+    const struct store_ops *ops;
+    char            path[PATH_MAX];
+    char            conninfo[1024];
+    unsigned        busy_timeout_ms;
+    size_t          max;        /* pool size */
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    void          **idle;       /* idle connections (stack) */
+    size_t          nidle;
+    size_t          nopen;
+    bool            fatal;      /* a commit failed: refuse everything */
+};
+
+/* Column list "a_ct, b_ct, ..." for SQL building. */
+int store_ct_columns(char *out, size_t outsz);
+
+#endif

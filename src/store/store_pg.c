@@ -1,0 +1,712 @@
+/*
+ * store_pg.c - the PostgreSQL backend (libpq).
+ *
+ * Each connection forces synchronous_commit=on and refuses a server with
+ * fsync off (R9.6).  Statements are prepared once per connection; bytea
+ * parameters and all results travel in binary.  Personal tables lead
+ * their primary keys with tenant_id (ready for distribution by tenant).
+ */
+#include "store/store_int.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static const char *const migrations[] = {
+    /* 1: tenants, residents, idempotency (R1.1, R2.1) */
+    "CREATE TABLE schema_migrations ("
+    "  version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);"
+    "CREATE TABLE tenants ("
+    "  tenant_id TEXT PRIMARY KEY CHECK (length(tenant_id) = 6),"
+    "  state TEXT NOT NULL CHECK (state IN ('active', 'erased')),"
+    "  created_at TEXT NOT NULL, changed_at TEXT NOT NULL);"
+    "CREATE SEQUENCE resident_id_seq;"
+    "CREATE TABLE residents ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  resident_id BIGINT NOT NULL,"
+    "  address_no TEXT NOT NULL,"
+    "  key_version BIGINT NOT NULL,"
+    "  birth_year INTEGER NOT NULL,"
+    "  ceased_ym TEXT,"
+    "  mynumber_bidx BYTEA, name_bidx BYTEA NOT NULL, kana_bidx BYTEA,"
+    "  mynumber_ct BYTEA NOT NULL, name_ct BYTEA NOT NULL, kana_ct BYTEA NOT NULL,"
+    "  birth_date_ct BYTEA NOT NULL, sex_ct BYTEA NOT NULL, postcode_ct BYTEA NOT NULL,"
+    "  address_ct BYTEA NOT NULL, katagaki_ct BYTEA NOT NULL,"
+    "  household_no_ct BYTEA NOT NULL, relationship_ct BYTEA NOT NULL,"
+    "  became_date_ct BYTEA NOT NULL, ceased_date_ct BYTEA NOT NULL,"
+    "  movement_type_ct BYTEA NOT NULL, movement_date_ct BYTEA NOT NULL,"
+    "  prev_address_ct BYTEA NOT NULL, next_address_ct BYTEA NOT NULL,"
+    "  alias_ct BYTEA NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, resident_id),"
+    "  UNIQUE (tenant_id, address_no));"
+    "CREATE INDEX residents_mynumber ON residents (tenant_id, mynumber_bidx);"
+    "CREATE INDEX residents_name ON residents (tenant_id, name_bidx);"
+    "CREATE INDEX residents_kana ON residents (tenant_id, kana_bidx);"
+    "CREATE INDEX residents_keyver ON residents (tenant_id, key_version);"
+    "CREATE TABLE idempotency ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  idem_key TEXT NOT NULL, op TEXT NOT NULL, row_id BIGINT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, idem_key));",
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum {
+    Q_TENANT_CREATE, Q_TENANT_STATE, Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT,
+    Q_COUNTS, Q_IDEM_GET, Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID,
+    Q_LOAD_ADDR, Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_COUNT
+};
+
+#define LOAD_COLS "resident_id, address_no, key_version, birth_year::int8, " \
+    "ceased_ym, created_at, "
+
+static const char *const fixed_sql[Q_COUNT] = {
+    [Q_TENANT_CREATE] = "INSERT INTO tenants (tenant_id, state, created_at, "
+        "changed_at) VALUES ($1, 'active', $2, $2)",
+    [Q_TENANT_STATE] = "SELECT state FROM tenants WHERE tenant_id = $1",
+    [Q_ERASE_IDEM] = "DELETE FROM idempotency WHERE tenant_id = $1",
+    [Q_ERASE_RES] = "DELETE FROM residents WHERE tenant_id = $1",
+    [Q_ERASE_TENANT] = "UPDATE tenants SET state = 'erased', changed_at = $2 "
+        "WHERE tenant_id = $1",
+    [Q_COUNTS] = "SELECT (SELECT count(*) FROM tenants WHERE state = 'active' "
+        "AND ($1::text IS NULL OR tenant_id = $1)), (SELECT count(*) FROM residents "
+        "WHERE $1::text IS NULL OR tenant_id = $1), (SELECT count(*) FROM "
+        "idempotency WHERE $1::text IS NULL OR tenant_id = $1)",
+    [Q_IDEM_GET] = "SELECT op, row_id FROM idempotency WHERE tenant_id = $1 "
+        "AND idem_key = $2",
+    [Q_IDEM_PUT] = "INSERT INTO idempotency (tenant_id, idem_key, op, row_id, "
+        "created_at) VALUES ($1, $2, $3, $4, $5)",
+    [Q_NEXT_ID] = "SELECT nextval('resident_id_seq')",
+    [Q_FIND_MN] = "SELECT resident_id FROM residents WHERE tenant_id = $1 AND "
+        "mynumber_bidx = $2 ORDER BY resident_id LIMIT $3",
+    [Q_FIND_NAME] = "SELECT resident_id FROM residents WHERE tenant_id = $1 AND "
+        "(name_bidx = $2 OR kana_bidx = $2) ORDER BY resident_id LIMIT $3",
+    [Q_STALE] = "SELECT resident_id FROM residents WHERE tenant_id = $1 AND "
+        "key_version < $2 ORDER BY resident_id LIMIT $3 FOR UPDATE",
+};
+
+struct pg {
+    PGconn *db;
+    bool    prepared[Q_COUNT];
+    char   *sql[Q_COUNT];
+};
+
+/* Parameters for one statement: text, decimal or binary values. */
+#define PG_MAXP 32
+struct params {
+    const char *v[PG_MAXP];
+    int         len[PG_MAXP];
+    int         fmt[PG_MAXP];
+    char        num[PG_MAXP][24];
+    int         n;
+};
+
+static void
+p_text(struct params *p, const char *s)
+{
+    p->v[p->n] = s;
+    p->len[p->n] = 0;
+    p->fmt[p->n++] = 0;
+}
+
+static void
+p_i64(struct params *p, int64_t v)
+{
+    snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)v);
+    p_text(p, p->num[p->n]);
+}
+
+static void
+p_bin(struct params *p, const void *b, size_t n)
+{
+    p->v[p->n] = b;
+    p->len[p->n] = (int)n;
+    p->fmt[p->n++] = 1;
+}
+
+/* SQLSTATE and connection state to store status (R9.6: doubt is fatal). */
+static enum store_status
+map(PGconn *db, const PGresult *r)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+    if (PQstatus(db) != CONNECTION_OK || state == NULL)
+        return STORE_FATAL;
+    if (strcmp(state, "23505") == 0)
+        return STORE_EXISTS;
+    if (strncmp(state, "23", 2) == 0)
+        return STORE_INVALID;
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+        strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
+        return STORE_BUSY;
+    if (strncmp(state, "53", 2) == 0 || strncmp(state, "58", 2) == 0 ||
+        strncmp(state, "XX", 2) == 0 || strncmp(state, "08", 2) == 0)
+        return STORE_FATAL;
+    return STORE_ERROR;
+}
+
+static PGresult *
+run(struct pg *c, int q, const struct params *p)
+{
+    char name[8];
+
+    snprintf(name, sizeof(name), "q%d", q);
+    if (!c->prepared[q]) {
+        PGresult *r = PQprepare(c->db, name, fixed_sql[q] ? fixed_sql[q] : c->sql[q],
+                                p->n, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            log_error("store_pg", "prepare failed: %s", PQerrorMessage(c->db));
+            return r;
+        }
+        PQclear(r);
+        c->prepared[q] = true;
+    }
+    return PQexecPrepared(c->db, name, p->n, p->v, p->len, p->fmt, 1);
+}
+
+/* Run a statement that returns no rows. */
+static enum store_status
+exec_q(struct pg *c, int q, const struct params *p)
+{
+    PGresult *r = run(c, q, p);
+    enum store_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK :
+        map(c->db, r);
+
+    PQclear(r);
+    return st;
+}
+
+static int64_t
+get_int(const PGresult *r, int row, int col)
+{
+    const uint8_t *b = (const uint8_t *)PQgetvalue(r, row, col);
+    int n = PQgetlength(r, row, col);
+    uint64_t v = 0;
+
+    for (int i = 0; i < n && i < 8; i++)
+        v = v << 8 | b[i];
+    if (n == 4)
+        return (int32_t)(uint32_t)v;
+    return (int64_t)v;
+}
+
+static void
+get_text(const PGresult *r, int row, int col, char *out, size_t outsz)
+{
+    int n = PQgetisnull(r, row, col) ? 0 : PQgetlength(r, row, col);
+
+    if ((size_t)n >= outsz)
+        n = (int)outsz - 1;
+    memcpy(out, PQgetvalue(r, row, col), (size_t)n);
+    out[n] = '\0';
+}
+
+static char *
+build_sql(const char *fmt, const char *a, const char *b)
+{
+    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+
+    if (s != NULL)
+        snprintf(s, n, fmt, a, b);
+    return s;
+}
+
+static int
+build_dynamic(struct pg *c)
+{
+    char cols[1024], ph[512], set[1536];
+    size_t off = 0, soff = 0;
+
+    if (store_ct_columns(cols, sizeof(cols)) != 0)
+        return -1;
+    for (int i = 0; i < RES_NCT; i++) {
+        off += (size_t)snprintf(ph + off, sizeof(ph) - off, ", $%d", 11 + i);
+        soff += (size_t)snprintf(set + soff, sizeof(set) - soff, ", %s_ct = $%d",
+                                 store_rescols[i].name, 4 + i);
+    }
+    c->sql[Q_INSERT] = build_sql("INSERT INTO residents (tenant_id, resident_id, "
+        "address_no, key_version, birth_year, ceased_ym, mynumber_bidx, name_bidx, "
+        "kana_bidx, created_at, %s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "$10%s)", cols, ph);
+    c->sql[Q_UPDATE] = build_sql("UPDATE residents SET key_version = $3%s%s "
+        "WHERE tenant_id = $1 AND resident_id = $2", set, "");
+    c->sql[Q_LOAD_ID] = build_sql("SELECT " LOAD_COLS "%s FROM residents "
+        "WHERE tenant_id = $1 AND resident_id = $2%s", cols, "");
+    c->sql[Q_LOAD_ADDR] = build_sql("SELECT " LOAD_COLS "%s FROM residents "
+        "WHERE tenant_id = $1 AND address_no = $2%s", cols, "");
+    for (int i = 0; i < Q_COUNT; i++)
+        if (fixed_sql[i] == NULL && c->sql[i] == NULL)
+            return -1;
+    return 0;
+}
+
+static void
+pg_close(void *conn)
+{
+    struct pg *c = conn;
+
+    if (c == NULL)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        free(c->sql[i]);
+    PQfinish(c->db);
+    free(c);
+}
+
+/* Simple-protocol command; STORE_OK if it completed. */
+static enum store_status
+simple(struct pg *c, const char *sql)
+{
+    PGresult *r = PQexec(c->db, sql);
+    ExecStatusType s = PQresultStatus(r);
+    enum store_status st = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ?
+        STORE_OK : map(c->db, r);
+
+    PQclear(r);
+    return st;
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* The server must fsync and this session must wait for it (R9.6). */
+static int
+durable_server(struct pg *c)
+{
+    PGresult *r = PQexec(c->db, "SHOW fsync");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+        strcmp(PQgetvalue(r, 0, 0), "on") == 0;
+
+    PQclear(r);
+    if (!ok)
+        log_error("store_pg", "server runs with fsync off: refused");
+    return ok;
+}
+
+static enum store_status
+pg_open(const struct store *st, void **out)
+{
+    struct pg *c = calloc(1, sizeof(*c));
+    char lock[64];
+
+    if (c == NULL)
+        return STORE_ERROR;
+    c->db = PQconnectdb(st->conninfo);
+    if (PQstatus(c->db) != CONNECTION_OK) {
+        log_error("store_pg", "cannot connect: %s", PQerrorMessage(c->db));
+        pg_close(c);
+        return STORE_ERROR;
+    }
+    PQsetNoticeProcessor(c->db, quiet, NULL);
+    snprintf(lock, sizeof(lock), "SET lock_timeout = %u", st->busy_timeout_ms);
+    if (simple(c, "SET synchronous_commit = on") != STORE_OK ||
+        simple(c, lock) != STORE_OK || !durable_server(c) || build_dynamic(c) != 0) {
+        pg_close(c);
+        return STORE_ERROR;
+    }
+    *out = c;
+    return STORE_OK;
+}
+
+static enum store_status
+pg_begin(void *conn)
+{
+    return simple(conn, "BEGIN");
+}
+
+static enum store_status
+pg_commit(void *conn)
+{
+    struct pg *c = conn;
+    PGresult *r = PQexec(c->db, "COMMIT");
+    /* An aborted transaction "commits" as ROLLBACK: check the tag. */
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
+        strcmp(PQcmdStatus(r), "COMMIT") == 0;
+
+    PQclear(r);
+    if (ok)
+        return STORE_OK;
+    log_error("store_pg", "commit failed: %s", PQerrorMessage(c->db));
+    return STORE_FATAL;   /* outcome unknown: never retried (R9.6) */
+}
+
+static void
+pg_rollback(void *conn)
+{
+    (void)simple(conn, "ROLLBACK");
+}
+
+/* One-value text query into *v (0 when the answer is NULL). */
+static enum store_status
+query_int(struct pg *c, const char *sql, int *v)
+{
+    PGresult *r = PQexec(c->db, sql);
+    enum store_status st = STORE_OK;
+    uint64_t n = 0;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        st = map(c->db, r);
+    else if (!PQgetisnull(r, 0, 0) &&
+             util_parse_u64(PQgetvalue(r, 0, 0), 0, INT32_MAX, &n) != 0)
+        st = STORE_ERROR;
+    PQclear(r);
+    *v = (int)n;
+    return st;
+}
+
+static enum store_status
+pg_schema_version(void *conn, int *v)
+{
+    int exists = 0;
+    enum store_status st = query_int(conn, "SELECT CASE WHEN to_regclass("
+        "'schema_migrations') IS NULL THEN 0 ELSE 1 END", &exists);
+
+    *v = 0;
+    if (st != STORE_OK || !exists)
+        return st;      /* a new database is version 0 */
+    return query_int(conn, "SELECT max(version) FROM schema_migrations", v);
+}
+
+static int
+pg_migrations(void)
+{
+    return NMIGRATIONS;
+}
+
+static enum store_status
+pg_migrate_one(void *conn, int version, const char *now)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st;
+
+    if (version < 1 || version > NMIGRATIONS)
+        return STORE_VERSION;
+    /* Two migrators at once: the second waits, then fails on the key. */
+    if ((st = simple(c, "SELECT pg_advisory_xact_lock(4242001)")) != STORE_OK ||
+        (st = simple(c, migrations[version - 1])) != STORE_OK) {
+        log_error("store_pg", "migration %d failed: %s", version,
+                  PQerrorMessage(c->db));
+        return st;
+    }
+    p_i64(&p, version);
+    p_text(&p, now);
+    r = PQexecParams(c->db, "INSERT INTO schema_migrations (version, applied_at) "
+                     "VALUES ($1, $2)", p.n, NULL, p.v, p.len, p.fmt, 0);
+    st = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK : map(c->db, r);
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+pg_tenant_create(void *conn, const char *t, const char *now)
+{
+    struct params p = { .n = 0 };
+
+    p_text(&p, t);
+    p_text(&p, now);
+    return exec_q(conn, Q_TENANT_CREATE, &p);
+}
+
+static enum store_status
+pg_tenant_state(void *conn, const char *t, char state[16])
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st;
+
+    p_text(&p, t);
+    r = run(c, Q_TENANT_STATE, &p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = map(c->db, r);
+    else if (PQntuples(r) == 0)
+        st = STORE_NOTFOUND;
+    else {
+        get_text(r, 0, 0, state, 16);
+        st = STORE_OK;
+    }
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+pg_tenant_erase(void *conn, const char *t, const char *now)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st;
+
+    p_text(&p, t);
+    if ((st = exec_q(c, Q_ERASE_IDEM, &p)) != STORE_OK ||
+        (st = exec_q(c, Q_ERASE_RES, &p)) != STORE_OK)
+        return st;
+    p_text(&p, now);
+    r = run(c, Q_ERASE_TENANT, &p);
+    st = PQresultStatus(r) != PGRES_COMMAND_OK ? map(c->db, r) :
+        strcmp(PQcmdTuples(r), "1") == 0 ? STORE_OK : STORE_NOTFOUND;
+    PQclear(r);
+    return st;
+}
+
+static void
+pg_after_erase(void *conn)
+{
+    /* Dead tuples go at the next (auto)vacuum; the keys are gone already. */
+    (void)conn;
+}
+
+static enum store_status
+pg_counts(void *conn, const char *t, struct store_counts *o)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st = STORE_OK;
+
+    if (t != NULL)
+        p_text(&p, t);
+    else
+        p_text(&p, NULL);
+    r = run(c, Q_COUNTS, &p);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        o->tenants = (uint64_t)get_int(r, 0, 0);
+        o->residents = (uint64_t)get_int(r, 0, 1);
+        o->idempotency = (uint64_t)get_int(r, 0, 2);
+    } else
+        st = map(c->db, r);
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+pg_idem_get(void *conn, const char *t, const char *key, const char *op, int64_t *id)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st;
+    char got[64];
+
+    p_text(&p, t);
+    p_text(&p, key);
+    r = run(c, Q_IDEM_GET, &p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = map(c->db, r);
+    else if (PQntuples(r) == 0)
+        st = STORE_NOTFOUND;
+    else {
+        get_text(r, 0, 0, got, sizeof(got));
+        *id = get_int(r, 0, 1);
+        st = strcmp(got, op) == 0 ? STORE_OK : STORE_EXISTS;
+    }
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+pg_idem_put(void *conn, const char *t, const char *key, const char *op,
+            int64_t id, const char *now)
+{
+    struct params p = { .n = 0 };
+
+    p_text(&p, t);
+    p_text(&p, key);
+    p_text(&p, op);
+    p_i64(&p, id);
+    p_text(&p, now);
+    return exec_q(conn, Q_IDEM_PUT, &p);
+}
+
+static enum store_status
+pg_next_id(void *conn, const char *t, int64_t *id)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r = run(c, Q_NEXT_ID, &p);
+    enum store_status st = STORE_OK;
+
+    (void)t;    /* one sequence; ids are unique across tenants too */
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *id = get_int(r, 0, 0);
+    else
+        st = map(c->db, r);
+    PQclear(r);
+    return st;
+}
+
+static void
+add_cts(struct params *p, const struct enc_resident *e)
+{
+    for (int i = 0; i < RES_NCT; i++)
+        p_bin(p, e->ct[i], e->ct_len[i]);
+}
+
+static enum store_status
+pg_res_insert(void *conn, const struct enc_resident *e)
+{
+    struct params p = { .n = 0 };
+
+    p_text(&p, e->tenant);
+    p_i64(&p, e->id);
+    p_text(&p, e->address_no);
+    p_i64(&p, e->key_version);
+    p_i64(&p, e->birth_year);
+    p_text(&p, e->ceased_ym[0] != '\0' ? e->ceased_ym : NULL);
+    if (e->has_mynumber_bidx)
+        p_bin(&p, e->mynumber_bidx, BIDX_LEN);
+    else
+        p_text(&p, NULL);
+    p_bin(&p, e->name_bidx, BIDX_LEN);
+    if (e->has_kana_bidx)
+        p_bin(&p, e->kana_bidx, BIDX_LEN);
+    else
+        p_text(&p, NULL);
+    p_text(&p, e->created_at);
+    add_cts(&p, e);
+    return exec_q(conn, Q_INSERT, &p);
+}
+
+static enum store_status
+pg_res_update(void *conn, const struct enc_resident *e)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st;
+
+    p_text(&p, e->tenant);
+    p_i64(&p, e->id);
+    p_i64(&p, e->key_version);
+    add_cts(&p, e);
+    r = run(c, Q_UPDATE, &p);
+    st = PQresultStatus(r) != PGRES_COMMAND_OK ? map(c->db, r) :
+        strcmp(PQcmdTuples(r), "1") == 0 ? STORE_OK : STORE_NOTFOUND;
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+read_row(const PGresult *r, const char *t, struct enc_resident *e)
+{
+    snprintf(e->tenant, sizeof(e->tenant), "%s", t);
+    e->id = get_int(r, 0, 0);
+    get_text(r, 0, 1, e->address_no, sizeof(e->address_no));
+    e->key_version = (uint32_t)get_int(r, 0, 2);
+    e->birth_year = (int)get_int(r, 0, 3);
+    get_text(r, 0, 4, e->ceased_ym, sizeof(e->ceased_ym));
+    get_text(r, 0, 5, e->created_at, sizeof(e->created_at));
+    for (int i = 0; i < RES_NCT; i++) {
+        int n = PQgetlength(r, 0, 6 + i);
+        if (PQgetisnull(r, 0, 6 + i) || n <= 0 || (size_t)n > RES_CT_SLOT)
+            return STORE_KEY;
+        memcpy(e->ct[i], PQgetvalue(r, 0, 6 + i), (size_t)n);
+        e->ct_len[i] = (size_t)n;
+    }
+    return STORE_OK;
+}
+
+static enum store_status
+pg_res_load(void *conn, const char *t, enum res_lookup by, int64_t id,
+            const char *addrno, struct enc_resident *e)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st;
+
+    p_text(&p, t);
+    if (by == RES_BY_ID)
+        p_i64(&p, id);
+    else
+        p_text(&p, addrno);
+    r = run(c, by == RES_BY_ID ? Q_LOAD_ID : Q_LOAD_ADDR, &p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = map(c->db, r);
+    else if (PQntuples(r) == 0)
+        st = STORE_NOTFOUND;
+    else
+        st = read_row(r, t, e);
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+collect_ids(struct pg *c, int q, struct params *p, int64_t *ids, size_t max,
+            size_t *n)
+{
+    PGresult *r;
+    enum store_status st = STORE_OK;
+
+    p_i64(p, (int64_t)max);
+    r = run(c, q, p);
+    *n = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(r) && *n < max; i++)
+            ids[(*n)++] = get_int(r, i, 0);
+    } else
+        st = map(c->db, r);
+    PQclear(r);
+    return st;
+}
+
+static enum store_status
+pg_res_find(void *conn, const char *t, enum res_index idx, const uint8_t *bidx,
+            int64_t *ids, size_t max, size_t *n)
+{
+    struct params p = { .n = 0 };
+
+    p_text(&p, t);
+    p_bin(&p, bidx, BIDX_LEN);
+    return collect_ids(conn, idx == RES_IDX_MYNUMBER ? Q_FIND_MN : Q_FIND_NAME,
+                       &p, ids, max, n);
+}
+
+static enum store_status
+pg_res_stale(void *conn, const char *t, uint32_t below, int64_t *ids, size_t max,
+             size_t *n)
+{
+    struct params p = { .n = 0 };
+
+    p_text(&p, t);
+    p_i64(&p, below);
+    return collect_ids(conn, Q_STALE, &p, ids, max, n);
+}
+
+const struct store_ops store_pg_ops = {
+    .name = "postgresql",
+    .conn_open = pg_open,
+    .conn_close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .schema_version = pg_schema_version,
+    .migrations = pg_migrations,
+    .migrate_one = pg_migrate_one,
+    .tenant_create = pg_tenant_create,
+    .tenant_state = pg_tenant_state,
+    .tenant_erase = pg_tenant_erase,
+    .after_erase = pg_after_erase,
+    .counts = pg_counts,
+    .idem_get = pg_idem_get,
+    .idem_put = pg_idem_put,
+    .next_id = pg_next_id,
+    .res_insert = pg_res_insert,
+    .res_update = pg_res_update,
+    .res_load = pg_res_load,
+    .res_find = pg_res_find,
+    .res_stale = pg_res_stale,
+};
