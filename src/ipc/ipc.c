@@ -80,9 +80,16 @@ ipc_send(int fd, uint16_t type, uint32_t id, uint32_t flags,
 int
 ipc_recv(int fd, struct ipc_hdr *hdr, void *buf, size_t cap)
 {
-    struct iovec iov[2] = { { hdr, sizeof(*hdr) }, { buf, cap } };
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+    struct iovec iov[2];
+    struct msghdr mh;
     ssize_t n;
+
+    memset(hdr, 0, sizeof(*hdr));
+    iov[0] = (struct iovec){ hdr, sizeof(*hdr) };
+    iov[1] = (struct iovec){ buf, cap };
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 2;
 
     do {
         n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
@@ -122,20 +129,18 @@ ipc_chan_destroy(struct ipc_chan *c)
 static int
 wait_readable(int fd, const struct timespec *deadline)
 {
-    struct timespec now;
     struct pollfd p = { .fd = fd, .events = POLLIN };
-    long ms;
-    int r;
 
     for (;;) {
+        struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        ms = (deadline->tv_sec - now.tv_sec) * 1000 +
+        long ms = (deadline->tv_sec - now.tv_sec) * 1000 +
              (deadline->tv_nsec - now.tv_nsec) / 1000000;
         if (ms <= 0) {
             errno = ETIMEDOUT;
             return -1;
         }
-        r = poll(&p, 1, (int)ms);
+        int r = poll(&p, 1, (int)ms);
         if (r > 0)
             return 0;
         if (r < 0 && errno != EINTR)

@@ -530,10 +530,9 @@ static int
 serve(struct daemon_state *d)
 {
     bool died = false;
-    int sig;
 
     for (;;) {
-        sig = wait_events(d, -1, &died);
+        int sig = wait_events(d, -1, &died);
         if (died) {
             log_error("child_died", "a process died unexpectedly; stopping all (fail closed)");
             return 1;
@@ -624,7 +623,7 @@ detach(int *ready_fd)
 }
 
 static int
-start(struct daemon_state *d, bool foreground, int *ready_fd)
+daemon_start(struct daemon_state *d, bool foreground, int *ready_fd)
 {
     char err[512];
     struct revoke_set *rs;
@@ -668,7 +667,7 @@ proc_run(const struct mamori_config *cfg, bool foreground)
     d.cfg = cfg;
     d.listen_fd[0] = d.listen_fd[1] = d.sigfd = -1;
     log_setup("parent", cfg->log_target, cfg->log_level);
-    if (start(&d, foreground, &ready_fd) == 0) {
+    if (daemon_start(&d, foreground, &ready_fd) == 0) {
         write_state(&d);
         log_event(LOG_LVL_INFO, "ready",
                   json_pack("{s:i,s:i,s:i}", "internal_port", d.port[0],

@@ -291,12 +291,12 @@ build_seccomp(scmp_filter_ctx ctx, unsigned groups)
      * impossible anyway: no AF_INET socket can be made, and Landlock
      * (ABI 4+) forbids TCP connect and bind. */
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                         SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) != 0 ||
+                         SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0 ||
         seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0)
         return -1;
     /* prctl only to name threads (libmicrohttpd does). */
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)) != 0)
+                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME, 0)) != 0)
         return -1;
     if (groups & SANDBOX_SYS_THREADS) {
         /* Threads only: clone must share the thread group.  clone3 passes

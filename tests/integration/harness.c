@@ -236,7 +236,7 @@ CURL *
 h_curl(const struct instance *in, const char *cert, const char *key)
 {
     CURL *c = curl_easy_init();
-    char ca[400], cp[400], kp[400];
+    char ca[400];
 
     abs_path(in, "pki/ca.crt", ca, sizeof(ca));
     curl_easy_setopt(c, CURLOPT_CAINFO, ca);
@@ -244,7 +244,8 @@ h_curl(const struct instance *in, const char *cert, const char *key)
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (cert != NULL) {
+    if (cert != NULL && key != NULL) {
+        char cp[400], kp[400];
         abs_path(in, cert, cp, sizeof(cp));
         abs_path(in, key, kp, sizeof(kp));
         curl_easy_setopt(c, CURLOPT_SSLCERT, cp);
@@ -291,7 +292,7 @@ h_request(const struct instance *in, CURL *c, bool internal, const char *method,
 
     memset(r, 0, sizeof(*r));
     snprintf(url, sizeof(url), "https://localhost:%u%s",
-             internal ? in->internal_port : in->public_port, path);
+             (unsigned)(internal ? in->internal_port : in->public_port), path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

@@ -281,11 +281,12 @@ handshake(uint16_t port, const char *prio, const char *cert, const char *key,
     int fd = -1, r;
 
     path_in(ca, sizeof(ca), "pki/ca.crt");
-    if (cert != NULL) {
+    if (cert != NULL && key != NULL) {
         path_in(cp, sizeof(cp), cert);
         path_in(kp, sizeof(kp), key);
     }
-    r = h_tls_connect(port, prio, ca, cert ? cp : NULL, cert ? kp : NULL, &s, &cred, &fd);
+    r = h_tls_connect(port, prio, ca, cert && key ? cp : NULL, cert && key ? kp : NULL,
+                      &s, &cred, &fd);
     if (r == 0 && version != NULL)
         *version = (int)gnutls_protocol_get_version(s);
     h_tls_close(s, cred, fd);
