@@ -4,6 +4,7 @@
 #include "crypto/field.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -56,6 +57,46 @@ build_ad(const struct field_ad *fa, uint32_t version, uint8_t ad[AD_MAX],
     return 0;
 }
 
+/*
+ * Nonces come from randombytes_buf, drawn 4 KiB at a time per thread: one
+ * getrandom() per 170 fields instead of one per field (it dominated the
+ * insert profile).  A forked child starts with an empty pool, so parent
+ * and child never hand out the same bytes; each nonce is wiped from the
+ * pool as it is taken.
+ */
+#define NONCE_LEN  crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define NONCE_POOL (170 * NONCE_LEN)
+
+static _Thread_local uint8_t nonce_pool[NONCE_POOL];
+static _Thread_local size_t  nonce_off = NONCE_POOL;
+static pthread_once_t        nonce_once = PTHREAD_ONCE_INIT;
+
+static void
+nonce_pool_drop(void)
+{
+    sodium_memzero(nonce_pool, sizeof(nonce_pool));
+    nonce_off = NONCE_POOL;
+}
+
+static void
+nonce_pool_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, nonce_pool_drop);
+}
+
+static void
+next_nonce(uint8_t out[NONCE_LEN])
+{
+    (void)pthread_once(&nonce_once, nonce_pool_init);
+    if (nonce_off + NONCE_LEN > NONCE_POOL) {
+        randombytes_buf(nonce_pool, NONCE_POOL);
+        nonce_off = 0;
+    }
+    memcpy(out, nonce_pool + nonce_off, NONCE_LEN);
+    sodium_memzero(nonce_pool + nonce_off, NONCE_LEN);
+    nonce_off += NONCE_LEN;
+}
+
 static int
 key_fits(const struct tenant_key *k, const struct field_ad *ad)
 {
@@ -90,7 +131,7 @@ field_encrypt(const struct tenant_key *k, const struct field_ad *ad,
     }
     out[0] = FIELD_FORMAT_V1;
     put_be32(out + 1, k->version);
-    randombytes_buf(out + 5, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    next_nonce(out + 5);
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + FIELD_HEADER_LEN, &clen,
         padded, plen_padded, adbuf, adlen, NULL, out + 5, k->key);
     util_wipe(padded, plen_padded);

@@ -1,0 +1,370 @@
+/*
+ * bench_store.c - what encryption at rest costs on inserts.
+ *
+ *   bench_store [N [BATCH]]      (defaults 20000 rows, 500 per transaction)
+ *
+ * SQLite: N synthetic residents through the store (17 fields encrypted,
+ * 3 blind indexes, per-row id allocation) against the same plaintext rows
+ * inserted raw with one prepared statement into an equivalent table with
+ * plaintext indexes for the same lookups, same pragmas (WAL,
+ * synchronous=FULL) and the same rows per transaction.
+ * PostgreSQL (when MAMORI_TEST_PG is set): the store against COPY of the
+ * plaintext rows, same rows per transaction.  Prints rows/s and the ratio.
+ * Not a test: figures go into docs/storage.md with the machine.
+ */
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "crypto/keyring.h"
+#include "store/store.h"
+
+#define TENANT "131016"
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+make_mynumber(unsigned seed, char out[13])
+{
+    unsigned sum = 0, r;
+
+    snprintf(out, 13, "%011u", 30000000u + seed);
+    for (size_t i = 0; i < 11; i++)
+        sum += (unsigned)(out[i] - '0') * (unsigned)(i < 5 ? 6 - i : 12 - i);
+    r = sum % 11;
+    out[11] = (char)('0' + (r <= 1 ? 0 : 11 - r));
+    out[12] = '\0';
+}
+
+/*
+ * Real individual numbers and names do not arrive in index order, so the
+ * plaintext indexes get scattered inserts too (as the blind indexes
+ * always do): numbers and name suffixes are a permutation of i.
+ */
+static unsigned
+scatter(unsigned i)
+{
+    return (unsigned)(((uint64_t)i * 2654435761u) % 99999989u);
+}
+
+static void
+fake(struct resident *r, unsigned i)
+{
+    unsigned s = scatter(i);
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->address_no, sizeof(r->address_no), "B%08u", i);
+    make_mynumber(s, r->mynumber);
+    snprintf(r->name, sizeof(r->name), "テスト %u太郎", s);
+    snprintf(r->kana, sizeof(r->kana), "テスト %uタロウ", s);
+    snprintf(r->birth_date, sizeof(r->birth_date), "19%02u-0%u-1%u", 30 + i % 70,
+             1 + i % 9, i % 10);
+    strcpy(r->sex, i % 2 ? "1" : "2");
+    strcpy(r->postcode, "1000001");
+    snprintf(r->address, sizeof(r->address), "東京都千代田区試験町%u丁目%u番", i % 9, i);
+    strcpy(r->katagaki, "テストハイツ101");
+    snprintf(r->household_no, sizeof(r->household_no), "H%08u", i);
+    strcpy(r->relationship, "世帯主");
+    strcpy(r->became_date, "2001-04-01");
+    strcpy(r->movement_type, "転入");
+    strcpy(r->movement_date, "2001-04-01");
+    strcpy(r->prev_address, "大阪府大阪市北区試験町一丁目");
+}
+
+#define NTEXT 17
+
+static const char *
+field(const struct resident *r, int i)
+{
+    const char *v[NTEXT] = {
+        r->mynumber, r->name, r->kana, r->birth_date, r->sex, r->postcode,
+        r->address, r->katagaki, r->household_no, r->relationship, r->became_date,
+        r->ceased_date, r->movement_type, r->movement_date, r->prev_address,
+        r->next_address, r->alias,
+    };
+    return v[i];
+}
+
+static void
+machine(void)
+{
+    char *info;
+    size_t len;
+
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    printf("machine: nproc=%ld", sysconf(_SC_NPROCESSORS_ONLN));
+    info = NULL;
+    len = 0;
+    /* /proc files report size 0, so read them line by line. */
+    while (f != NULL && getline(&info, &len, f) > 0) {
+        char *p;
+        if (strncmp(info, "model name", 10) == 0 && (p = strchr(info, ':')) != NULL) {
+            p[strcspn(p, "\n")] = '\0';
+            printf(", cpu=%s", p + 2);
+            break;
+        }
+    }
+    free(info);
+    if (f != NULL)
+        fclose(f);
+    printf(", sqlite %s, libsodium %s\n", sqlite3_libversion(), sodium_version_string());
+}
+
+/* Through the store: encryption, blind indexes, batches. */
+static double
+via_store(const struct store_config *cfg, struct key_provider *kp,
+          const struct resident *rows, unsigned n, unsigned batch)
+{
+    struct store *st;
+    struct store_tenant *ctx;
+    int64_t *ids = calloc(batch, sizeof(*ids));
+    double t0, t;
+
+    if (ids == NULL || store_open(cfg, STORE_OPEN_MIGRATE, &st) != STORE_OK ||
+        store_migrate(st, NULL, NULL) != STORE_OK ||
+        store_tenant_create(st, TENANT) != STORE_OK ||
+        store_tenant_ctx_open(st, TENANT, kp, &ctx) != STORE_OK) {
+        fprintf(stderr, "store setup failed\n");
+        exit(1);
+    }
+    t0 = now_s();
+    for (unsigned i = 0; i < n; i += batch) {
+        unsigned k = n - i < batch ? n - i : batch;
+        if (store_resident_insert_batch(ctx, rows + i, k, ids) != STORE_OK) {
+            fprintf(stderr, "store insert failed\n");
+            exit(1);
+        }
+    }
+    t = now_s() - t0;
+    store_tenant_ctx_close(ctx);
+    store_close(st);
+    free(ids);
+    return n / t;
+}
+
+#define RAW_DDL_COLS "tenant_id TEXT NOT NULL, resident_id INTEGER NOT NULL, " \
+    "address_no TEXT NOT NULL, mynumber TEXT, name TEXT, kana TEXT, birth_date TEXT, " \
+    "sex TEXT, postcode TEXT, address TEXT, katagaki TEXT, household_no TEXT, " \
+    "relationship TEXT, became_date TEXT, ceased_date TEXT, movement_type TEXT, " \
+    "movement_date TEXT, prev_address TEXT, next_address TEXT, alias TEXT, " \
+    "created_at TEXT NOT NULL, PRIMARY KEY (tenant_id, resident_id), " \
+    "UNIQUE (tenant_id, address_no)"
+#define RAW_INDEXES \
+    "CREATE INDEX raw_mn ON raw_residents (tenant_id, mynumber);" \
+    "CREATE INDEX raw_name ON raw_residents (tenant_id, name, birth_date);" \
+    "CREATE INDEX raw_kana ON raw_residents (tenant_id, kana, birth_date);"
+
+/* Plaintext into SQLite with one prepared statement, same pragmas. */
+static double
+raw_sqlite(const char *path, const struct resident *rows, unsigned n, unsigned batch)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    char now[25];
+    double t0, t;
+
+    util_utc_now(now);
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                     "PRAGMA foreign_keys = ON;"
+                     "CREATE TABLE raw_residents (" RAW_DDL_COLS ") STRICT;"
+                     RAW_INDEXES, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO raw_residents VALUES (?1, ?2, ?3, ?4, ?5, "
+                           "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                           "?18, ?19, ?20, ?21)", -1, &s, NULL) != SQLITE_OK) {
+        fprintf(stderr, "raw sqlite setup: %s\n", sqlite3_errmsg(db));
+        exit(1);
+    }
+    t0 = now_s();
+    for (unsigned i = 0; i < n; i++) {
+        if (i % batch == 0)
+            sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        sqlite3_bind_text(s, 1, TENANT, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, i + 1);
+        sqlite3_bind_text(s, 3, rows[i].address_no, -1, SQLITE_STATIC);
+        for (int f = 0; f < NTEXT; f++)
+            sqlite3_bind_text(s, 4 + f, field(&rows[i], f), -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 21, now, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            fprintf(stderr, "raw insert: %s\n", sqlite3_errmsg(db));
+            exit(1);
+        }
+        sqlite3_reset(s);
+        if (i % batch == batch - 1 || i == n - 1)
+            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    t = now_s() - t0;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n / t;
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+static void
+pg_ok(PGconn *c, PGresult *r, ExecStatusType want)
+{
+    if (PQresultStatus(r) != want) {
+        fprintf(stderr, "pg: %s\n", PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+}
+
+/* Append `s` to the COPY text buffer with the escapes COPY needs. */
+static size_t
+copy_escape(char *out, const char *s)
+{
+    size_t o = 0;
+
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '\t' || *s == '\n')
+            out[o++] = '\\';
+        out[o++] = *s;
+    }
+    return o;
+}
+
+/* Plaintext into PostgreSQL with COPY, same rows per transaction. */
+static double
+raw_pg_copy(const char *conninfo, const struct resident *rows, unsigned n,
+            unsigned batch)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    char *line = malloc(16384), now[25];
+    double t0, t;
+
+    util_utc_now(now);
+    if (PQstatus(c) != CONNECTION_OK || line == NULL) {
+        fprintf(stderr, "pg: %s\n", PQerrorMessage(c));
+        exit(1);
+    }
+    pg_ok(c, PQexec(c, "SET synchronous_commit = on"), PGRES_COMMAND_OK);
+    pg_ok(c, PQexec(c, "CREATE TABLE raw_residents (" RAW_DDL_COLS ");" RAW_INDEXES),
+          PGRES_COMMAND_OK);
+    t0 = now_s();
+    for (unsigned i = 0; i < n; i += batch) {
+        unsigned k = n - i < batch ? n - i : batch;
+        pg_ok(c, PQexec(c, "BEGIN"), PGRES_COMMAND_OK);
+        pg_ok(c, PQexec(c, "COPY raw_residents FROM STDIN"), PGRES_COPY_IN);
+        for (unsigned j = i; j < i + k; j++) {
+            size_t o = (size_t)snprintf(line, 64, "%s\t%u\t%s", TENANT, j + 1,
+                                        rows[j].address_no);
+            for (int f = 0; f < NTEXT; f++) {
+                line[o++] = '\t';
+                o += copy_escape(line + o, field(&rows[j], f));
+            }
+            o += (size_t)snprintf(line + o, 64, "\t%s\n", now);
+            if (PQputCopyData(c, line, (int)o) != 1) {
+                fprintf(stderr, "copy: %s\n", PQerrorMessage(c));
+                exit(1);
+            }
+        }
+        if (PQputCopyEnd(c, NULL) != 1)
+            exit(1);
+        pg_ok(c, PQgetResult(c), PGRES_COMMAND_OK);
+        pg_ok(c, PQexec(c, "COMMIT"), PGRES_COMMAND_OK);
+    }
+    t = now_s() - t0;
+    free(line);
+    PQfinish(c);
+    return n / t;
+}
+
+static void
+report(const char *what, double enc, double raw, unsigned n, unsigned batch)
+{
+    printf("%-10s N=%u batch=%u  store: %9.0f rows/s  plaintext: %9.0f rows/s  "
+           "ratio: %.2f\n", what, n, batch, enc, raw, enc / raw);
+}
+
+int
+main(int argc, char **argv)
+{
+    uint64_t v;
+    unsigned n = 20000, batch = 500;
+    char dir[] = "/tmp/mamori-bench-XXXXXX", mk[128], db[128], raw[128], cmd[128];
+    struct keyring *kr;
+    struct key_provider kp;
+    struct resident *rows;
+    struct store_config cfg = { 0 };
+    const char *pg = getenv("MAMORI_TEST_PG");
+
+    if (argc > 1 && util_parse_u64(argv[1], 1, 10000000, &v) == 0)
+        n = (unsigned)v;
+    if (argc > 2 && util_parse_u64(argv[2], 1, 100000, &v) == 0)
+        batch = (unsigned)v;
+    if (sodium_init() < 0 || mkdtemp(dir) == NULL)
+        return 1;
+    log_setup("bench_store", LOG_TO_STDERR, LOG_LVL_WARN);
+    machine();
+    rows = calloc(n, sizeof(*rows));
+    if (rows == NULL)
+        return 1;
+    for (unsigned i = 0; i < n; i++)
+        fake(&rows[i], i);
+    snprintf(mk, sizeof(mk), "%s/master.key", dir);
+    snprintf(db, sizeof(db), "%s/store.db", dir);
+    snprintf(raw, sizeof(raw), "%s/raw.db", dir);
+    if (keyring_master_key_create(mk) != 0 || keyring_open(mk, dir, NULL, &kr) != 0 ||
+        keyring_tenant_create(kr, TENANT) != 0)
+        return 1;
+    keyring_provider(kr, &kp);
+    cfg.backend = STORE_BACKEND_SQLITE;
+    cfg.path = db;
+    {
+        double enc = via_store(&cfg, &kp, rows, n, batch);
+        double plain = raw_sqlite(raw, rows, n, batch);
+        report("sqlite", enc, plain, n, batch);
+    }
+    if (pg != NULL && pg[0] != '\0') {
+        char ci[1200], sql[80];
+        PGconn *c = PQconnectdb(pg);
+        PQsetNoticeProcessor(c, quiet, NULL);
+        uint8_t rnd[4];
+        char hex[9];
+        randombytes_buf(rnd, sizeof(rnd));
+        if (util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)) != 0)
+            return 1;
+        snprintf(sql, sizeof(sql), "CREATE SCHEMA bench_%s", hex);
+        pg_ok(c, PQexec(c, sql), PGRES_COMMAND_OK);
+        snprintf(ci, sizeof(ci), "%s options='-csearch_path=bench_%s'", pg, hex);
+        cfg.backend = STORE_BACKEND_POSTGRESQL;
+        cfg.conninfo = ci;
+        {
+            double enc = via_store(&cfg, &kp, rows, n, batch);
+            double plain = raw_pg_copy(ci, rows, n, batch);
+            report("postgresql", enc, plain, n, batch);
+        }
+        snprintf(sql, sizeof(sql), "DROP SCHEMA bench_%s CASCADE", hex);
+        pg_ok(c, PQexec(c, sql), PGRES_COMMAND_OK);
+        PQfinish(c);
+    } else
+        printf("postgresql: skipped (MAMORI_TEST_PG unset)\n");
+    keyring_close(kr);
+    for (unsigned i = 0; i < n; i++)
+        store_resident_wipe(&rows[i]);
+    free(rows);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
