@@ -593,20 +593,18 @@ idem_ok(const char *k)
     return true;
 }
 
-/* Allocate an id, encrypt for it and insert, inside an open transaction. */
+/* Encrypt for row `id` (allocated already) and insert, inside an open
+ * transaction.  The id is part of every field's AD. */
 static enum store_status
 insert_one(struct store_tenant *ctx, void *c, const struct resident *r,
-           struct enc_resident *e, int64_t *id)
+           struct enc_resident *e, int64_t id)
 {
-    const struct store_ops *ops = ctx->st->ops;
-    enum store_status rc = ops->next_id(c, ctx->tenant, &e->id);
+    enum store_status rc;
 
+    e->id = id;
+    rc = encode_fields(ctx, r, e);
     if (rc == STORE_OK)
-        rc = encode_fields(ctx, r, e);
-    if (rc == STORE_OK)
-        rc = ops->res_insert(c, e);
-    if (rc == STORE_OK)
-        *id = e->id;
+        rc = ctx->st->ops->res_insert(c, e);
     return rc;
 }
 
@@ -638,7 +636,9 @@ store_resident_insert(struct store_tenant *ctx, const char *idem_key,
                 conn_put(st, c, STORE_OK);
                 goto out;
             }
-            rc = ir == STORE_NOTFOUND ? insert_one(ctx, c, r, e, id) : ir;
+            rc = ir == STORE_NOTFOUND ? st->ops->next_ids(c, ctx->tenant, 1, id) : ir;
+            if (rc == STORE_OK)
+                rc = insert_one(ctx, c, r, e, *id);
             if (rc == STORE_OK && idem_key != NULL)
                 rc = st->ops->idem_put(c, ctx->tenant, idem_key, IDEM_OP, *id,
                                      e->created_at);
@@ -656,6 +656,32 @@ store_resident_insert(struct store_tenant *ctx, const char *idem_key,
 out:
     util_wipe(e, sizeof(*e));
     free(e);
+    return rc;
+}
+
+/* The body of a batch: ids in one call, then the rows, pipelined where
+ * the backend can. */
+static enum store_status
+insert_many(struct store_tenant *ctx, void *c, const struct resident *r,
+            size_t n, int64_t *ids, struct enc_resident *e)
+{
+    const struct store_ops *ops = ctx->st->ops;
+    enum store_status rc = ops->next_ids(c, ctx->tenant, n, ids), end;
+
+    if (rc == STORE_OK && ops->batch_begin != NULL)
+        rc = ops->batch_begin(c);
+    if (rc != STORE_OK)
+        return rc;
+    for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+        rc = encode_meta(ctx, &r[i], e);
+        if (rc == STORE_OK)
+            rc = insert_one(ctx, c, &r[i], e, ids[i]);
+    }
+    if (ops->batch_end != NULL) {
+        end = ops->batch_end(c);
+        if (rc == STORE_OK || end == STORE_FATAL)
+            rc = end;
+    }
     return rc;
 }
 
@@ -678,14 +704,8 @@ store_resident_insert_batch(struct store_tenant *ctx, const struct resident *r,
         return STORE_ERROR;
     if ((rc = conn_get(st, &c)) == STORE_OK) {
         rc = st->ops->begin(c);
-        if (rc == STORE_OK) {
-            for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-                rc = encode_meta(ctx, &r[i], e);
-                if (rc == STORE_OK)
-                    rc = insert_one(ctx, c, &r[i], e, &ids[i]);
-            }
-            rc = finish(st, c, rc);
-        }
+        if (rc == STORE_OK)
+            rc = finish(st, c, insert_many(ctx, c, r, n, ids, e));
         conn_put(st, c, rc);
     }
     util_wipe(e, sizeof(*e));

@@ -71,7 +71,12 @@ struct store_ops {
                                   const char *op, int64_t *id);
     enum store_status (*idem_put)(void *c, const char *t, const char *key,
                                   const char *op, int64_t id, const char *now);
-    enum store_status (*next_id)(void *c, const char *t, int64_t *id);
+    /* `n` new row ids for tenant `t`, ascending, inside the transaction. */
+    enum store_status (*next_ids)(void *c, const char *t, size_t n, int64_t *ids);
+    /* Optional: bracket many res_insert calls so a backend can pipeline
+     * them (results, and the first error, come back at batch_end). */
+    enum store_status (*batch_begin)(void *c);
+    enum store_status (*batch_end)(void *c);
     enum store_status (*res_insert)(void *c, const struct enc_resident *e);
     enum store_status (*res_update)(void *c, const struct enc_resident *e);
     enum store_status (*res_load)(void *c, const char *t, enum res_lookup by,

@@ -81,7 +81,7 @@ static const char *const fixed_sql[Q_COUNT] = {
         "AND idem_key = $2",
     [Q_IDEM_PUT] = "INSERT INTO idempotency (tenant_id, idem_key, op, row_id, "
         "created_at) VALUES ($1, $2, $3, $4, $5)",
-    [Q_NEXT_ID] = "SELECT nextval('resident_id_seq')",
+    [Q_NEXT_ID] = "SELECT nextval('resident_id_seq') FROM generate_series(1, $1)",
     [Q_FIND_MN] = "SELECT resident_id FROM residents WHERE tenant_id = $1 AND "
         "mynumber_bidx = $2 ORDER BY resident_id LIMIT $3",
     [Q_FIND_NAME] = "SELECT resident_id FROM residents WHERE tenant_id = $1 AND "
@@ -94,6 +94,8 @@ struct pg {
     PGconn *db;
     bool    prepared[Q_COUNT];
     char   *sql[Q_COUNT];
+    bool    copying;        /* between batch_begin and batch_end */
+    char   *line;           /* COPY row buffer (ciphertext only; wiped) */
 };
 
 /* Parameters for one statement: text, decimal or binary values. */
@@ -150,23 +152,35 @@ map(PGconn *db, const PGresult *r)
     return STORE_ERROR;
 }
 
+/* Prepare statement q once per connection; NULL or the failed result. */
+static PGresult *
+prepare(struct pg *c, int q, int nparams)
+{
+    char name[8];
+    PGresult *r;
+
+    if (c->prepared[q])
+        return NULL;
+    snprintf(name, sizeof(name), "q%d", q);
+    r = PQprepare(c->db, name, fixed_sql[q] ? fixed_sql[q] : c->sql[q], nparams, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        log_error("store_pg", "prepare failed: %s", PQerrorMessage(c->db));
+        return r;
+    }
+    PQclear(r);
+    c->prepared[q] = true;
+    return NULL;
+}
+
 static PGresult *
 run(struct pg *c, int q, const struct params *p)
 {
     char name[8];
+    PGresult *r = prepare(c, q, p->n);
 
+    if (r != NULL)
+        return r;
     snprintf(name, sizeof(name), "q%d", q);
-    if (!c->prepared[q]) {
-        PGresult *r = PQprepare(c->db, name, fixed_sql[q] ? fixed_sql[q] : c->sql[q],
-                                p->n, NULL);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) {
-            log_error("store_pg", "prepare failed: %s", PQerrorMessage(c->db));
-            return r;
-        }
-        PQclear(r);
-        c->prepared[q] = true;
-    }
     return PQexecPrepared(c->db, name, p->n, p->v, p->len, p->fmt, 1);
 }
 
@@ -256,6 +270,7 @@ pg_close(void *conn)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         free(c->sql[i]);
+    free(c->line);
     PQfinish(c->db);
     free(c);
 }
@@ -531,21 +546,129 @@ pg_idem_put(void *conn, const char *t, const char *key, const char *op,
     return exec_q(conn, Q_IDEM_PUT, &p);
 }
 
+/* One round trip for a whole batch of ids. */
 static enum store_status
-pg_next_id(void *conn, const char *t, int64_t *id)
+pg_next_ids(void *conn, const char *t, size_t n, int64_t *ids)
 {
     struct pg *c = conn;
     struct params p = { .n = 0 };
-    PGresult *r = run(c, Q_NEXT_ID, &p);
+    PGresult *r;
     enum store_status st = STORE_OK;
 
     (void)t;    /* one sequence; ids are unique across tenants too */
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        *id = get_int(r, 0, 0);
-    else
+    p_i64(&p, (int64_t)n);
+    r = run(c, Q_NEXT_ID, &p);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && (size_t)PQntuples(r) == n) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = get_int(r, (int)i, 0);
+    } else
         st = map(c->db, r);
     PQclear(r);
     return st;
+}
+
+/*
+ * Batches go in with COPY: one statement for the whole batch, rows
+ * streamed as text (bytea as \\x hex).  A bad row fails the COPY and so
+ * the batch, which is all-or-none anyway.
+ */
+#define COPY_LINE_MAX (64 + STORE_ADDRNO_MAX + 3 * (4 + 2 * BIDX_LEN) + \
+                       RES_NCT * (4 + 2 * RES_CT_SLOT) + 64)
+
+static enum store_status
+pg_batch_begin(void *conn)
+{
+    struct pg *c = conn;
+    char cols[1024], sql[1400];
+    PGresult *r;
+    enum store_status st = STORE_OK;
+
+    if (store_ct_columns(cols, sizeof(cols)) != 0)
+        return STORE_ERROR;
+    if (c->line == NULL && (c->line = malloc(COPY_LINE_MAX)) == NULL)
+        return STORE_ERROR;
+    snprintf(sql, sizeof(sql), "COPY residents (tenant_id, resident_id, address_no, "
+             "key_version, birth_year, ceased_ym, mynumber_bidx, name_bidx, kana_bidx, "
+             "created_at, %s) FROM STDIN", cols);
+    r = PQexec(c->db, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        st = map(c->db, r);
+    PQclear(r);
+    c->copying = st == STORE_OK;
+    return st;
+}
+
+static enum store_status
+pg_batch_end(void *conn)
+{
+    struct pg *c = conn;
+    PGresult *r;
+    enum store_status st = STORE_OK;
+
+    if (!c->copying)
+        return STORE_ERROR;
+    c->copying = false;
+    if (PQputCopyEnd(c->db, NULL) != 1)
+        return STORE_FATAL;
+    while ((r = PQgetResult(c->db)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && st == STORE_OK)
+            st = map(c->db, r);
+        PQclear(r);
+    }
+    if (c->line != NULL)
+        util_wipe(c->line, COPY_LINE_MAX);
+    return st;
+}
+
+/* Append one COPY text field; only hex, digits and checked ASCII occur. */
+static size_t
+copy_text(char *out, size_t o, const char *s, bool last)
+{
+    size_t n = strlen(s);
+
+    memcpy(out + o, s, n);
+    out[o + n] = last ? '\n' : '\t';
+    return o + n + 1;
+}
+
+static size_t
+copy_bytea(char *out, size_t o, const uint8_t *b, size_t n, bool present)
+{
+    if (!present)
+        return copy_text(out, o, "\\N", false);
+    memcpy(out + o, "\\\\x", 3);
+    o += 3;
+    if (util_hex_encode(b, n, out + o, 2 * n + 1) != 0)
+        return 0;
+    out[o + 2 * n] = '\t';
+    return o + 2 * n + 1;
+}
+
+static enum store_status
+copy_row(struct pg *c, const struct enc_resident *e)
+{
+    char num[3][24];
+    size_t o = 0;
+
+    snprintf(num[0], sizeof(num[0]), "%lld", (long long)e->id);
+    snprintf(num[1], sizeof(num[1]), "%u", e->key_version);
+    snprintf(num[2], sizeof(num[2]), "%d", e->birth_year);
+    o = copy_text(c->line, o, e->tenant, false);
+    o = copy_text(c->line, o, num[0], false);
+    o = copy_text(c->line, o, e->address_no, false);    /* [0-9A-Za-z-] */
+    o = copy_text(c->line, o, num[1], false);
+    o = copy_text(c->line, o, num[2], false);
+    o = copy_text(c->line, o, e->ceased_ym[0] ? e->ceased_ym : "\\N", false);
+    o = copy_bytea(c->line, o, e->mynumber_bidx, BIDX_LEN, e->has_mynumber_bidx);
+    o = copy_bytea(c->line, o, e->name_bidx, BIDX_LEN, true);
+    o = copy_bytea(c->line, o, e->kana_bidx, BIDX_LEN, e->has_kana_bidx);
+    o = copy_text(c->line, o, e->created_at, false);
+    for (int i = 0; i < RES_NCT && o != 0; i++)
+        o = copy_bytea(c->line, o, e->ct[i], e->ct_len[i], true);
+    if (o == 0)
+        return STORE_ERROR;
+    c->line[o - 1] = '\n';
+    return PQputCopyData(c->db, c->line, (int)o) == 1 ? STORE_OK : STORE_FATAL;
 }
 
 static void
@@ -560,6 +683,8 @@ pg_res_insert(void *conn, const struct enc_resident *e)
 {
     struct params p = { .n = 0 };
 
+    if (((struct pg *)conn)->copying)
+        return copy_row(conn, e);
     p_text(&p, e->tenant);
     p_i64(&p, e->id);
     p_text(&p, e->address_no);
@@ -703,7 +828,9 @@ const struct store_ops store_pg_ops = {
     .counts = pg_counts,
     .idem_get = pg_idem_get,
     .idem_put = pg_idem_put,
-    .next_id = pg_next_id,
+    .next_ids = pg_next_ids,
+    .batch_begin = pg_batch_begin,
+    .batch_end = pg_batch_end,
     .res_insert = pg_res_insert,
     .res_update = pg_res_update,
     .res_load = pg_res_load,

@@ -246,7 +246,8 @@ sq_open(const struct store *st, void **out)
     sqlite3_busy_timeout(c->db, (int)st->busy_timeout_ms);
     /* synchronous reads back as 2 for FULL: every commit is fsync'd. */
     if (sqlite3_exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
-                     "PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF;",
+                     "PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF;"
+                     "PRAGMA cache_size = -16384;",
                      NULL, NULL, NULL) != SQLITE_OK ||
         pragma_text(c->db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) != 0 ||
         strcmp(mode, "wal") != 0 ||
@@ -477,10 +478,12 @@ sq_idem_put(void *conn, const char *t, const char *key, const char *op,
     return exec_q(s);
 }
 
+/* BEGIN IMMEDIATE holds the write lock, so max + 1.. is ours alone. */
 static enum store_status
-sq_next_id(void *conn, const char *t, int64_t *id)
+sq_next_ids(void *conn, const char *t, size_t n, int64_t *ids)
 {
     sqlite3_stmt *s = stmt(conn, Q_NEXT_ID);
+    int64_t base = 0;
     int rc;
 
     if (s == NULL)
@@ -488,8 +491,10 @@ sq_next_id(void *conn, const char *t, int64_t *id)
     sqlite3_bind_text(s, 1, t, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        *id = sqlite3_column_int64(s, 0);
+        base = sqlite3_column_int64(s, 0);
     done_q(s);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = base + (int64_t)i;
     return rc == SQLITE_ROW ? STORE_OK : map(rc);
 }
 
@@ -650,7 +655,7 @@ const struct store_ops store_sqlite_ops = {
     .counts = sq_counts,
     .idem_get = sq_idem_get,
     .idem_put = sq_idem_put,
-    .next_id = sq_next_id,
+    .next_ids = sq_next_ids,
     .res_insert = sq_res_insert,
     .res_update = sq_res_update,
     .res_load = sq_res_load,
