@@ -260,7 +260,7 @@ static const int supervise_syscalls[] = {
 #ifdef MAMORI_SANITIZE
 /* The sanitizer runtime reads /proc and stops threads for leak checks. */
 static const int sanitizer_syscalls[] = {
-    SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(ptrace),
+    SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(ptrace), SCMP_SYS(prctl),
     SCMP_SYS(clone), SCMP_SYS(wait4), SCMP_SYS(getdents64), SCMP_SYS(sched_getparam),
     SCMP_SYS(sched_getscheduler), SCMP_SYS(statx), SCMP_SYS(kill),
 };
@@ -294,10 +294,12 @@ build_seccomp(scmp_filter_ctx ctx, unsigned groups)
                          SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0 ||
         seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0)
         return -1;
+#ifndef MAMORI_SANITIZE
     /* prctl only to name threads (libmicrohttpd does). */
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                          SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME, 0)) != 0)
         return -1;
+#endif
     if (groups & SANDBOX_SYS_THREADS) {
         /* Threads only: clone must share the thread group.  clone3 passes
          * its flags in memory seccomp cannot read, so make glibc fall

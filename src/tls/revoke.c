@@ -118,7 +118,9 @@ revoke_set_parse(const char *text, size_t len, struct revoke_set **out,
             if (n == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
                 uint8_t *nf;
-                if (ncap > REVOKE_MAX_ENTRIES) {
+                if (ncap > REVOKE_MAX_ENTRIES)
+                    ncap = REVOKE_MAX_ENTRIES;
+                if (n == REVOKE_MAX_ENTRIES) {
                     errno = E2BIG;
                     *bad_line = lineno;
                     goto out;
