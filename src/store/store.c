@@ -666,7 +666,7 @@ insert_many(struct store_tenant *ctx, void *c, const struct resident *r,
             size_t n, int64_t *ids, struct enc_resident *e)
 {
     const struct store_ops *ops = ctx->st->ops;
-    enum store_status rc = ops->next_ids(c, ctx->tenant, n, ids), end;
+    enum store_status rc = ops->next_ids(c, ctx->tenant, n, ids);
 
     if (rc == STORE_OK && ops->batch_begin != NULL)
         rc = ops->batch_begin(c);
@@ -678,7 +678,7 @@ insert_many(struct store_tenant *ctx, void *c, const struct resident *r,
             rc = insert_one(ctx, c, &r[i], e, ids[i]);
     }
     if (ops->batch_end != NULL) {
-        end = ops->batch_end(c);
+        enum store_status end = ops->batch_end(c);
         if (rc == STORE_OK || end == STORE_FATAL)
             rc = end;
     }
