@@ -4,20 +4,24 @@
 # foreground on localhost with the embedded SQLite store.  Ctrl-C stops it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-demo=${MAMORI_DEMO_DIR:-$top/demo}
+# The daemon runs as the service user, which must reach the data directory:
+# keep it where services keep their data, not under a private home.
+demo=${MAMORI_DEMO_DIR:-/var/lib/mamori/demo}
 
 "$top/scripts/install-deps.sh"
 echo "demo: building (Release) in $top/build"
-"$top/scripts/build.sh" "$top/build" -DCMAKE_BUILD_TYPE=Release
+MAMORI_BUILD_TARGETS="mamorid mamori" \
+  "$top/scripts/build.sh" "$top/build" -DCMAKE_BUILD_TYPE=Release
 
+echo "demo: installing into /usr/local (binaries, man pages, reference data)"
+cmake --install "$top/build" >/dev/null
 if [ ! -f "$demo/mamorid.conf" ]; then
   echo "demo: creating the demo data directory $demo"
-  "$top/build/mamori" init "$demo"
+  mkdir -p "$(dirname "$demo")"
+  mamori init "$demo"
 fi
-# The data directory is owned by the service user; its parents must let it in.
-chmod o+x "$top" 2>/dev/null || true
 
-"$top/build/mamorid" -n -c "$demo/mamorid.conf"
+mamorid -n -c "$demo/mamorid.conf"
 cat <<MSG
 
 demo: mamorid is starting on https://localhost:8443 (internal, terminal
@@ -29,4 +33,4 @@ certificate required) and https://localhost:8444 (public).  In another shell:
 
 Press Ctrl-C to stop (SIGINT drains in-flight requests, like SIGTERM).
 MSG
-exec "$top/build/mamorid" -f -c "$demo/mamorid.conf"
+exec mamorid -f -c "$demo/mamorid.conf"

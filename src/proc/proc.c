@@ -649,10 +649,14 @@ daemon_start(struct daemon_state *d, bool foreground, int *ready_fd)
         if (detach(ready_fd) != 0)
             return -1;
     }
-    if (sandbox_no_core_dumps() != 0 || sandbox_drop_privileges(d->cfg->user) != 0 ||
-        write_pidfile(d->cfg) != 0 || setup_signals(d) != 0)
+    if (sandbox_no_core_dumps() != 0 || write_pidfile(d->cfg) != 0 ||
+        setup_signals(d) != 0)
         return -1;
-    if (spawn_all(d) != 0 || parent_sandbox(d->cfg) != 0)
+    /* Each child reads what it alone may read (the key holder the master
+     * key, workers their TLS keys and reference data) and then drops
+     * privileges itself; the parent drops them once they are forked. */
+    if (spawn_all(d) != 0 || sandbox_drop_privileges(d->cfg->user) != 0 ||
+        parent_sandbox(d->cfg) != 0)
         return -1;
     return await_ready(d);
 }
