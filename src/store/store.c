@@ -11,6 +11,7 @@
 #include <unistr.h>
 
 #include "common/log.h"
+#include "ref/mynumber.h"
 
 #define RESCOL(f) { #f, offsetof(struct resident, f), sizeof(((struct resident *)0)->f) }
 
@@ -432,24 +433,6 @@ store_resident_wipe(struct resident *r)
 }
 
 static bool
-mynumber_ok(const char *s)
-{
-    unsigned sum = 0, r, check;
-
-    if (strlen(s) != 12)
-        return false;
-    for (size_t i = 0; i < 12; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    /* Weights 6..2,7..2 on digits 1..11 from the left (R2.2). */
-    for (size_t i = 0; i < 11; i++)
-        sum += (unsigned)(s[i] - '0') * (unsigned)(i < 5 ? 6 - i : 12 - i);
-    r = sum % 11;
-    check = r <= 1 ? 0 : 11 - r;
-    return (unsigned)(s[11] - '0') == check;
-}
-
-static bool
 date_ok(const char *s, bool required)
 {
     unsigned y, m, d;
@@ -499,7 +482,7 @@ static enum store_status
 resident_validate(const struct resident *r)
 {
     if (r == NULL || !addrno_ok(r->address_no) || !texts_ok(r) ||
-        r->name[0] == '\0' || (r->mynumber[0] != '\0' && !mynumber_ok(r->mynumber)) ||
+        r->name[0] == '\0' || (r->mynumber[0] != '\0' && !mynumber_valid(r->mynumber)) ||
         !date_ok(r->birth_date, true) || !date_ok(r->became_date, false) ||
         !date_ok(r->ceased_date, false) || !date_ok(r->movement_date, false) ||
         (r->sex[0] != '\0' && strcmp(r->sex, "1") != 0 && strcmp(r->sex, "2") != 0 &&
@@ -774,7 +757,7 @@ store_resident_find_mynumber(struct store_tenant *ctx, const char *mynumber,
     uint8_t b[BIDX_LEN];
 
     if (ctx == NULL || ids == NULL || n == NULL || mynumber == NULL ||
-        !mynumber_ok(mynumber))
+        !mynumber_valid(mynumber))
         return STORE_INVALID;
     if (field_blind_index(ctx->ik, BIDX_MYNUMBER, mynumber, 12, b) != 0)
         return STORE_KEY;
