@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -141,6 +142,19 @@ declared_length(struct MHD_Connection *c, bool *bad)
     return n;
 }
 
+/* "application/json", optionally with parameters such as charset=utf-8. */
+static bool
+json_content_type(struct MHD_Connection *c)
+{
+    static const char want[] = "application/json";
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+
+    return ct != NULL && strncasecmp(ct, want, sizeof(want) - 1) == 0 &&
+           (ct[sizeof(want) - 1] == '\0' || ct[sizeof(want) - 1] == ';' ||
+            ct[sizeof(want) - 1] == ' ');
+}
+
 /* First call: everything that can be decided from the headers. */
 static void
 begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state *rs,
@@ -177,6 +191,13 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
     }
     rs->max = rs->req.route->max_body;
     clen = declared_length(c, &bad_len);
+    if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c)) {
+        reply_error(&rs->resp, 415, "unsupported_media_type",
+                    "The body must be sent as application/json.", NULL);
+        rs->resp.close = true;
+        rs->decided = true;
+        return;
+    }
     if (bad_len) {
         reply_error(&rs->resp, 400, "bad_request", "The Content-Length header is invalid.", NULL);
         rs->resp.close = true;

@@ -120,6 +120,31 @@ test_malformed_json_is_400(void **state)
     expect_error("POST", "/v1/municipalities/lookup", "", 400, "missing_body", NULL);
 }
 
+/* A body must be declared as JSON. */
+static void
+test_wrong_content_type_is_415(void **state)
+{
+    CURL *c = h_curl(&inst, NULL, NULL);
+    struct h_response r;
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: text/plain");
+    char url[128];
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    snprintf(url, sizeof(url), "https://localhost:%u/v1/municipalities/lookup",
+             (unsigned)inst.public_port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"codes\":[\"131016\"]}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, NULL);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, stderr);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    assert_int_equal(r.status, 415);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+}
+
 static void
 test_duplicate_key_json_is_400(void **state)
 {
@@ -237,6 +262,7 @@ main(void)
         cmocka_unit_test(test_wrong_method_is_405_with_allow),
         cmocka_unit_test(test_too_large_body_is_413),
         cmocka_unit_test(test_malformed_json_is_400),
+        cmocka_unit_test(test_wrong_content_type_is_415),
         cmocka_unit_test(test_duplicate_key_json_is_400),
         cmocka_unit_test(test_invalid_fields_name_the_field),
         cmocka_unit_test(test_errors_do_not_echo_values),
