@@ -212,10 +212,18 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
 
 /* Later calls with upload data: keep it within the route's limit. */
 static void
-take_body(struct req_state *rs, const char *data, size_t n)
+take_body(struct MHD_Connection *c, struct req_state *rs, const char *data, size_t n)
 {
     if (rs->decided)
         return;
+    /* Chunked bodies carry no Content-Length: check the type here too. */
+    if (rs->len == 0 && rs->req.route->fields != NULL && !json_content_type(c)) {
+        reply_error(&rs->resp, 415, "unsupported_media_type",
+                    "The body must be sent as application/json.", NULL);
+        rs->resp.close = true;
+        rs->decided = true;
+        return;
+    }
     if (n > rs->max - rs->len) {
         reply_error(&rs->resp, 413, "body_too_large",
                     "The request body is larger than this path accepts.", NULL);
@@ -315,7 +323,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         return MHD_YES;   /* answer on a later call: keeps keep-alive alive */
     }
     if (*upload_data_size > 0) {
-        take_body(rs, upload_data, *upload_data_size);
+        take_body(c, rs, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
