@@ -9,12 +9,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -214,8 +217,8 @@ setup(void **state)
         snprintf(f->schema, sizeof(f->schema), "t_%s", hex);
         snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
         pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'",
-                 pg_base, f->schema);
+        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s' "
+                 "application_name=%s", pg_base, f->schema, f->schema);
         f->cfg.conninfo = f->conninfo;
     }
     assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
@@ -713,6 +716,77 @@ test_migrations(void **state)
     store_close(st);
 }
 
+static off_t
+file_size(const char *dir, const char *name)
+{
+    char path[200];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* Make the next write fail under the store: the database files cannot
+ * grow (SQLite), or the server side of the connection is gone (PG). */
+static enum store_status
+failing_batch(struct fx *f, struct store_tenant *ctx, const struct resident *rs,
+              size_t n, int64_t *ids)
+{
+    enum store_status rc;
+
+    if (backend == STORE_BACKEND_SQLITE) {
+        struct rlimit old, lim;
+        off_t a = file_size(f->dir, "store.db"), b = file_size(f->dir, "store.db-wal");
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+        lim = old;
+        lim.rlim_cur = (rlim_t)(a > b ? a : b) + 4096;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        rc = store_resident_insert_batch(ctx, rs, n, ids);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    } else {
+        char sql[200];
+        snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(pid, 5000) FROM "
+                 "pg_stat_activity WHERE application_name = '%s'", f->schema);
+        pg_exec(pg_base, sql);
+        rc = store_resident_insert_batch(ctx, rs, n, ids);
+    }
+    return rc;
+}
+
+/* R9.6: a write that fails inside its transaction (I/O error or a lost
+ * server) is fatal for the handle: that call and every later one return
+ * STORE_FATAL, nothing is retried, and a reopened store holds nothing of
+ * the failed write. */
+static void
+test_fatal_handle(void **state)
+{
+    BEGIN_CASE(f);
+    struct store_tenant *ctx = ctx_open(f, T1);
+    struct resident *rs = calloc(300, sizeof(*rs));
+    struct store_counts cnt;
+    struct store *fresh;
+    int64_t ids[300];
+
+    assert_non_null(rs);
+    for (unsigned i = 0; i < 300; i++)
+        fake(&rs[i], 500 + i);
+    assert_int_equal(failing_batch(f, ctx, rs, 300, ids), STORE_FATAL);
+    assert_int_equal(store_counts(f->st, T1, &cnt), STORE_FATAL);
+    assert_int_equal(store_resident_insert(ctx, NULL, &rs[0], &ids[0]), STORE_FATAL);
+    assert_int_equal(store_health(f->st), STORE_FATAL);
+    store_tenant_ctx_close(ctx);
+    assert_int_equal(store_open(&f->cfg, 0, &fresh), STORE_OK);
+    assert_int_equal(store_counts(fresh, T1, &cnt), STORE_OK);
+    assert_int_equal(cnt.residents, 0);
+    ctx = NULL;
+    assert_int_equal(store_tenant_ctx_open(fresh, T1, &f->kp, &ctx), STORE_OK);
+    assert_int_equal(store_resident_insert_batch(ctx, rs, 300, ids), STORE_OK);
+    store_tenant_ctx_close(ctx);
+    store_close(fresh);
+    free(rs);
+}
+
 struct worker_arg {
     struct fx *f;
     unsigned   base;
@@ -785,6 +859,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_handle, setup, teardown),
     };
     const char *ci = getenv("CI");
     int failed;
