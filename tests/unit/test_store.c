@@ -535,6 +535,26 @@ test_rewrap_touches_no_row(void **state)
     store_tenant_ctx_close(ctx);
 }
 
+/* The address ciphertext of a T1 row, read behind the store's back. */
+static void
+sqlite_blob(struct fx *f, int64_t id, uint8_t *out, size_t *len)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT address_ct FROM residents WHERE "
+                                        "tenant_id = '" T1 "' AND resident_id = ?1",
+                                        -1, &s, NULL), SQLITE_OK);
+    sqlite3_bind_int64(s, 1, id);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    *len = (size_t)sqlite3_column_bytes(s, 0);
+    assert_true(*len > 0 && *len <= FIELD_CT_MAX);
+    memcpy(out, sqlite3_column_blob(s, 0), *len);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
 /* R1.4: erase destroys the keys and the rows; a copy of the ciphertext
  * taken before cannot be decrypted; the other tenant is untouched. */
 static void
@@ -547,6 +567,8 @@ test_erase(void **state)
     struct tenant_key *k = NULL;
     int64_t id = put(c1, 1), other = put(c2, 2);
     char state_s[16];
+    uint8_t ct[FIELD_CT_MAX];
+    size_t ctlen = 0;
 
     (void)put(c1, 3);
     store_tenant_ctx_close(c1);
@@ -558,8 +580,33 @@ test_erase(void **state)
                  f->dir, f->dir, f->dir, f->dir);
         assert_int_equal(system(cmd), 0);
     }
+    if (backend == STORE_BACKEND_SQLITE) {
+        char path[200], *b1, *b2;
+        size_t l1, l2;
+        sqlite_blob(f, id, ct, &ctlen);
+        snprintf(path, sizeof(path), "%s/store.db", f->dir);
+        read_or_empty(path, &b1, &l1);
+        snprintf(path, sizeof(path), "%s/store.db-wal", f->dir);
+        read_or_empty(path, &b2, &l2);
+        /* The probe works: before the erase the bytes are on disk. */
+        assert_true(memmem(b1, l1, ct, ctlen) != NULL || memmem(b2, l2, ct, ctlen) != NULL);
+        free(b1);
+        free(b2);
+    }
     assert_int_equal(keyring_erase(f->kr, T1), 0);
     assert_int_equal(store_tenant_erase(f->st, T1), STORE_OK);
+    /* secure_delete + WAL checkpoint: the ciphertext bytes are gone too. */
+    if (backend == STORE_BACKEND_SQLITE) {
+        const char *files[] = { "store.db", "store.db-wal" };
+        for (size_t i = 0; i < 2; i++) {
+            char path[200], *buf;
+            size_t len;
+            snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+            read_or_empty(path, &buf, &len);
+            assert_null(memmem(buf, len, ct, ctlen));
+            free(buf);
+        }
+    }
     assert_int_equal(store_counts(f->st, T1, &cnt), STORE_OK);
     assert_int_equal(cnt.residents, 0);
     assert_int_equal(cnt.tenants, 0);
@@ -588,7 +635,6 @@ test_erase(void **state)
         assert_null(cx);
         store_close(copy);
     }
-    (void)id;
     assert_int_equal(store_counts(f->st, NULL, &cnt), STORE_OK);
     assert_int_equal(cnt.residents, 1);
     c2 = (store_tenant_ctx_close(c2), ctx_open(f, T2));
