@@ -6,8 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,26 +21,51 @@ struct auditd {
     uint64_t seq;     /* last sequence number written */
 };
 
-/* Find the last sequence number so numbering continues across restarts. */
-static uint64_t
-last_sequence(int fd)
-{
-    char tail[4096];
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t from = size > (off_t)sizeof(tail) ? size - (off_t)sizeof(tail) : 0;
-    ssize_t n = pread(fd, tail, sizeof(tail) - 1, from);
-    const char *p;
-    uint64_t seq = 0;
+/* The longest line the writer can produce: one maximal event plus the
+ * envelope.  Anything longer at the tail is not ours. */
+#define AUDIT_LINE_MAX (IPC_MAX_PAYLOAD + 256)
 
-    if (n <= 0)
+/* Continue numbering across restarts: the sequence of the last complete
+ * line, read as JSON.  A torn or foreign tail is refused (fail closed)
+ * rather than guessed at.  Returns 0 with *seq set, or -1. */
+static int
+last_sequence(int fd, uint64_t *seq)
+{
+    off_t size = lseek(fd, 0, SEEK_END);
+    size_t want = size > (off_t)AUDIT_LINE_MAX ? AUDIT_LINE_MAX : (size_t)size;
+    char *tail;
+    const char *line;
+    json_t *doc;
+    ssize_t n;
+    int rc = -1;
+
+    *seq = 0;
+    if (size == 0)
         return 0;
-    tail[n] = '\0';
-    p = strstr(tail, "{\"seq\":");
-    for (const char *q = p; q != NULL; q = strstr(q + 1, "{\"seq\":"))
-        p = q;
-    if (p != NULL)
-        sscanf(p, "{\"seq\":%" SCNu64, &seq);
-    return seq;
+    tail = malloc(want + 1);
+    if (tail == NULL)
+        return -1;
+    n = pread(fd, tail, want, size - (off_t)want);
+    if (n != (ssize_t)want || tail[want - 1] != '\n')
+        goto out;                          /* torn last write */
+    tail[want - 1] = '\0';
+    line = strrchr(tail, '\n');
+    if (line != NULL)
+        line++;
+    else if ((off_t)want == size)
+        line = tail;                       /* the file is one line */
+    else
+        goto out;                          /* a line longer than ours */
+    doc = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_integer(json_object_get(doc, "seq")) &&
+        json_integer_value(json_object_get(doc, "seq")) > 0) {
+        *seq = (uint64_t)json_integer_value(json_object_get(doc, "seq"));
+        rc = 0;
+    }
+    json_decref(doc);
+out:
+    free(tail);
+    return rc;
 }
 
 static int
@@ -111,7 +136,8 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
         .name = "audit",
         .read_paths = NULL,
         .write_paths = paths,
-        .syscalls = SANDBOX_SYS_FILES,
+        .syscalls = SANDBOX_SYS_FILES |
+                    (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
     int rc = 1;
 
@@ -124,7 +150,11 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
         log_error("audit_init_failed", "cannot open %s: %s", path, strerror(errno));
         goto out;
     }
-    a.seq = last_sequence(a.fd);
+    if (last_sequence(a.fd, &a.seq) != 0) {
+        log_error("audit_init_failed", "%s does not end with a complete audit entry; "
+                  "refusing to append to a damaged log", path);
+        goto out;
+    }
     if (sandbox_drop_privileges(cfg->user) != 0 || sandbox_enter(&pol) != 0)
         goto out;
     if (ipc_send(fds[0], IPC_READY, 0, 0, NULL, 0) != 0)

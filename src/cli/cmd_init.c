@@ -62,7 +62,7 @@ struct init_ctx {
 };
 
 static const char revlist_header[] =
-    "# revoked-terminals.txt - terminal certificates mamorid refuses (R6.2)\n"
+    "# terminals.txt - terminal certificates mamorid refuses (R6.2)\n"
     "#\n"
     "# One entry per line: the SHA-256 fingerprint of the terminal\n"
     "# certificate's DER encoding as 64 lower-case hex characters,\n"
@@ -320,6 +320,10 @@ make_dirs(const struct init_ctx *c)
     } dirs[] = {
         { "pki", 0700 }, { "terminals", 0700 }, { "keys", 0700 },
         { "audit", 0700 }, { "db", 0700 },
+        /* Its own directory: the parent may read only this one after
+         * sandboxing (the list is replaced by rename, so the rule must
+         * be on the directory, and pki/ holds private keys). */
+        { "revocation", 0700 },
         { "run", 0755 },                /* pid and ports files: public */
     };
 
@@ -412,7 +416,7 @@ make_terminal_pki(struct init_ctx *c)
         return -1;
     ca.cert_pem = ca_crt;
     ca.key_pem = ca_key;
-    if (make_file(c, "pki/revoked-terminals.txt", revlist_header,
+    if (make_file(c, "revocation/terminals.txt", revlist_header,
                   strlen(revlist_header), 0644) == 0 &&
         cli_terminal_make(WHO, c->dir, "demo", "demo-terminal", NULL,
                           CLI_LEAF_DAYS, &ca, c->demo_fp) == 0)
@@ -505,7 +509,7 @@ make_config(const struct init_ctx *c, const struct init_opts *o)
         "internal.cert = pki/server.crt\n"
         "internal.key = pki/server.key\n"
         "internal.client_ca = pki/terminal-ca.crt\n"
-        "internal.revocation_list = pki/revoked-terminals.txt\n"
+        "internal.revocation_list = revocation/terminals.txt\n"
         "\n# Public listener: vaccination sites, residents; no individual "
         "numbers (R1.5)\n"
         "public.listen = %s\n"
@@ -566,7 +570,7 @@ init_summary(const struct init_ctx *c, const struct init_opts *o)
         printf(" %s", c->san_list[i]);
     printf(" (1 year)\n"
            "  pki/terminal-ca.crt, .key          terminal CA (10 years)\n"
-           "  pki/revoked-terminals.txt          terminal revocation list "
+           "  revocation/terminals.txt          terminal revocation list "
            "(empty)\n"
            "  terminals/demo.crt, demo.key       demo terminal "
            "\"demo-terminal\" (1 year)\n"

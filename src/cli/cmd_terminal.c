@@ -4,11 +4,11 @@
  *
  * A terminal is a registered internal workstation.  Its certificate is
  * issued by the terminal CA in DIR/pki; revoking it adds the SHA-256
- * fingerprint of its DER to DIR/pki/revoked-terminals.txt and tells a
+ * fingerprint of its DER to DIR/revocation/terminals.txt and tells a
  * running mamorid to reload that file, so the revocation takes effect at
  * once.
  *
- * revoked-terminals.txt format: one entry per line, 64 lower-case hex
+ * terminals.txt format: one entry per line, 64 lower-case hex
  * characters, optionally followed by whitespace and "# comment"; blank
  * lines and lines starting with '#' are ignored.  It is read here with
  * the daemon's own parser (tls/revoke.h), so `list` shows what mamorid
@@ -310,7 +310,7 @@ is_blank(char c)
 static int
 revlist_path(char *out, size_t outsz, const char *dir)
 {
-    return util_path_join(out, outsz, dir, "pki/revoked-terminals.txt");
+    return util_path_join(out, outsz, dir, "revocation/terminals.txt");
 }
 
 /* Read and parse the list as mamorid does; a missing file is an empty
@@ -734,7 +734,7 @@ revlist_add(const char *who, const char *dir, const char *fp,
     size_t oldlen, len;
     int lockfd, ret = -1;
 
-    if (util_path_join(pkidir, sizeof(pkidir), dir, "pki") != 0 ||
+    if (util_path_join(pkidir, sizeof(pkidir), dir, "revocation") != 0 ||
         revlist_path(path, sizeof(path), dir) != 0) {
         cli_errx(who, "path too long: %s", dir);
         return -1;
@@ -786,7 +786,7 @@ terminal_revoke(int argc, char **argv)
         printf("%s is already revoked; nothing changed\n", fp);
         return CLI_OK;
     }
-    printf("revoked %s in %s/pki/revoked-terminals.txt\n", fp, o.dir);
+    printf("revoked %s in %s/revocation/terminals.txt\n", fp, o.dir);
     return revoke_notify(who, o.dir) == 0 ? CLI_OK : CLI_FAIL;
 }
 

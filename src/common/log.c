@@ -50,6 +50,12 @@ syslog_priority(enum log_level lvl)
     }
 }
 
+bool
+log_enabled(enum log_level lvl)
+{
+    return lvl <= log_min;
+}
+
 void
 log_event(enum log_level lvl, const char *event, json_t *fields)
 {

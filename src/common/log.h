@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 enum log_target { LOG_TO_STDERR = 0, LOG_TO_SYSLOG };
@@ -21,6 +22,9 @@ void log_setup(const char *procname, enum log_target target, enum log_level min)
 
 /* Parse "error", "warn", "info", "debug".  Returns 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);
+
+/* True if lines at `lvl` are written (to skip building them otherwise). */
+bool log_enabled(enum log_level lvl);
 
 /* Emit one line.  `fields` may be NULL; when not NULL it must be a JSON
  * object and its reference is stolen (this call decrefs it). */

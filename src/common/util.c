@@ -101,10 +101,15 @@ util_read_file(const char *path, size_t max, char **out, size_t *len)
 
     if (fd < 0)
         return -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = errno ? errno : EINVAL;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
-        errno = S_ISREG(st.st_mode) ? e : EINVAL;
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
         return -1;
     }
     if ((uint64_t)st.st_size > max) {
@@ -121,8 +126,15 @@ util_read_file(const char *path, size_t max, char **out, size_t *len)
         ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            break;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            errno = e;
+            return -1;
+        }
+        if (r == 0)
+            break;      /* the file shrank while we read: take what is there */
         got += (size_t)r;
     }
     close(fd);

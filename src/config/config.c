@@ -91,7 +91,7 @@ config_defaults(struct mamori_config *cfg)
              CONFIG_DEFAULT_PRIORITIES);
     snprintf(cfg->client_ca, sizeof(cfg->client_ca), "pki/terminal-ca.crt");
     snprintf(cfg->revocation_list, sizeof(cfg->revocation_list),
-             "pki/revoked-terminals.txt");
+             "revocation/terminals.txt");
     snprintf(cfg->public_.host, sizeof(cfg->public_.host), "127.0.0.1");
     cfg->public_.port = 8444;
     snprintf(cfg->public_.cert, sizeof(cfg->public_.cert), "pki/server.crt");
@@ -123,8 +123,9 @@ config_parse_listen(const char *s, struct listener_config *l)
         hlen = (size_t)(close - hstart);
         colon = close + 1;
     } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL)
+        colon = strchr(s, ':');
+        /* An IPv6 address must be bracketed: "::1:8443" is ambiguous. */
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
             return -1;
         hlen = (size_t)(colon - s);
     }

@@ -37,7 +37,7 @@ struct mamori_config {
     unsigned threads;               /* HTTP threads per worker */
     unsigned connection_timeout;    /* seconds of client inactivity */
     unsigned drain_timeout;         /* seconds SIGTERM waits for requests */
-    unsigned max_connections;       /* per worker */
+    unsigned max_connections;       /* per listener, per worker */
     enum log_target log_target;
     enum log_level  log_level;
     char     pidfile[PATH_MAX];

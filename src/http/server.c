@@ -320,7 +320,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         *req_cls = rs;
         atomic_fetch_add(&s->inflight, 1);
         begin_request(s, c, rs, method, url);
-        return MHD_YES;   /* answer on a later call: keeps keep-alive alive */
+        /* A refusal that closes the connection is sent now, so a client
+         * announcing a huge body is not read (or waited for) at all.
+         * Everything else answers on a later call: keeps keep-alive. */
+        if (rs->decided && rs->resp.close)
+            return send_response(s, c, rs);
+        return MHD_YES;
     }
     if (*upload_data_size > 0) {
         take_body(c, rs, upload_data, *upload_data_size);
@@ -344,6 +349,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (rs == NULL)
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!log_enabled(LOG_LVL_INFO))
+        goto done;
     /* The route *pattern* is logged, never the path: paths carry ids. */
     log_event(LOG_LVL_INFO, "request",
               json_pack("{s:s,s:s,s:i,s:s,s:f,s:b}",
@@ -354,6 +361,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                         "ms", (double)(now.tv_sec - rs->start.tv_sec) * 1e3 +
                                   (double)(now.tv_nsec - rs->start.tv_nsec) / 1e6,
                         "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
+done:
     json_decref(rs->resp.body);
     json_decref(rs->req.body);
     free(rs->body);

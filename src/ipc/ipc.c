@@ -96,8 +96,14 @@ ipc_recv(int fd, struct ipc_hdr *hdr, void *buf, size_t cap)
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -1;
-    if (n == 0)
-        return 0;
+    if (n == 0) {
+        /* SEQPACKET delivers empty messages too: only a hang-up is EOF. */
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)) != 0)
+            return 0;
+        errno = EBADMSG;
+        return -1;
+    }
     /* Check everything before anyone looks at the payload. */
     if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
         (size_t)n < sizeof(*hdr) ||

@@ -83,7 +83,8 @@ keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
         .name = "keyholder",
         .read_paths = NULL,
         .write_paths = paths,    /* key rotation rewrites the keystore */
-        .syscalls = SANDBOX_SYS_FILES,
+        .syscalls = SANDBOX_SYS_FILES |
+                    (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
     int rc = 1;
 

@@ -69,6 +69,7 @@ struct daemon_state {
     unsigned      revocation_generation;     /* reloads confirmed by all workers */
     uint32_t      revocation_pending;        /* id of the reload being confirmed */
     bool          stopping;
+    bool          hup_pending;               /* SIGHUP came during start-up */
 };
 
 /* ---- listeners ---------------------------------------------------- */
@@ -108,7 +109,7 @@ bind_listener(const struct listener_config *l, uint16_t *port)
     }
     *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                           : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    return 0 * fd + fd;
+    return fd;
 }
 
 /* ---- checks (mamorid -n and start-up) ----------------------------- */
@@ -249,9 +250,16 @@ run_child(struct daemon_state *d, const struct child *c, int ctl)
     struct worker_args wa;
     sigset_t none;
 
-    /* Children handle their own signals through their loops. */
+    /* Workers take SIGTERM/SIGINT through their own loop.  The key holder
+     * and audit writer ignore signals sent to the whole group: they stop
+     * when the parent says so, after the workers have drained. */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (c->desc->kind != PROC_WORKER) {
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+    }
     log_setup(c->desc->name, d->cfg->log_target, d->cfg->log_level);
     if (c->desc->kind != PROC_WORKER)
         return run_service_child(d, c, ctl);
@@ -460,6 +468,8 @@ wait_events(struct daemon_state *d, int timeout_ms, bool *died)
                 *died |= reap(d);
             else if (si.ssi_signo == SIGHUP && all_ready(d))
                 push_revocations(d);
+            else if (si.ssi_signo == SIGHUP)
+                d->hup_pending = true;    /* reload once every worker is up */
             else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                 stop = (int)si.ssi_signo;
         }
@@ -557,19 +567,21 @@ parent_dir(char *out, size_t outsz, const char *path)
 static int
 parent_sandbox(const struct mamori_config *cfg)
 {
-    char rundir[PATH_MAX], listdir[PATH_MAX];
+    char rundir[PATH_MAX], portsdir[PATH_MAX], listdir[PATH_MAX];
     /* The list is replaced by rename(), so a rule on the file itself
-     * would keep pointing at the old inode: grant its directory. */
+     * would keep pointing at the old inode: grant its own directory. */
     const char *reads[] = { listdir, NULL };
-    const char *writes[] = { rundir, NULL };
+    const char *writes[] = { rundir, portsdir, NULL };
     struct sandbox_policy pol = {
         .name = "parent",
         .read_paths = reads,
         .write_paths = writes,
-        .syscalls = SANDBOX_SYS_FILES | SANDBOX_SYS_SUPERVISE,
+        .syscalls = SANDBOX_SYS_FILES | SANDBOX_SYS_SUPERVISE |
+                    (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
 
     if (parent_dir(rundir, sizeof(rundir), cfg->pidfile) != 0 ||
+        parent_dir(portsdir, sizeof(portsdir), cfg->portsfile) != 0 ||
         parent_dir(listdir, sizeof(listdir), cfg->revocation_list) != 0)
         return -1;
     return sandbox_enter(&pol);
@@ -615,7 +627,8 @@ detach(int *ready_fd)
     if (setsid() < 0)
         return -1;
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0)
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
+        dup2(devnull, STDOUT_FILENO) < 0 || dup2(devnull, STDERR_FILENO) < 0)
         return -1;
     close(devnull);
     *ready_fd = p[1];
@@ -645,7 +658,7 @@ daemon_start(struct daemon_state *d, bool foreground, int *ready_fd)
         }
     }
     if (!foreground) {
-        log_setup("parent", LOG_TO_SYSLOG, d->cfg->log_level);
+        log_setup("parent", d->cfg->log_target, d->cfg->log_level);
         if (detach(ready_fd) != 0)
             return -1;
     }
@@ -662,11 +675,19 @@ daemon_start(struct daemon_state *d, bool foreground, int *ready_fd)
 }
 
 int
-proc_run(const struct mamori_config *cfg, bool foreground)
+proc_run(const struct mamori_config *conf, bool foreground)
 {
+    static struct mamori_config detached;   /* large: not on the stack */
+    const struct mamori_config *cfg = conf;
     struct daemon_state d;
     int ready_fd = -1, rc = 1;
 
+    /* A detached daemon has no terminal: every process logs to syslog. */
+    if (!foreground) {
+        detached = *conf;
+        detached.log_target = LOG_TO_SYSLOG;
+        cfg = &detached;
+    }
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     d.listen_fd[0] = d.listen_fd[1] = d.sigfd = -1;
@@ -678,6 +699,8 @@ proc_run(const struct mamori_config *cfg, bool foreground)
                             "public_port", d.port[1], "workers", (int)cfg->workers));
         if (ready_fd >= 0 && write(ready_fd, "r", 1) != 1)
             log_warn("detach_notify_failed", "cannot tell the launcher we are ready");
+        if (d.hup_pending)
+            push_revocations(&d);
         rc = serve(&d);
     }
     if (d.nchild > 0)

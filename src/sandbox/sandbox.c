@@ -287,12 +287,15 @@ build_seccomp(scmp_filter_ctx ctx, unsigned groups)
         return -1;
     if ((groups & SANDBOX_SYS_SUPERVISE) && ALLOW(supervise_syscalls) != 0)
         return -1;
-    /* syslog(3) (re)connects to /dev/log: local sockets only.  TCP is
-     * impossible anyway: no AF_INET socket can be made, and Landlock
-     * (ABI 4+) forbids TCP connect and bind. */
-    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                         SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0 ||
-        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0)
+    /* syslog(3) (re)connects to /dev/log, so only processes that log to
+     * syslog may make a local datagram socket and connect it.  TCP stays
+     * impossible: no AF_INET socket, and Landlock (ABI 4+) forbids TCP
+     * connect and bind. */
+    if ((groups & SANDBOX_SYS_SYSLOG) &&
+        (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                          SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_DGRAM)) != 0 ||
+         seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0))
         return -1;
 #ifndef MAMORI_SANITIZE
     /* prctl only to name threads (libmicrohttpd does). */

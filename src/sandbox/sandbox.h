@@ -19,6 +19,7 @@
 #define SANDBOX_SYS_ACCEPT  0x2u   /* accept on inherited listening sockets */
 #define SANDBOX_SYS_FILES   0x4u   /* open/create/sync files (Landlock limits where) */
 #define SANDBOX_SYS_SUPERVISE 0x8u /* signal and reap child processes (the parent) */
+#define SANDBOX_SYS_SYSLOG  0x10u  /* connect a local socket to /dev/log (log.target = syslog) */
 
 struct sandbox_policy {
     const char *name;                 /* for logs: "worker", "keyholder", ... */

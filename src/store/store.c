@@ -591,6 +591,53 @@ insert_one(struct store_tenant *ctx, void *c, const struct resident *r,
     return rc;
 }
 
+/*
+ * One insert inside an open transaction.  A key seen before answers with
+ * its first id (*replay set, nothing written).
+ */
+static enum store_status
+insert_tx(struct store_tenant *ctx, void *c, const char *idem_key,
+          const struct resident *r, struct enc_resident *e, int64_t *id,
+          bool *replay)
+{
+    const struct store_ops *ops = ctx->st->ops;
+    enum store_status rc = STORE_NOTFOUND;
+    int64_t prev;
+
+    if (idem_key != NULL)
+        rc = ops->idem_get(c, ctx->tenant, idem_key, IDEM_OP, &prev);
+    if (rc == STORE_OK) {
+        *id = prev;
+        *replay = true;
+        return STORE_OK;
+    }
+    if (rc != STORE_NOTFOUND)
+        return rc;      /* STORE_EXISTS: key used for another operation */
+    rc = ops->next_ids(c, ctx->tenant, 1, &e->id);
+    if (rc == STORE_OK)
+        rc = insert_one(ctx, c, r, e, e->id);
+    if (rc == STORE_OK && idem_key != NULL)
+        rc = ops->idem_put(c, ctx->tenant, idem_key, IDEM_OP, e->id, e->created_at);
+    if (rc == STORE_OK)
+        *id = e->id;
+    return rc;
+}
+
+/* After STORE_EXISTS: a concurrent call with the same key may have won. */
+static enum store_status
+idem_recheck(struct store_tenant *ctx, const char *idem_key, int64_t *id)
+{
+    struct store *st = ctx->st;
+    enum store_status rc;
+    void *c;
+
+    if ((rc = conn_get(st, &c)) != STORE_OK)
+        return rc;
+    rc = st->ops->idem_get(c, ctx->tenant, idem_key, IDEM_OP, id);
+    conn_put(st, c, rc == STORE_FATAL ? rc : STORE_OK);
+    return rc == STORE_NOTFOUND ? STORE_EXISTS : rc;
+}
+
 enum store_status
 store_resident_insert(struct store_tenant *ctx, const char *idem_key,
                       const struct resident *r, int64_t *id)
@@ -598,6 +645,7 @@ store_resident_insert(struct store_tenant *ctx, const char *idem_key,
     struct store *st;
     struct enc_resident *e;
     enum store_status rc;
+    bool replay = false;
     void *c;
 
     if (ctx == NULL || id == NULL || (idem_key != NULL && !idem_ok(idem_key)) ||
@@ -610,33 +658,16 @@ store_resident_insert(struct store_tenant *ctx, const char *idem_key,
     if (rc == STORE_OK && (rc = conn_get(st, &c)) == STORE_OK) {
         rc = st->ops->begin(c);
         if (rc == STORE_OK) {
-            int64_t prev;
-            enum store_status ir = idem_key != NULL ?
-                st->ops->idem_get(c, ctx->tenant, idem_key, IDEM_OP, &prev) : STORE_NOTFOUND;
-            if (ir == STORE_OK) {
-                *id = prev;         /* a retry: same answer, nothing written */
-                st->ops->rollback(c);
-                conn_put(st, c, STORE_OK);
-                goto out;
-            }
-            rc = ir == STORE_NOTFOUND ? st->ops->next_ids(c, ctx->tenant, 1, id) : ir;
-            if (rc == STORE_OK)
-                rc = insert_one(ctx, c, r, e, *id);
-            if (rc == STORE_OK && idem_key != NULL)
-                rc = st->ops->idem_put(c, ctx->tenant, idem_key, IDEM_OP, *id,
-                                     e->created_at);
-            rc = finish(st, c, rc);
+            rc = insert_tx(ctx, c, idem_key, r, e, id, &replay);
+            if (replay)
+                st->ops->rollback(c);   /* a retry: same answer, no write */
+            else
+                rc = finish(st, c, rc);
         }
         conn_put(st, c, rc);
-        /* Lost a race with a concurrent retry of the same key. */
-        if (rc == STORE_EXISTS && idem_key != NULL &&
-            conn_get(st, &c) == STORE_OK) {
-            if (st->ops->idem_get(c, ctx->tenant, idem_key, IDEM_OP, id) == STORE_OK)
-                rc = STORE_OK;
-            conn_put(st, c, STORE_OK);
-        }
+        if (rc == STORE_EXISTS && idem_key != NULL)
+            rc = STORE_EXISTS;
     }
-out:
     util_wipe(e, sizeof(*e));
     free(e);
     return rc;

@@ -85,17 +85,66 @@ tls_require_client_cert(gnutls_session_t s)
     return 0;
 }
 
+static bool
+aead_cipher(unsigned c)
+{
+    switch (c) {
+    case GNUTLS_CIPHER_AES_128_GCM:
+    case GNUTLS_CIPHER_AES_256_GCM:
+    case GNUTLS_CIPHER_CHACHA20_POLY1305:
+    case GNUTLS_CIPHER_AES_128_CCM:
+    case GNUTLS_CIPHER_AES_256_CCM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* R8.1 is policy, not a default an operator can loosen by accident: the
+ * priority string may narrow the protocols and suites, never widen them
+ * below TLS 1.2 or to non-AEAD ciphers. */
+static int
+check_policy(gnutls_priority_t p, char *err, size_t errlen)
+{
+    const unsigned *list;
+    int n = gnutls_priority_protocol_list(p, &list);
+
+    if (n <= 0) {
+        snprintf(err, errlen, "the TLS priority string enables no protocol version");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (list[i] != GNUTLS_TLS1_2 && list[i] != GNUTLS_TLS1_3) {
+            snprintf(err, errlen, "the TLS priority string enables %s; only TLS 1.2 and "
+                     "1.3 are allowed (R8.1)",
+                     gnutls_protocol_get_name((gnutls_protocol_t)list[i]));
+            return -1;
+        }
+    }
+    n = gnutls_priority_cipher_list(p, &list);
+    for (int i = 0; i < n; i++) {
+        if (!aead_cipher(list[i])) {
+            snprintf(err, errlen, "the TLS priority string enables the non-AEAD cipher %s "
+                     "(R8.1)", gnutls_cipher_get_name((gnutls_cipher_algorithm_t)list[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int
 tls_check_priorities(const char *prio, char *err, size_t errlen)
 {
     gnutls_priority_t p;
     const char *pos = NULL;
+    int rc;
 
     if (gnutls_priority_init(&p, prio, &pos) != GNUTLS_E_SUCCESS) {
         snprintf(err, errlen, "invalid TLS priority string near \"%.20s\"",
                  pos != NULL ? pos : prio);
         return -1;
     }
+    rc = check_policy(p, err, errlen);
     gnutls_priority_deinit(p);
-    return 0;
+    return rc;
 }

@@ -89,7 +89,8 @@ worker_enter_sandbox(const struct mamori_config *cfg)
         .name = "worker",
         .read_paths = reads,
         .write_paths = writes,
-        .syscalls = SANDBOX_SYS_THREADS | SANDBOX_SYS_ACCEPT | SANDBOX_SYS_FILES,
+        .syscalls = SANDBOX_SYS_THREADS | SANDBOX_SYS_ACCEPT | SANDBOX_SYS_FILES |
+                    (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
 
     /* The database directory is the only place a worker may write. */
@@ -158,8 +159,13 @@ take_revocation_chunk(struct worker *w, const struct ipc_hdr *h, const uint8_t *
     }
     if (n > 0) {
         grown = realloc(w->revoked, (w->nrevoked + n) * REVOKE_FP_LEN);
-        if (grown == NULL)
+        if (grown == NULL) {
+            /* No confirmation goes out, so the parent's generation does
+             * not advance and operators see the reload did not apply. */
+            log_error("revocation_set_failed", "out of memory assembling the revocation set");
+            w->assembling = false;
             return;
+        }
         w->revoked = grown;
         memcpy(w->revoked + w->nrevoked * REVOKE_FP_LEN, buf, h->len);
         w->nrevoked += n;
@@ -191,9 +197,10 @@ handle_parent(struct worker *w, uint8_t *buf)
     if (r == 0)
         return -1;
     if (r < 0) {
-        if (errno == EBADMSG)
+        int e = errno;
+        if (e == EBADMSG)
             log_warn("ipc_refused", "malformed message from parent dropped");
-        return errno == EBADMSG || errno == EAGAIN ? 1 : -1;
+        return e == EBADMSG || e == EAGAIN ? 1 : -1;
     }
     switch (h.type) {
     case IPC_SHUTDOWN:

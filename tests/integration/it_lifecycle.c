@@ -171,7 +171,7 @@ test_sighup_with_bad_list_keeps_previous(void **state)
     (void)state;
     assert_int_equal(h_start(&in, NULL), 0);
     gen = h_state(&in, "revocation_generation");
-    snprintf(path, sizeof(path), "%s/pki/revoked-terminals.txt", in.dir);
+    snprintf(path, sizeof(path), "%s/revocation/terminals.txt", in.dir);
     assert_int_equal(h_write(path, "not-a-fingerprint\n"), 0);
     kill(in.pid, SIGHUP);
     sleep_ms(500);

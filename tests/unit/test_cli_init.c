@@ -213,13 +213,14 @@ test_init_tree(void **state)
     assert_mode(t, "audit", S_IFDIR, 0700);
     assert_mode(t, "db", S_IFDIR, 0700);
     assert_mode(t, "run", S_IFDIR, 0755);
+    assert_mode(t, "revocation", S_IFDIR, 0700);
     assert_mode(t, "pki/ca.crt", S_IFREG, 0644);
     assert_mode(t, "pki/ca.key", S_IFREG, 0600);
     assert_mode(t, "pki/server.crt", S_IFREG, 0644);
     assert_mode(t, "pki/server.key", S_IFREG, 0600);
     assert_mode(t, "pki/terminal-ca.crt", S_IFREG, 0644);
     assert_mode(t, "pki/terminal-ca.key", S_IFREG, 0600);
-    assert_mode(t, "pki/revoked-terminals.txt", S_IFREG, 0644);
+    assert_mode(t, "revocation/terminals.txt", S_IFREG, 0644);
     assert_mode(t, "terminals/demo.crt", S_IFREG, 0644);
     assert_mode(t, "terminals/demo.key", S_IFREG, 0600);
     assert_mode(t, "keys/master.key", S_IFREG, 0600);
@@ -252,7 +253,7 @@ test_init_tree(void **state)
     free(demo);
 
     /* The revocation list starts with a header and no entry. */
-    revl = slurp(t->data, "pki/revoked-terminals.txt");
+    revl = slurp(t->data, "revocation/terminals.txt");
     assert_true(revl[0] == '#');
     for (const char *l = revl; *l != '\0'; l++) {
         assert_true(*l == '#' || *l == '\n');
@@ -535,18 +536,18 @@ test_terminal_revoke(void **state)
     assert_int_equal(RUN(NULL, "terminal", "issue", "-d", t->data, "lost"),
                      CLI_OK);
     fp_of_file(t->data, "terminals/lost.crt", fp);
-    join(path, t->data, "pki/revoked-terminals.txt");
+    join(path, t->data, "revocation/terminals.txt");
     assert_int_equal(chmod(path, 0640), 0);
-    before = slurp(t->data, "pki/revoked-terminals.txt");
+    before = slurp(t->data, "revocation/terminals.txt");
 
     assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data,
                          "--reason", "lost on the train", "lost"), CLI_OK);
-    after = slurp(t->data, "pki/revoked-terminals.txt");
+    after = slurp(t->data, "revocation/terminals.txt");
     assert_int_equal(count_entries(after, got), 1);
     assert_string_equal(got, fp);
     assert_non_null(strstr(after, "lost on the train"));
     assert_int_equal(strncmp(after, before, strlen(before)), 0); /* kept */
-    assert_mode(t, "pki/revoked-terminals.txt", S_IFREG, 0640); /* kept */
+    assert_mode(t, "revocation/terminals.txt", S_IFREG, 0640); /* kept */
     free(before);
     {
         /* ...and mamorid's own parser sees exactly that entry. */
@@ -573,7 +574,7 @@ test_terminal_revoke(void **state)
                          "--cert", certp), CLI_OK);
     assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data,
                          "--fingerprint", upper), CLI_OK);
-    before = slurp(t->data, "pki/revoked-terminals.txt");
+    before = slurp(t->data, "revocation/terminals.txt");
     assert_string_equal(before, after);
     free(before);
 
@@ -586,7 +587,7 @@ test_terminal_revoke(void **state)
                          "--fingerprint", fp, "demo"), CLI_USAGE);
     assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data,
                          "nobody-here"), CLI_FAIL);
-    before = slurp(t->data, "pki/revoked-terminals.txt");
+    before = slurp(t->data, "revocation/terminals.txt");
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -618,7 +619,7 @@ test_revoke_list_as_daemon_reads_it(void **state)
 
     assert_int_equal(init_default(t), CLI_OK);
     fp_of_file(t->data, "terminals/demo.crt", fp);
-    join(path, t->data, "pki/revoked-terminals.txt");
+    join(path, t->data, "revocation/terminals.txt");
 
     /* Upper case, indented, comment without a blank: mamorid accepts it. */
     for (size_t i = 0; i <= PKI_FP_HEX_LEN; i++)
@@ -631,7 +632,7 @@ test_revoke_list_as_daemon_reads_it(void **state)
     free(out);
     assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data, "demo"),
                      CLI_OK);
-    after = slurp(t->data, "pki/revoked-terminals.txt");
+    after = slurp(t->data, "revocation/terminals.txt");
     assert_string_equal(after, text);               /* already revoked */
     free(after);
 
@@ -643,7 +644,7 @@ test_revoke_list_as_daemon_reads_it(void **state)
     assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data, "new"),
                      CLI_FAIL);
     assert_int_equal(RUN(NULL, "terminal", "list", "-d", t->data), CLI_FAIL);
-    before = slurp(t->data, "pki/revoked-terminals.txt");
+    before = slurp(t->data, "revocation/terminals.txt");
     assert_string_equal(before, text);
     free(before);
 }

@@ -140,7 +140,7 @@ test_defaults_match_manual(void **state)
     assert_string_equal(cfg.public_.cert, "pki/server.crt");
     assert_string_equal(cfg.public_.key, "pki/server.key");
     assert_string_equal(cfg.client_ca, "pki/terminal-ca.crt");
-    assert_string_equal(cfg.revocation_list, "pki/revoked-terminals.txt");
+    assert_string_equal(cfg.revocation_list, "revocation/terminals.txt");
     assert_string_equal(cfg.master_key, "keys/master.key");
     assert_string_equal(cfg.keys_dir, "keys");
     assert_string_equal(cfg.audit_dir, "audit");

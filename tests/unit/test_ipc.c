@@ -314,6 +314,30 @@ test_frame_larger_than_caller_buffer(void **state)
     close(sv[1]);
 }
 
+/* A zero-length datagram is a malformed message, not the peer closing:
+ * a service that took it for EOF would drop a live channel (or, on the
+ * parent channel, exit). */
+static void
+test_empty_datagram_is_not_eof(void **state)
+{
+    int sv[2];
+    struct ipc_hdr h;
+    uint8_t buf[64];
+
+    (void)state;
+    make_pair(sv);
+    raw_send(sv[0], "", 0);
+    assert_int_equal(ipc_send(sv[0], IPC_PING, 3, 0, "alive", 5), 0);
+    errno = 0;
+    int r = recv_within(sv[1], &h, buf, sizeof(buf), 2000);
+    if (r != -1 || errno != EBADMSG)
+        fail_msg("empty datagram: ipc_recv returned %d (%s); expected -1/EBADMSG "
+                 "(0 means \"peer closed\")", r, r < 0 ? strerror(errno) : "no error");
+    expect_ping(sv[1], 3, "alive");
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static int
 count_open_fds(void)
 {
@@ -739,6 +763,35 @@ test_keyholder_refuses_bad_messages_and_survives(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* An empty datagram from a worker is a malformed message: the key holder
+ * must keep serving that worker (it must not take it for a closed
+ * channel and stop listening to it). */
+static void
+test_keyholder_survives_empty_datagram(void **state)
+{
+    struct svcenv *e = *state;
+    struct svc s;
+    struct ipc_hdr h = { 0 };
+    uint8_t buf[64];
+    int status;
+
+    svc_start(&s, keyholder_main, &e->cfg, 0);
+    expect_ready(&s);
+    raw_send(s.worker, "", 0);
+    assert_int_equal(ipc_send(s.worker, IPC_PING, 90, 0, "after-empty", 11), 0);
+    int r = recv_within(s.worker, &h, buf, sizeof(buf), 3000);
+    if (r != 1 || h.type != IPC_PONG || h.id != 90) {
+        kill(s.pid, SIGKILL);
+        (void)svc_wait(&s, 10000);
+        fail_msg("after an empty datagram the key holder stopped answering the worker "
+                 "(recv %d)", r);
+    }
+    assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 91, 0, NULL, 0), 0);
+    status = svc_wait(&s, 10000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* The key holder refuses a master key file anyone else could read or of
  * the wrong size, and never reports ready with it. */
 static void
@@ -961,6 +1014,46 @@ test_auditd_numbering_continues_across_restart(void **state)
     restart_and_expect_seq(e, 4);
 }
 
+/* An event's own content must not steer the sequence: an event object
+ * whose first key is "seq" is still just event content. */
+static void
+test_auditd_numbering_not_taken_from_event_content(void **state)
+{
+    struct svcenv *e = *state;
+    struct svc s;
+
+    svc_start(&s, auditd_main, &e->cfg, 0);
+    expect_ready(&s);
+    assert_true(append_ok(s.worker, 1, "{\"a\":1}") == 1);
+    assert_true(append_ok(s.worker, 2, "{\"seq\":999999,\"forged\":true}") == 2);
+    assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 3, 0, NULL, 0), 0);
+    assert_true(WIFEXITED(svc_wait(&s, 10000)));
+    restart_and_expect_seq(e, 3);
+}
+
+/* A last line longer than the writer's look-back must not restart the
+ * numbering at 1 (duplicate sequence numbers). */
+static void
+test_auditd_numbering_after_long_last_line(void **state)
+{
+    struct svcenv *e = *state;
+    struct svc s;
+    char *big = malloc(10000);
+
+    assert_non_null(big);
+    memcpy(big, "{\"note\":\"", 9);
+    memset(big + 9, 'x', 6000);
+    memcpy(big + 9 + 6000, "\"}", 3);
+    svc_start(&s, auditd_main, &e->cfg, 0);
+    expect_ready(&s);
+    assert_true(append_ok(s.worker, 1, "{\"a\":1}") == 1);
+    assert_true(append_ok(s.worker, 2, big) == 2);
+    assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 3, 0, NULL, 0), 0);
+    assert_true(WIFEXITED(svc_wait(&s, 10000)));
+    free(big);
+    restart_and_expect_seq(e, 3);
+}
+
 /* Fail closed: when the log cannot be written the writer answers
  * audit_unavailable, never an ack, and stops.  The write failure is real:
  * RLIMIT_FSIZE set to the existing log's size makes write(2) fail with
@@ -1011,13 +1104,17 @@ main(void)
         cmocka_unit_test(test_peer_closed),
         cmocka_unit_test(test_malformed_frames_refused_then_next_ok),
         cmocka_unit_test(test_frame_larger_than_caller_buffer),
+        cmocka_unit_test(test_empty_datagram_is_not_eof),
         cmocka_unit_test(test_passed_fd_refused),
         cmocka_unit_test(test_call_skips_stale_reply_and_times_out),
         cmocka_unit_test(test_call_oversize_refused),
         S(test_keyholder_refuses_bad_messages_and_survives),
+        S(test_keyholder_survives_empty_datagram),
         S(test_keyholder_refuses_bad_master_key),
         S(test_auditd_appends_acks_and_refuses),
         S(test_auditd_numbering_continues_across_restart),
+        S(test_auditd_numbering_not_taken_from_event_content),
+        S(test_auditd_numbering_after_long_last_line),
         S(test_auditd_write_failure_fails_closed),
     };
 #undef S

@@ -799,7 +799,7 @@ table_problem(const struct route *t, size_t n, char *buf, size_t buflen)
             memset(&req, 0, sizeof(req));
             if (router_match(t, n, t[i].method, path, l, &req, allow, sizeof(allow)) != ROUTE_FOUND ||
                 req.route != &t[i]) {
-                snprintf(buf, buflen, "route %zu (%s %s) is unreachable for %s on listener %u",
+                snprintf(buf, buflen, "route %zu (%s %s) is unreachable for %.80s on listener %u",
                          i, t[i].method, t[i].pattern, path, l);
                 return buf;
             }
