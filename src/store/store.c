@@ -666,7 +666,7 @@ store_resident_insert(struct store_tenant *ctx, const char *idem_key,
         }
         conn_put(st, c, rc);
         if (rc == STORE_EXISTS && idem_key != NULL)
-            rc = STORE_EXISTS;
+            rc = idem_recheck(ctx, idem_key, id);
     }
     util_wipe(e, sizeof(*e));
     free(e);

@@ -928,6 +928,59 @@ worker(void *p)
     return NULL;
 }
 
+struct same_key_arg {
+    struct fx         *f;
+    pthread_barrier_t *go;
+    int64_t            id;
+    enum store_status  rc;
+};
+
+static void *
+same_key_worker(void *p)
+{
+    struct same_key_arg *a = p;
+    struct store_tenant *ctx = NULL;
+    struct resident r;
+
+    fake(&r, 4242);
+    a->rc = store_tenant_ctx_open(a->f->st, T1, &a->f->kp, &ctx);
+    pthread_barrier_wait(a->go);    /* all start their insert together */
+    if (a->rc == STORE_OK)
+        a->rc = store_resident_insert(ctx, "same-key-1", &r, &a->id);
+    store_tenant_ctx_close(ctx);
+    return NULL;
+}
+
+/* R9.6: retries racing each other with one idempotency key (a client
+ * that resent while the first request was still running) get one row
+ * and one id. */
+static void
+test_idempotency_race(void **state)
+{
+    BEGIN_CASE(f);
+    struct same_key_arg a[4];
+    pthread_t th[4];
+    pthread_barrier_t go;
+    struct store_counts cnt;
+
+    assert_int_equal(pthread_barrier_init(&go, NULL, 4), 0);
+    for (unsigned i = 0; i < 4; i++) {
+        a[i].f = f;
+        a[i].go = &go;
+        a[i].id = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, same_key_worker, &a[i]), 0);
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(a[i].rc, STORE_OK);
+        assert_int_equal(a[i].id, a[0].id);
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(store_counts(f->st, T1, &cnt), STORE_OK);
+    assert_int_equal(cnt.residents, 1);
+    assert_int_equal(cnt.idempotency, 1);
+}
+
 /* Several HTTP threads share one store: each write lands once. */
 static void
 test_threads(void **state)
@@ -973,6 +1026,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_provider, setup, teardown),
     };
