@@ -83,22 +83,6 @@ cli_bad_option(const char *who, char **argv)
 }
 
 static int
-fsync_parent(const char *path)
-{
-    char copy[PATH_MAX];
-    int fd, rc;
-
-    if (util_strcpy(copy, sizeof(copy), path) != 0)
-        return -1;
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-static int
 write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -141,7 +125,7 @@ cli_write_new(const char *path, const void *data, size_t len, unsigned mode)
     if (link(tmp, path) != 0)
         goto fail;
     unlink(tmp);
-    return fsync_parent(path);
+    return util_fsync_parent(path);
 fail:
     e = errno;
     if (fd >= 0)

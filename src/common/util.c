@@ -144,8 +144,8 @@ util_read_file(const char *path, size_t max, char **out, size_t *len)
     return 0;
 }
 
-static int
-fsync_dir_of(const char *path)
+int
+util_fsync_parent(const char *path)
 {
     char copy[PATH_MAX];
     int fd, rc;
@@ -196,7 +196,7 @@ util_write_file_atomic(const char *path, const void *data, size_t len,
     fd = -1;
     if (rename(tmp, path) != 0)
         goto fail;
-    return fsync_dir_of(path);
+    return util_fsync_parent(path);
 fail:
     {
         int e = errno;

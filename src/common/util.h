@@ -36,6 +36,10 @@ int util_read_file(const char *path, size_t max, char **out, size_t *len)
 int util_write_file_atomic(const char *path, const void *data, size_t len,
                            unsigned mode) MAMORI_WARN_UNUSED;
 
+/* fsync the directory holding `path`, so a create or rename in it is
+ * durable. */
+int util_fsync_parent(const char *path) MAMORI_WARN_UNUSED;
+
 /* Join dir and name into out ("dir/name"); an absolute name is copied
  * as is.  Fails with ENAMETOOLONG. */
 int util_path_join(char *out, size_t outsz, const char *dir, const char *name)
