@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "store/store.h"
 
 #ifndef MAMORI_SOURCE_DATA_DIR
 #error "MAMORI_SOURCE_DATA_DIR must be defined by the build"
@@ -584,6 +585,29 @@ init_summary(const struct init_ctx *c, const struct init_opts *o)
     printf("next: mamorid -f -c %s/mamorid.conf\n", c->dir);
 }
 
+/* The embedded store, created at the current schema so the daemon can
+ * start at once (later schema changes go through `mamori migrate`). */
+static int
+make_store(const struct init_ctx *c)
+{
+    char path[PATH_MAX];
+    struct store_config sc = { STORE_BACKEND_SQLITE, path, NULL, 1, 0 };
+    struct store *st = NULL;
+    enum store_status rc;
+
+    if (util_path_join(path, sizeof(path), c->dir, "db/mamori.sqlite") != 0)
+        return -1;
+    rc = store_open(&sc, STORE_OPEN_MIGRATE, &st);
+    if (rc == STORE_OK)
+        rc = store_migrate(st, NULL, NULL);
+    store_close(st);
+    if (rc != STORE_OK) {
+        cli_errx(WHO, "cannot create the SQLite store %s: %s", path, store_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 int
 cmd_init(int argc, char **argv)
 {
@@ -606,7 +630,7 @@ cmd_init(int argc, char **argv)
         return CLI_FAIL;
     if (make_dirs(&c) != 0 || make_server_pki(&c) != 0 ||
         make_terminal_pki(&c) != 0 || make_master_key(&c) != 0 ||
-        make_config(&c, &o) != 0 || init_chown(&c) != 0) {
+        make_config(&c, &o) != 0 || make_store(&c) != 0 || init_chown(&c) != 0) {
         cli_errx(WHO, "%s is incomplete; remove it and run mamori init "
                  "again", c.dir);
         return CLI_FAIL;

@@ -25,6 +25,9 @@ static const struct type_desc types[IPC_TYPE_END] = {
     [IPC_AUDIT_APPEND]  = { "audit_append", 16u * 1024u },
     [IPC_AUDIT_ACK]     = { "audit_ack", 8 },
     [IPC_REVOKED_INSTALLED] = { "revoked_installed", 0 },
+    [IPC_KEY_REQUEST]   = { "key_request", 11 },
+    [IPC_KEY_GRANT]     = { "key_grant", 48 },
+    [IPC_KEYS_RELOAD]   = { "keys_reload", 0 },
 };
 
 size_t

@@ -28,6 +28,9 @@ enum ipc_type {
     IPC_AUDIT_APPEND,     /* worker -> audit writer: one event, JSON object text */
     IPC_AUDIT_ACK,        /* audit writer -> worker: uint64 sequence, big-endian */
     IPC_REVOKED_INSTALLED,/* worker -> parent: set installed; id echoes the LAST chunk's */
+    IPC_KEY_REQUEST,      /* worker -> key holder: kind(1) tenant(6 digits) version(4, BE) */
+    IPC_KEY_GRANT,        /* key holder -> worker: one grant (crypto/keyprov.h layout) */
+    IPC_KEYS_RELOAD,      /* parent -> key holder: re-read the keystore; empty */
     IPC_TYPE_END          /* not a type: one past the last */
 };
 

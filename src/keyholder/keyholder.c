@@ -1,102 +1,134 @@
 /*
  * keyholder.c - the key holder process.
  *
- * For now it loads and guards the master key and answers PING; the
- * storage layer adds data-key grants through keyholder_handle().
+ * It opens the keyring (master key and keystore) and answers key requests
+ * from workers with grants: one unwrapped data or index key of one
+ * tenant.  The master key and the tenants' key-encryption keys never
+ * leave this process (R1.4).
  */
 #include "keyholder/keyholder.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
+#include "crypto/keyprov.h"
+#include "crypto/keyring.h"
+#include "keyholder/keyclient.h"
 #include "proc/service.h"
 #include "sandbox/sandbox.h"
 
 struct keyholder {
-    unsigned char *master;   /* sodium_malloc'd, no access except when used */
+    const struct mamori_config *cfg;
+    struct keyring             *kr;
 };
 
-/* Read the master key into guarded memory.  The file must be a regular
- * file of exactly 32 bytes, not readable by group or others. */
-static int
-load_master(const char *path, struct keyholder *k)
+static void
+refuse(int fd, uint32_t id, const char *reason)
 {
-    struct stat st;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (ipc_send(fd, IPC_ERROR, id, 0, reason, strlen(reason)) != 0)
+        log_debug("ipc_send_failed", "keyholder: %s", strerror(errno));
+}
 
-    if (fd < 0) {
-        log_error("keyholder_init_failed", "cannot open the master key file %s: %s",
-                  path, strerror(errno));
-        return -1;
+/* One grant for a worker.  The request was size-checked by ipc_recv;
+ * its contents are checked here. */
+static void
+answer_key_request(struct keyholder *k, int fd, const struct ipc_hdr *h,
+                   const uint8_t *p)
+{
+    struct keyclient_request rq;
+    struct tenant_key *grant = NULL;
+    uint8_t wire[KEYGRANT_SIZE];
+    int rc;
+
+    if (keyclient_request_decode(p, h->len, &rq) != 0) {
+        log_warn("ipc_refused", "keyholder: malformed key request");
+        refuse(fd, h->id, "malformed_request");
+        return;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
-        st.st_size != KEYHOLDER_MASTER_KEY_LEN) {
-        log_error("keyholder_init_failed",
-                  "%s must be a 32-byte file with mode 0600", path);
-        close(fd);
-        return -1;
+    rc = rq.kind == TENANT_KEY_INDEX
+             ? keyring_grant_index_key(k->kr, rq.tenant, &grant)
+             : keyring_grant_data_key(k->kr, rq.tenant, rq.version, &grant);
+    if (rc != 0 || keygrant_encode(grant, wire) != 0) {
+        /* Unknown or erased tenant, or no such version. */
+        tenant_key_free(grant);
+        refuse(fd, h->id, "no_such_key");
+        return;
     }
-    k->master = sodium_malloc(KEYHOLDER_MASTER_KEY_LEN);
-    if (k->master == NULL) {
-        close(fd);
-        return -1;
+    tenant_key_free(grant);
+    if (ipc_send(fd, IPC_KEY_GRANT, h->id, 0, wire, sizeof(wire)) != 0)
+        log_debug("ipc_send_failed", "keyholder: %s", strerror(errno));
+    util_wipe(wire, sizeof(wire));
+}
+
+/* Re-read the keystore after `mamori key` or `mamori tenant` changed it
+ * (SIGHUP to mamorid).  On failure the keyring in use stays. */
+static void
+reload(struct keyholder *k)
+{
+    struct keyring *fresh;
+
+    if (keyring_open(k->cfg->master_key, k->cfg->keys_dir, NULL, &fresh) != 0) {
+        log_error("keystore_reload_failed", "cannot re-read the keystore: %s; "
+                  "the keys in use stay", strerror(errno));
+        return;
     }
-    n = read(fd, k->master, KEYHOLDER_MASTER_KEY_LEN);
-    close(fd);
-    if (n != KEYHOLDER_MASTER_KEY_LEN) {
-        log_error("keyholder_init_failed", "short read of %s", path);
-        return -1;
-    }
-    sodium_mprotect_noaccess(k->master);
-    return 0;
+    keyring_close(k->kr);
+    k->kr = fresh;
+    log_info("keystore_reloaded", "keystore re-read");
 }
 
 static int
 keyholder_handle(void *arg, int fd, int from_parent, const struct ipc_hdr *h,
                  const uint8_t *payload)
 {
-    static const char reason[] = "unsupported";
+    struct keyholder *k = arg;
 
-    (void)arg;
-    (void)payload;
+    if (h->type == IPC_KEY_REQUEST && !from_parent) {
+        answer_key_request(k, fd, h, payload);
+        return 0;
+    }
+    if (h->type == IPC_KEYS_RELOAD && from_parent) {
+        reload(k);
+        return 0;
+    }
     log_event(LOG_LVL_WARN, "ipc_refused",
               json_pack("{s:s,s:s,s:b}", "process", "keyholder",
                         "type", ipc_type_name(h->type), "from_parent", from_parent));
-    /* Refused and answered; a peer that is gone is noticed by the loop. */
-    if (ipc_send(fd, IPC_ERROR, h->id, 0, reason, sizeof(reason) - 1) != 0)
-        log_debug("ipc_send_failed", "keyholder: %s", strerror(errno));
+    refuse(fd, h->id, "unsupported");
     return 0;
 }
 
 int
 keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
 {
-    struct keyholder k = { NULL };
+    struct keyholder k = { cfg, NULL };
     const char *paths[] = { cfg->keys_dir, NULL };
     struct sandbox_policy pol = {
         .name = "keyholder",
         .read_paths = NULL,
-        .write_paths = paths,    /* key rotation rewrites the keystore */
+        .write_paths = paths,    /* the keystore lives here */
         .syscalls = SANDBOX_SYS_FILES |
                     (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
     int rc = 1;
 
     log_setup("keyholder", cfg->log_target, cfg->log_level);
-    if (sodium_init() < 0 || sandbox_no_core_dumps() != 0 ||
-        load_master(cfg->master_key, &k) != 0 ||
-        sandbox_drop_privileges(cfg->user) != 0 || sandbox_enter(&pol) != 0)
+    if (sodium_init() < 0 || sandbox_no_core_dumps() != 0)
+        goto out;
+    if (keyring_open(cfg->master_key, cfg->keys_dir, NULL, &k.kr) != 0) {
+        log_error("keyholder_init_failed", "cannot open the keyring (%s, %s): %s",
+                  cfg->master_key, cfg->keys_dir, strerror(errno));
+        goto out;
+    }
+    if (sandbox_drop_privileges(cfg->user) != 0 || sandbox_enter(&pol) != 0)
         goto out;
     if (ipc_send(fds[0], IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
     rc = service_loop("keyholder", fds, n, keyholder_handle, &k);
 out:
-    sodium_free(k.master);   /* wipes */
+    keyring_close(k.kr);     /* wipes */
     return rc;
 }

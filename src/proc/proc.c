@@ -408,6 +408,21 @@ revocation_acked(struct daemon_state *d, struct child *c, uint32_t id)
               json_pack("{s:i}", "generation", (int)d->revocation_generation));
 }
 
+/* SIGHUP: what can change without a restart.  The revocation list
+ * (workers) and the keystore (key holder, after `mamori key` or
+ * `mamori tenant`). */
+static void
+reload_all(struct daemon_state *d)
+{
+    push_revocations(d);
+    for (size_t i = 0; i < d->nchild; i++) {
+        struct child *c = &d->child[i];
+        if (c->desc->kind == PROC_KEYHOLDER && !c->exited && c->ctl >= 0 &&
+            ipc_send(c->ctl, IPC_KEYS_RELOAD, 0, 0, NULL, 0) != 0)
+            log_error("ipc_send_failed", "cannot ask the key holder to reload");
+    }
+}
+
 /* ---- the parent's loop -------------------------------------------- */
 
 static void
@@ -467,7 +482,7 @@ wait_events(struct daemon_state *d, int timeout_ms, bool *died)
             if (si.ssi_signo == SIGCHLD)
                 *died |= reap(d);
             else if (si.ssi_signo == SIGHUP && all_ready(d))
-                push_revocations(d);
+                reload_all(d);
             else if (si.ssi_signo == SIGHUP)
                 d->hup_pending = true;    /* reload once every worker is up */
             else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
@@ -700,7 +715,7 @@ proc_run(const struct mamori_config *conf, bool foreground)
         if (ready_fd >= 0 && write(ready_fd, "r", 1) != 1)
             log_warn("detach_notify_failed", "cannot tell the launcher we are ready");
         if (d.hup_pending)
-            push_revocations(&d);
+            reload_all(&d);
         rc = serve(&d);
     }
     if (d.nchild > 0)

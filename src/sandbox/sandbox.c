@@ -52,6 +52,15 @@ struct ll_path_beneath {
     int32_t  parent_fd;
 } __attribute__((packed));
 
+struct ll_net_port {
+    uint64_t allowed_access;
+    uint64_t port;
+};
+
+#ifndef LANDLOCK_RULE_NET_PORT
+#define LANDLOCK_RULE_NET_PORT 2
+#endif
+
 #define LL_READ  (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define LL_WRITE (LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_FILE | \
                   LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_DIR |      \
@@ -188,6 +197,11 @@ apply_landlock(const struct sandbox_policy *p)
         if (add_path_rule(ruleset, *w, LL_READ | LL_WRITE | LANDLOCK_ACCESS_FS_TRUNCATE,
                           attr.handled_access_fs) != 0)
             goto out;
+    if (abi >= 4 && (p->syscalls & SANDBOX_SYS_CONNECT) && p->connect_tcp_port != 0) {
+        struct ll_net_port np = { LANDLOCK_ACCESS_NET_CONNECT_TCP, p->connect_tcp_port };
+        if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_NET_PORT, &np, 0) != 0)
+            goto out;
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         goto out;
     rc = (int)syscall(SYS_landlock_restrict_self, ruleset, 0);
@@ -253,6 +267,11 @@ static const int file_syscalls[] = {
     SCMP_SYS(faccessat2), SCMP_SYS(readlink), SCMP_SYS(getcwd), SCMP_SYS(fstatfs),
 };
 
+static const int connect_syscalls[] = {
+    SCMP_SYS(connect), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+    SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+};
+
 static const int supervise_syscalls[] = {
     SCMP_SYS(kill), SCMP_SYS(wait4), SCMP_SYS(waitid),
 };
@@ -295,7 +314,22 @@ build_seccomp(scmp_filter_ctx ctx, unsigned groups)
         (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
                           SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
                           SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_DGRAM)) != 0 ||
-         seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0))
+         ((groups & SANDBOX_SYS_CONNECT) == 0 &&
+          seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) != 0)))
+        return -1;
+    /* A database client: stream sockets only (Unix, or TCP limited to one
+     * port by Landlock), and connect. */
+    if ((groups & SANDBOX_SYS_CONNECT) &&
+        (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                          SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_STREAM)) != 0 ||
+         seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                          SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_STREAM)) != 0 ||
+         seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                          SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_STREAM)) != 0 ||
+         ALLOW(connect_syscalls) != 0))
         return -1;
 #ifndef MAMORI_SANITIZE
     /* prctl only to name threads (libmicrohttpd does). */

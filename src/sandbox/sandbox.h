@@ -20,12 +20,15 @@
 #define SANDBOX_SYS_FILES   0x4u   /* open/create/sync files (Landlock limits where) */
 #define SANDBOX_SYS_SUPERVISE 0x8u /* signal and reap child processes (the parent) */
 #define SANDBOX_SYS_SYSLOG  0x10u  /* connect a local socket to /dev/log (log.target = syslog) */
+#define SANDBOX_SYS_CONNECT 0x20u  /* stream sockets to a database: Unix, or TCP to connect_tcp_port */
 
 struct sandbox_policy {
     const char *name;                 /* for logs: "worker", "keyholder", ... */
     const char *const *read_paths;    /* NULL-terminated; read-only beneath */
     const char *const *write_paths;   /* NULL-terminated; read-write beneath */
     unsigned syscalls;                /* SANDBOX_SYS_* */
+    unsigned connect_tcp_port;        /* with SANDBOX_SYS_CONNECT: the one TCP
+                                         port Landlock lets it connect to; 0 none */
 };
 
 /* Stop core dumps (they would hold keys and personal data): RLIMIT_CORE 0

@@ -84,6 +84,12 @@ enum store_status store_open(const struct store_config *cfg, unsigned flags,
 enum store_status store_migrate(struct store *st, int *from, int *to)
     MAMORI_WARN_UNUSED;
 
+/* Where a libpq connection string leads, for the sandbox: *tcp false for
+ * a Unix socket directory, else the TCP *port.  Returns 0 or -1 (bad
+ * string or port). */
+int store_pg_endpoint(const char *conninfo, bool *tcp, uint16_t *port)
+    MAMORI_WARN_UNUSED;
+
 /* Close every connection and free; NULL is fine.  Tenant contexts must be
  * closed first. */
 void store_close(struct store *st);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 static const char *const migrations[] = {
     /* 1: tenants, residents, idempotency (R1.1, R2.1) */
@@ -837,3 +838,31 @@ const struct store_ops store_pg_ops = {
     .res_find = pg_res_find,
     .res_stale = pg_res_stale,
 };
+
+int
+store_pg_endpoint(const char *conninfo, bool *tcp, uint16_t *port)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    const char *host = NULL, *portstr = NULL;
+    uint64_t p = 5432;
+    int rc = 0;
+
+    if (opts == NULL) {
+        PQfreemem(err);
+        return -1;
+    }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
+            host = host ? host : o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            portstr = o->val;
+    }
+    /* libpq's default host is a Unix socket directory. */
+    *tcp = host != NULL && host[0] != '\0' && host[0] != '/' && host[0] != '@';
+    if (portstr != NULL && portstr[0] != '\0' && util_parse_u64(portstr, 1, 65535, &p) != 0)
+        rc = -1;
+    *port = (uint16_t)p;
+    PQconninfoFree(opts);
+    return rc;
+}

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "http/server.h"
+#include "keyholder/keyclient.h"
 #include "sandbox/sandbox.h"
 #include "tls/revoke.h"
 
@@ -93,6 +94,19 @@ worker_enter_sandbox(const struct mamori_config *cfg)
                     (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
 
+    /* PostgreSQL: a stream socket to the server, and over TCP only to
+     * its port (Landlock).  SQLite needs no socket at all. */
+    if (cfg->store_backend == STORE_BACKEND_POSTGRESQL) {
+        bool tcp;
+        uint16_t port;
+        if (store_pg_endpoint(cfg->store_conninfo, &tcp, &port) != 0) {
+            log_error("worker_init_failed", "store.conninfo cannot be parsed");
+            return -1;
+        }
+        pol.syscalls |= SANDBOX_SYS_CONNECT;
+        pol.connect_tcp_port = tcp ? port : 0;
+    }
+
     /* The database directory is the only place a worker may write. */
     if (util_strcpy(dbdir, sizeof(dbdir), cfg->store_path) != 0)
         return -1;
@@ -103,6 +117,37 @@ worker_enter_sandbox(const struct mamori_config *cfg)
     if (sandbox_drop_privileges(cfg->user) != 0)
         return -1;
     return sandbox_enter(&pol);
+}
+
+/* Open the store as the unprivileged, sandboxed worker (so whatever it
+ * creates belongs to the service user) and insist on the current schema:
+ * migrations are an operator's act (mamori migrate), never a side effect. */
+static int
+open_store(struct worker *w)
+{
+    const struct mamori_config *cfg = w->args->cfg;
+    struct store_config sc = {
+        .backend = cfg->store_backend,
+        .path = cfg->store_path,
+        .conninfo = cfg->store_conninfo,
+        .pool_size = 2 * cfg->threads,     /* one per HTTP thread */
+        .busy_timeout_ms = 0,
+    };
+    enum store_status st = store_open(&sc, 0, &w->env.store);
+
+    if (st == STORE_VERSION) {
+        log_error("store_schema_mismatch", "the database schema is not the one this "
+                  "mamorid needs (%d); run `mamori migrate -c %s`", STORE_SCHEMA_VERSION,
+                  cfg->path);
+        return -1;
+    }
+    if (st != STORE_OK) {
+        log_error("store_open_failed", "cannot open the %s store: %s",
+                  cfg->store_backend == STORE_BACKEND_SQLITE ? "SQLite" : "PostgreSQL",
+                  store_strerror(st));
+        return -1;
+    }
+    return 0;
 }
 
 static int
@@ -304,9 +349,11 @@ worker_main(const struct worker_args *a)
     w.env.index = a->index;
     ipc_chan_init(&w.env.keyholder, a->keyholder_fd);
     ipc_chan_init(&w.env.audit, a->audit_fd);
+    keyclient_provider(&w.env.keyholder, &w.env.keys);
     sigfd = block_signals();
     if (sigfd < 0 || sandbox_no_core_dumps() != 0 || load_files(&w) != 0 ||
-        worker_enter_sandbox(a->cfg) != 0 || start_servers(&w) != 0)
+        worker_enter_sandbox(a->cfg) != 0 || open_store(&w) != 0 ||
+        start_servers(&w) != 0)
         goto out;
     if (ipc_send(a->parent_fd, IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
@@ -317,6 +364,7 @@ out:
         free_pems(&w.pem[i]);
     }
     lgcode_table_free(w.env.lgcodes);
+    store_close(w.env.store);
     free(w.revoked);
     ipc_chan_destroy(&w.env.keyholder);
     ipc_chan_destroy(&w.env.audit);

@@ -11,8 +11,10 @@
 #define MAMORI_WORKER_H
 
 #include "config/config.h"
+#include "crypto/keyprov.h"
 #include "ipc/ipc.h"
 #include "ref/lgcode.h"
+#include "store/store.h"
 
 /* What handlers reach through http_request.env. */
 struct worker_env {
@@ -20,6 +22,8 @@ struct worker_env {
     struct lgcode_table        *lgcodes;
     struct ipc_chan             keyholder;
     struct ipc_chan             audit;
+    struct key_provider         keys;      /* grants from the key holder */
+    struct store               *store;     /* opened after the sandbox */
     unsigned                    index;
 };
 
