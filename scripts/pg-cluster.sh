@@ -7,8 +7,10 @@
 #   scripts/pg-cluster.sh env DIR     print the conninfo of a started cluster
 #   scripts/pg-cluster.sh stop DIR    stop it (DIR is left for inspection)
 #
-# No TCP listener (listen_addresses=''); the socket directory is mode 0700
-# so only its owner (and root) can connect; trust auth inside that fence.
+# No TCP listener (listen_addresses=''); the socket directory is mode 0710
+# with group "mamori" (when that service user exists, so mamorid's sandboxed
+# workers can connect) else 0700: only the owner, that group and root can
+# connect; trust auth inside that fence.
 # PostgreSQL refuses to run as root, so as root the cluster runs as the
 # "postgres" user.  fsync and synchronous_commit are forced on: the store
 # refuses a server without them (R9.6).
@@ -47,7 +49,12 @@ start)
     dir=$(cd "$dir" && pwd)
     chmod 0700 "$dir"
     if [ "$(id -u)" = 0 ]; then
-        chown postgres:postgres "$dir"
+        if getent group mamori >/dev/null 2>&1; then
+            chown postgres:mamori "$dir"
+            chmod 0710 "$dir"
+        else
+            chown postgres:postgres "$dir"
+        fi
     fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_owner "$PGBIN/initdb" --data-checksums -D "$dir/data" -U postgres \

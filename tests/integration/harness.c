@@ -124,7 +124,7 @@ append_conf(const struct instance *in, const char *extra)
 }
 
 int
-h_start(struct instance *in, const char *extra_conf)
+h_init(struct instance *in)
 {
     char tmpl[] = "/tmp/mamori-it-XXXXXX";
     char *argv_init[] = { (char *)h_bin("mamori"), "init", "--internal-listen",
@@ -141,10 +141,45 @@ h_start(struct instance *in, const char *extra_conf)
     snprintf(in->conf, sizeof(in->conf), "%s/mamorid.conf", in->dir);
     snprintf(in->log, sizeof(in->log), "%s/mamorid.log", root);
     argv_init[6] = in->dir;
-    if (h_run(argv_init, NULL, 0) != 0)
+    return h_run(argv_init, NULL, 0) == 0 ? 0 : -1;
+}
+
+int
+h_set_conf(const struct instance *in, const char *key, const char *value)
+{
+    FILE *f = fopen(in->conf, "r");
+    char line[2048], *out = NULL;
+    size_t outlen = 0, klen = strlen(key);
+    FILE *mem = open_memstream(&out, &outlen);
+    bool done = false;
+
+    if (f == NULL || mem == NULL)
         return -1;
-    if (extra_conf != NULL && append_conf(in, extra_conf) != 0)
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, key, klen) == 0 && (line[klen] == ' ' || line[klen] == '=')) {
+            fprintf(mem, "%s = %s\n", key, value);
+            done = true;
+        } else {
+            fputs(line, mem);
+        }
+    }
+    if (!done)
+        fprintf(mem, "%s = %s\n", key, value);
+    fclose(f);
+    fclose(mem);
+    f = fopen(in->conf, "w");
+    if (f == NULL) {
+        free(out);
         return -1;
+    }
+    fwrite(out, 1, outlen, f);
+    free(out);
+    return fclose(f);
+}
+
+int
+h_launch(struct instance *in)
+{
     in->pid = fork();
     if (in->pid < 0)
         return -1;
@@ -176,6 +211,16 @@ h_start(struct instance *in, const char *extra_conf)
         sleep_ms(10);
     }
     return -1;
+}
+
+int
+h_start(struct instance *in, const char *extra_conf)
+{
+    if (h_init(in) != 0)
+        return -1;
+    if (extra_conf != NULL && append_conf(in, extra_conf) != 0)
+        return -1;
+    return h_launch(in);
 }
 
 int

@@ -33,6 +33,14 @@ int h_run(char *const argv[], char *out, size_t outsz);
  * ready.  extra_conf (may be NULL) is appended to mamorid.conf first. */
 int h_start(struct instance *in, const char *extra_conf);
 
+/* The two halves of h_start: make the data directory (mamori init), and
+ * start mamorid -f on it, waiting until ready (-1 if it exits first). */
+int h_init(struct instance *in);
+int h_launch(struct instance *in);
+
+/* Set `key = value` in the instance's mamorid.conf (replacing the line). */
+int h_set_conf(const struct instance *in, const char *key, const char *value);
+
 /* SIGTERM and wait; returns the daemon's exit status (or -1). */
 int h_stop(struct instance *in);
 
