@@ -167,7 +167,7 @@ test_parse_bad_lines_numbered(void **state)
     snprintf(t, sizeof(t), "%s\n%s0\n", FP_B_HEX, FP_A_HEX);
     expect_bad_line(t, strlen(t), 2);
     /* A non-hex character inside (position 40 of 64). */
-    snprintf(t, sizeof(t), "\n\n\n\n%.40sg%s\n", FP_A_HEX, FP_A_HEX + 41);
+    snprintf(t, sizeof(t), "\n\n\n\n%.40sg%s\n", FP_A_HEX, &FP_A_HEX[41]);
     assert_int_equal(strlen(t), 4 + 65);
     expect_bad_line(t, strlen(t), 5);
     /* Text after the fingerprint that is not a '#' comment, CRLF file. */
@@ -179,7 +179,7 @@ test_parse_bad_lines_numbered(void **state)
     {
         size_t o = 0;
         for (int i = 0; i < 32; i++)
-            o += (size_t)snprintf(t + o, sizeof(t) - o, "%s%.2s", i ? ":" : "", FP_A_HEX + 2 * i);
+            o += (size_t)snprintf(t + o, sizeof(t) - o, "%s%.2s", i ? ":" : "", &FP_A_HEX[2 * i]);
         snprintf(t + o, sizeof(t) - o, "\n");
         expect_bad_line(t, strlen(t), 1);
     }
