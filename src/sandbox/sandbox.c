@@ -198,7 +198,9 @@ apply_landlock(const struct sandbox_policy *p)
                           attr.handled_access_fs) != 0)
             goto out;
     if (abi >= 4 && (p->syscalls & SANDBOX_SYS_CONNECT) && p->connect_tcp_port != 0) {
-        struct ll_net_port np = { LANDLOCK_ACCESS_NET_CONNECT_TCP, p->connect_tcp_port };
+        struct ll_net_port np;
+        np.allowed_access = LANDLOCK_ACCESS_NET_CONNECT_TCP;
+        np.port = p->connect_tcp_port;
         if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_NET_PORT, &np, 0) != 0)
             goto out;
     }
