@@ -65,6 +65,7 @@ struct daemon_state {
     size_t        nchild;
     int           kh_fd[MAX_WORKERS][2];     /* worker <-> keyholder */
     int           au_fd[MAX_WORKERS][2];     /* worker <-> audit */
+    int           ak_fd[2];                  /* audit [0] <-> keyholder [1]: signing (R7.2) */
     int           sigfd;
     unsigned      revocation_generation;     /* reloads confirmed by all workers */
     uint32_t      revocation_pending;        /* id of the reload being confirmed */
@@ -114,16 +115,52 @@ bind_listener(const struct listener_config *l, uint16_t *port)
 
 /* ---- checks (mamorid -n and start-up) ----------------------------- */
 
+/* Read key material the way workers do (no symlinks, bounded), so that
+ * -n passes exactly what start-up accepts. */
+static int
+read_pem(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+
+    if (util_read_file(path, 256u * 1024u, &text, &len) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    d->data = (unsigned char *)text;
+    d->size = (unsigned)len;
+    return 0;
+}
+
+static void
+free_pem(gnutls_datum_t *d)
+{
+    if (d->data != NULL)
+        util_wipe(d->data, d->size);
+    free(d->data);
+    d->data = NULL;
+}
+
 static int
 check_keypair(const char *cert, const char *key, char *err, size_t errlen)
 {
     gnutls_certificate_credentials_t cred;
+    gnutls_datum_t c = { NULL, 0 }, k = { NULL, 0 };
     int r;
 
-    if (gnutls_certificate_allocate_credentials(&cred) != 0)
+    if (read_pem(cert, &c, err, errlen) != 0 || read_pem(key, &k, err, errlen) != 0) {
+        free_pem(&c);
         return -1;
-    r = gnutls_certificate_set_x509_key_file(cred, cert, key, GNUTLS_X509_FMT_PEM);
+    }
+    if (gnutls_certificate_allocate_credentials(&cred) != 0) {
+        free_pem(&c);
+        free_pem(&k);
+        return -1;
+    }
+    r = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
     gnutls_certificate_free_credentials(cred);
+    free_pem(&c);
+    free_pem(&k);
     if (r < 0) {
         snprintf(err, errlen, "%s / %s: cannot load the certificate and key: %s",
                  cert, key, gnutls_strerror(r));
@@ -136,12 +173,18 @@ static int
 check_trust(const char *ca, char *err, size_t errlen)
 {
     gnutls_certificate_credentials_t cred;
+    gnutls_datum_t c = { NULL, 0 };
     int r;
 
-    if (gnutls_certificate_allocate_credentials(&cred) != 0)
+    if (read_pem(ca, &c, err, errlen) != 0)
         return -1;
-    r = gnutls_certificate_set_x509_trust_file(cred, ca, GNUTLS_X509_FMT_PEM);
+    if (gnutls_certificate_allocate_credentials(&cred) != 0) {
+        free_pem(&c);
+        return -1;
+    }
+    r = gnutls_certificate_set_x509_trust_mem(cred, &c, GNUTLS_X509_FMT_PEM);
     gnutls_certificate_free_credentials(cred);
+    free_pem(&c);
     if (r <= 0) {
         snprintf(err, errlen, "%s: no terminal CA certificate could be loaded", ca);
         return -1;
@@ -224,6 +267,10 @@ close_foreign(struct daemon_state *d, const struct child *self)
         if (self->desc->kind != PROC_AUDIT)
             close(d->au_fd[w][1]);
     }
+    if (self->desc->kind != PROC_AUDIT)
+        close(d->ak_fd[0]);
+    if (self->desc->kind != PROC_KEYHOLDER)
+        close(d->ak_fd[1]);
     if (self->desc->kind != PROC_WORKER) {
         close(d->listen_fd[0]);
         close(d->listen_fd[1]);
@@ -240,6 +287,10 @@ run_service_child(struct daemon_state *d, const struct child *c, int ctl)
     fds[n++] = ctl;
     for (unsigned w = 0; w < d->cfg->workers; w++)
         fds[n++] = c->desc->kind == PROC_KEYHOLDER ? d->kh_fd[w][1] : d->au_fd[w][1];
+    if (c->desc->kind == PROC_KEYHOLDER)
+        keyholder_set_audit_channel(d->ak_fd[1]);
+    else
+        auditd_set_keyholder_channel(d->ak_fd[0]);
     return c->desc->kind == PROC_KEYHOLDER ? keyholder_main(d->cfg, fds, n)
                                            : auditd_main(d->cfg, fds, n);
 }
@@ -300,6 +351,8 @@ spawn(struct daemon_state *d, struct child *c)
 static int
 spawn_all(struct daemon_state *d)
 {
+    if (ipc_socketpair(d->ak_fd) != 0)
+        return -1;
     for (unsigned w = 0; w < d->cfg->workers; w++)
         if (ipc_socketpair(d->kh_fd[w]) != 0 || ipc_socketpair(d->au_fd[w]) != 0)
             return -1;
@@ -315,6 +368,7 @@ spawn_all(struct daemon_state *d)
         }
     }
     /* The parent keeps none of the worker <-> service channels. */
+    close(d->ak_fd[0]), close(d->ak_fd[1]);
     for (unsigned w = 0; w < d->cfg->workers; w++) {
         close(d->kh_fd[w][0]), close(d->kh_fd[w][1]);
         close(d->au_fd[w][0]), close(d->au_fd[w][1]);
@@ -411,9 +465,27 @@ revocation_acked(struct daemon_state *d, struct child *c, uint32_t id)
 /* SIGHUP: what can change without a restart.  The revocation list
  * (workers) and the keystore (key holder, after `mamori key` or
  * `mamori tenant`). */
+/* R7.7: start-up, reloads and stop of mamorid are audit events; the
+ * parent does not wait for the ack (it must not block on the writer). */
+static void
+audit_note(struct daemon_state *d, const char *action)
+{
+    char ev[128];
+    int n = snprintf(ev, sizeof(ev), "{\"action\":\"%s\",\"outcome\":\"success\","
+                     "\"actor\":\"mamorid\"}", action);
+
+    for (size_t i = 0; i < d->nchild; i++) {
+        struct child *c = &d->child[i];
+        if (c->desc->kind == PROC_AUDIT && !c->exited && c->ctl >= 0 && n > 0 &&
+            ipc_send(c->ctl, IPC_AUDIT_APPEND, 0, 0, ev, (size_t)n) != 0)
+            log_error("ipc_send_failed", "cannot record %s in the audit log", action);
+    }
+}
+
 static void
 reload_all(struct daemon_state *d)
 {
+    audit_note(d, "daemon.reload");
     push_revocations(d);
     for (size_t i = 0; i < d->nchild; i++) {
         struct child *c = &d->child[i];
@@ -445,6 +517,8 @@ handle_child_message(struct daemon_state *d, struct child *c)
         c->ready = true;
     else if (h.type == IPC_REVOKED_INSTALLED && c->desc->kind == PROC_WORKER)
         revocation_acked(d, c, h.id);
+    else if (h.type == IPC_AUDIT_ACK && c->desc->kind == PROC_AUDIT)
+        ;                  /* a daemon.* event of ours is durable */
     else
         log_warn("ipc_refused", "unexpected %s message from %s", ipc_type_name(h.type),
                  c->desc->name);
@@ -530,6 +604,7 @@ stop_kind(struct daemon_state *d, bool workers, unsigned grace_s)
 static void
 shutdown_all(struct daemon_state *d)
 {
+    audit_note(d, "daemon.stop");
     d->stopping = true;
     /* Workers first, so the audit writer records their last requests. */
     stop_kind(d, true, d->cfg->drain_timeout + 5);
@@ -677,8 +752,9 @@ daemon_start(struct daemon_state *d, bool foreground, int *ready_fd)
         if (detach(ready_fd) != 0)
             return -1;
     }
-    if (sandbox_no_core_dumps() != 0 || write_pidfile(d->cfg) != 0 ||
-        setup_signals(d) != 0)
+    /* Signals first: a SIGHUP aimed at the new pid file must not kill us. */
+    if (sandbox_no_core_dumps() != 0 || setup_signals(d) != 0 ||
+        write_pidfile(d->cfg) != 0)
         return -1;
     /* Each child reads what it alone may read (the key holder the master
      * key, workers their TLS keys and reference data) and then drops
@@ -706,12 +782,14 @@ proc_run(const struct mamori_config *conf, bool foreground)
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     d.listen_fd[0] = d.listen_fd[1] = d.sigfd = -1;
-    log_setup("parent", cfg->log_target, cfg->log_level);
+    /* Until it detaches, errors go where the operator is looking. */
+    log_setup("parent", conf->log_target, conf->log_level);
     if (daemon_start(&d, foreground, &ready_fd) == 0) {
         write_state(&d);
         log_event(LOG_LVL_INFO, "ready",
                   json_pack("{s:i,s:i,s:i}", "internal_port", d.port[0],
                             "public_port", d.port[1], "workers", (int)cfg->workers));
+        audit_note(&d, "daemon.start");
         if (ready_fd >= 0 && write(ready_fd, "r", 1) != 1)
             log_warn("detach_notify_failed", "cannot tell the launcher we are ready");
         if (d.hup_pending)

@@ -121,6 +121,17 @@ check_policy(gnutls_priority_t p, char *err, size_t errlen)
             return -1;
         }
     }
+    /* TLS 1.2 key exchange must give forward secrecy (TLS 1.3 always does). */
+    n = gnutls_priority_kx_list(p, &list);
+    for (int i = 0; i < n; i++) {
+        if (list[i] != GNUTLS_KX_ECDHE_RSA && list[i] != GNUTLS_KX_ECDHE_ECDSA &&
+            list[i] != GNUTLS_KX_DHE_RSA) {
+            snprintf(err, errlen, "the TLS priority string enables the key exchange %s "
+                     "without forward secrecy (R8.1)",
+                     gnutls_kx_get_name((gnutls_kx_algorithm_t)list[i]));
+            return -1;
+        }
+    }
     n = gnutls_priority_cipher_list(p, &list);
     for (int i = 0; i < n; i++) {
         if (!aead_cipher(list[i])) {

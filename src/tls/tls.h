@@ -28,8 +28,9 @@ int tls_require_client_cert(gnutls_session_t s) __attribute__((warn_unused_resul
 int tls_peer_fingerprint(gnutls_session_t s, uint8_t fp[TLS_FP_LEN])
     __attribute__((warn_unused_result));
 
-/* Check a priority string by compiling it.  Returns 0, or -1 with the
- * position of the error in err. */
+/* Check a priority string: it must compile, and enable only TLS 1.2/1.3,
+ * AEAD ciphers and forward-secret key exchange (R8.1).  Returns 0, or -1
+ * with a plain sentence naming the problem in err. */
 int tls_check_priorities(const char *prio, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

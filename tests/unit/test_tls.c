@@ -28,9 +28,9 @@ test_narrower_priorities_accepted(void **state)
 
     (void)state;
     assert_int_equal(tls_check_priorities(
-        "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-256-GCM", err, sizeof(err)), 0);
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-256-GCM:-KX-ALL:+ECDHE-ECDSA", err, sizeof(err)), 0);
     assert_int_equal(tls_check_priorities(
-        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+CHACHA20-POLY1305", err, sizeof(err)), 0);
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+CHACHA20-POLY1305:-KX-ALL:+ECDHE-RSA:+DHE-RSA", err, sizeof(err)), 0);
 }
 
 static void
@@ -53,9 +53,21 @@ test_non_aead_cipher_refused(void **state)
 
     (void)state;
     assert_int_equal(tls_check_priorities(
-        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-128-CBC",
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-128-CBC:-KX-ALL:+ECDHE-ECDSA",
         err, sizeof(err)), -1);
     assert_non_null(strstr(err, "CBC"));
+}
+
+static void
+test_static_rsa_key_exchange_refused(void **state)
+{
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(tls_check_priorities(
+        "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:-KX-ALL:+RSA",
+        err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "forward secrecy"));
 }
 
 static void
@@ -76,6 +88,7 @@ main(void)
         cmocka_unit_test(test_narrower_priorities_accepted),
         cmocka_unit_test(test_old_protocol_refused),
         cmocka_unit_test(test_non_aead_cipher_refused),
+        cmocka_unit_test(test_static_rsa_key_exchange_refused),
         cmocka_unit_test(test_garbage_refused),
     };
     return cmocka_run_group_tests_name("tls policy (R8.1)", tests, NULL, NULL);
