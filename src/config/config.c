@@ -62,9 +62,30 @@ static const struct key_desc keys[] = {
     { "keys.master",              V_PATH,       F(master_key), 0, 0 },
     { "keys.dir",                 V_PATH,       F(keys_dir), 0, 0 },
     { "audit.dir",                V_PATH,       F(audit_dir), 0, 0 },
+    { "audit.checkpoint_entries", V_UINT,       U(audit_checkpoint_entries), 1, 1000000 },
+    { "audit.checkpoint_seconds", V_UINT,       U(audit_checkpoint_seconds), 1, 86400 },
+    { "audit.segment_max_mb",     V_UINT,       U(audit_segment_max_mb), 1, 1024 },
+    { "audit.archive_days",       V_UINT,       U(audit_archive_days), 1, 36500 },
+    { "audit.retention_days",     V_UINT,       U(audit_retention_days), 1, 36500 },
+    { "audit.office_hours_start", V_UINT,       U(audit_office_start), 0, 23 },
+    { "audit.office_hours_end",   V_UINT,       U(audit_office_end), 1, 24 },
+    { "audit.webhook",            V_STRING,     F(audit_webhook), 0, 0 },
+    { "detect.login_failures",    V_UINT,       U(detect_login_failures), 1, 100000 },
+    { "detect.source_failures",   V_UINT,       U(detect_source_failures), 1, 100000 },
+    { "detect.window",            V_UINT,       U(detect_window), 1, 86400 },
+    { "detect.distinct_residents", V_UINT,      U(detect_distinct_residents), 1, 1000000 },
+    { "detect.read_window",       V_UINT,       U(detect_read_window), 1, 86400 },
+    { "detect.block_seconds",     V_UINT,       U(detect_block_seconds), 0, 604800 },
     { "store.backend",            V_BACKEND,    U(store_backend), 0, 0 },
     { "store.path",               V_PATH,       F(store_path), 0, 0 },
     { "store.conninfo",           V_STRING,     F(store_conninfo), 0, 0 },
+    { "auth.password_profile",    V_STRING,     F(auth_password_profile), 0, 0 },
+    { "auth.pwhash_opslimit",     V_UINT,       U(auth_pwhash_opslimit), 1, 20 },
+    { "auth.pwhash_memlimit_kib", V_UINT,       U(auth_pwhash_memlimit_kib), 8, 4194304 },
+    { "auth.session_idle",        V_UINT,       U(auth_session_idle), 1, 86400 },
+    { "auth.session_lifetime",    V_UINT,       U(auth_session_lifetime), 1, 604800 },
+    { "auth.enrol_ttl",           V_UINT,       U(auth_enrol_ttl), 60, 2592000 },
+    { "auth.account_lapse_days",  V_UINT,       U(auth_account_lapse_days), 1, 366 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -75,6 +96,13 @@ config_defaults(struct mamori_config *cfg)
     snprintf(cfg->user, sizeof(cfg->user), "mamori");
     cfg->workers = 1;
     cfg->threads = 2;
+    snprintf(cfg->auth_password_profile, sizeof(cfg->auth_password_profile), "r6.3");
+    cfg->auth_pwhash_opslimit = 3;          /* crypto_pwhash_OPSLIMIT_MODERATE */
+    cfg->auth_pwhash_memlimit_kib = 65536;  /* 64 MiB */
+    cfg->auth_session_idle = 900;           /* 15 minutes (R6.5) */
+    cfg->auth_session_lifetime = 43200;     /* 12 hours (R6.5) */
+    cfg->auth_enrol_ttl = 86400;
+    cfg->auth_account_lapse_days = 365;     /* R6.8 */
     cfg->connection_timeout = 30;
     cfg->drain_timeout = 10;
     cfg->max_connections = 1024;
@@ -101,6 +129,19 @@ config_defaults(struct mamori_config *cfg)
     snprintf(cfg->master_key, sizeof(cfg->master_key), "keys/master.key");
     snprintf(cfg->keys_dir, sizeof(cfg->keys_dir), "keys");
     snprintf(cfg->audit_dir, sizeof(cfg->audit_dir), "audit");
+    cfg->audit_checkpoint_entries = 1000;
+    cfg->audit_checkpoint_seconds = 60;
+    cfg->audit_segment_max_mb = 256;
+    cfg->audit_archive_days = 366;          /* the last year stays live (R7.3) */
+    cfg->audit_retention_days = 1827;       /* five years (R7.3) */
+    cfg->audit_office_start = 8;
+    cfg->audit_office_end = 19;
+    cfg->detect_login_failures = 5;
+    cfg->detect_source_failures = 20;
+    cfg->detect_window = 300;
+    cfg->detect_distinct_residents = 200;
+    cfg->detect_read_window = 3600;
+    cfg->detect_block_seconds = 900;
     cfg->store_backend = STORE_BACKEND_SQLITE;
     snprintf(cfg->store_path, sizeof(cfg->store_path), "db/mamori.sqlite");
 }
@@ -343,6 +384,22 @@ config_load(const char *path, struct mamori_config *cfg, char *err, size_t errle
     }
     if (cfg->store_backend == STORE_BACKEND_POSTGRESQL && cfg->store_conninfo[0] == '\0') {
         snprintf(err, errlen, "%s: store.backend is postgresql but store.conninfo is empty", path);
+        return -1;
+    }
+    if (cfg->audit_retention_days < cfg->audit_archive_days ||
+        cfg->audit_office_end <= cfg->audit_office_start) {
+        snprintf(err, errlen, "%s: audit.retention_days must be at least audit.archive_days "
+                 "and audit.office_hours_end after audit.office_hours_start", path);
+        return -1;
+    }
+    if (cfg->audit_webhook[0] != '\0' && strncmp(cfg->audit_webhook, "http://", 7) != 0 &&
+        strncmp(cfg->audit_webhook, "https://", 8) != 0) {
+        snprintf(err, errlen, "%s: audit.webhook must be an http:// or https:// URL", path);
+        return -1;
+    }
+    if (strcmp(cfg->auth_password_profile, "r6.3") != 0 &&
+        strcmp(cfg->auth_password_profile, "nist") != 0) {
+        snprintf(err, errlen, "%s: auth.password_profile must be r6.3 or nist", path);
         return -1;
     }
     if (resolve_paths(cfg) != 0) {

@@ -53,10 +53,34 @@ struct mamori_config {
     char     master_key[PATH_MAX];   /* read by the key holder only */
     char     keys_dir[PATH_MAX];     /* key holder's directory */
     char     audit_dir[PATH_MAX];    /* written by the audit writer only */
+    /* Audit log and intrusion detection (R7.2-R7.5; mamorid.conf(5)). */
+    unsigned audit_checkpoint_entries; /* sign the head after N entries */
+    unsigned audit_checkpoint_seconds; /* ... or T seconds */
+    unsigned audit_segment_max_mb;  /* rotate at this size (and daily) */
+    unsigned audit_archive_days;    /* compress older segments (R7.3) */
+    unsigned audit_retention_days;  /* delete archived ones after (R7.3) */
+    unsigned audit_office_start;    /* office hours, UTC+9 hour 0-23 (R7.4, R7.5) */
+    unsigned audit_office_end;      /* hour 1-24, exclusive */
+    unsigned detect_login_failures; /* per account in detect_window (R7.4) */
+    unsigned detect_source_failures;/* per source address in detect_window */
+    unsigned detect_window;         /* seconds */
+    unsigned detect_distinct_residents; /* per account in detect_read_window */
+    unsigned detect_read_window;    /* seconds */
+    unsigned detect_block_seconds;  /* how long a source stays blocked */
+    char     audit_webhook[512];    /* http(s) URL for alerts, empty: none */
 
     enum store_backend store_backend;
     char     store_path[PATH_MAX];   /* SQLite database file */
     char     store_conninfo[1024];   /* libpq connection string */
+
+    /* Staff authentication (docs/access.md, R6.2-R6.5, R6.8). */
+    char     auth_password_profile[8]; /* "r6.3" (default) or "nist" */
+    unsigned auth_pwhash_opslimit;   /* Argon2id passes */
+    unsigned auth_pwhash_memlimit_kib; /* Argon2id memory, KiB */
+    unsigned auth_session_idle;      /* seconds without a request (R6.5) */
+    unsigned auth_session_lifetime;  /* seconds from login (R6.5) */
+    unsigned auth_enrol_ttl;         /* seconds an enrolment secret is valid */
+    unsigned auth_account_lapse_days;/* days after re-confirmation (R6.8) */
 };
 
 /* Default GnuTLS priorities: TLS 1.3 preferred, 1.2 minimum, AEAD only. */

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/perm.h"
+
 #define ROUTE_MAX_PARAMS   4
 #define ROUTE_PARAM_MAX    128     /* bytes of one path parameter */
 #define ROUTE_MAX_SEGMENTS 12
@@ -25,13 +27,7 @@
 #define LISTENER_PUBLIC   0x2u     /* internet side: never individual numbers (R1.5) */
 #define LISTENER_BOTH     (LISTENER_INTERNAL | LISTENER_PUBLIC)
 
-/* Permissions.  0 is deliberately invalid so a route that forgets to
- * declare one is caught by the route-table test (deny by default). */
-enum perm {
-    PERM_INVALID = 0,
-    PERM_ANONYMOUS,        /* no session needed (health, public reference data) */
-    PERM_END
-};
+/* Permissions (enum perm) and the role matrix live in auth/perm.h. */
 
 /* A validator returns NULL if the value is acceptable, or a plain reason. */
 typedef const char *(*value_check)(const char *value);
@@ -81,6 +77,17 @@ struct http_request {
     uint8_t             terminal_fp[32];      /* internal listener: the verified terminal */
     char                request_id[17];
     void               *env;                  /* worker environment (worker.h) */
+    /* Credentials as presented (server.c fills, auth/api.c checks). */
+    char                token[65];            /* Bearer or mamori_session cookie */
+    bool                token_from_cookie;
+    char                csrf_header[65];      /* X-CSRF-Token */
+    /* The checked session (auth_authorize), for PERM_ANONYMOUS routes unset. */
+    bool                authed;
+    enum role           role;
+    bool                must_change;
+    char                user_id[33];
+    char                tenant[7];
+    uint8_t             session_hash[32];
 };
 
 /* A handler fills this.  body is owned by the response (decref'd by the
@@ -90,6 +97,7 @@ struct http_response {
     json_t  *body;
     bool     close;            /* ask the client to close the connection */
     char     allow[64];        /* for 405: the Allow header */
+    char     cookies[3][192];  /* Set-Cookie header values ("" = none) */
 };
 
 enum route_result { ROUTE_FOUND = 0, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD };

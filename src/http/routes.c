@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "auth/api.h"
 #include "common/util.h"
 #include "http/reply.h"
 #include "http/router.h"
@@ -100,6 +101,54 @@ static const struct field_rule lookup_fields[] = {
     { NULL, 0, false, 0, 0, 0, NULL },
 };
 
+/* Staff authentication (auth/api.c, docs/access.md). */
+static const struct field_rule login_fields[] = {
+    { "user", FIELD_STRING, true, 1, 64, 0, NULL },
+    { "password", FIELD_STRING, true, 1, PW_MAX_BYTES, 0, NULL },
+    { "code", FIELD_STRING, true, 1, 16, 0, NULL },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct field_rule enrol_fields[] = {
+    { "secret", FIELD_STRING, true, 64, 64, 0, NULL },
+    { "password", FIELD_STRING, true, 1, PW_MAX_BYTES, 0, NULL },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct field_rule password_fields[] = {
+    { "current_password", FIELD_STRING, true, 1, PW_MAX_BYTES, 0, NULL },
+    { "password", FIELD_STRING, true, 1, PW_MAX_BYTES, 0, NULL },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct field_rule staff_fields[] = {
+    { "user", FIELD_STRING, true, 1, 32, 0, auth_check_user_id },
+    { "role", FIELD_STRING, true, 1, 23, 0, auth_check_tenant_role },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct field_rule reset_fields[] = {
+    /* R6.3: how the person's identity was checked, recorded with the reset */
+    { "identity_check", FIELD_STRING, true, 1, 64, 0, auth_check_reason },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct field_rule terminal_fields[] = {
+    { "fingerprint", FIELD_STRING, true, 64, 64, 0, auth_check_fingerprint },
+    { "name", FIELD_STRING, true, 1, 64, 0, NULL },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct param_rule user_param[] = {
+    { "user", 32, auth_check_user_id },
+    { NULL, 0, NULL },
+};
+
+static const struct param_rule fp_param[] = {
+    { "fingerprint", 64, auth_check_fingerprint },
+    { NULL, 0, NULL },
+};
+
 const struct route mamori_routes[] = {
     { "GET",  "/healthz", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_healthz },
     { "GET",  "/v1/terminal", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, NULL, NULL, h_terminal },
@@ -107,6 +156,26 @@ const struct route mamori_routes[] = {
       lgcode_param, NULL, h_municipality },
     { "POST", "/v1/municipalities/lookup", LISTENER_BOTH, PERM_ANONYMOUS, 16 * 1024,
       NULL, lookup_fields, h_municipality_lookup },
+    /* R3.5: staff sign in only on the internal listener, from a terminal. */
+    { "POST", "/v1/auth/login", LISTENER_INTERNAL, PERM_ANONYMOUS, 1024, NULL,
+      login_fields, auth_h_login },
+    { "POST", "/v1/auth/enrol", LISTENER_INTERNAL, PERM_ANONYMOUS, 1024, NULL,
+      enrol_fields, auth_h_enrol },
+    { "POST", "/v1/auth/logout", LISTENER_INTERNAL, PERM_SESSION, 0, NULL, NULL,
+      auth_h_logout },
+    { "GET",  "/v1/auth/me", LISTENER_INTERNAL, PERM_SESSION, 0, NULL, NULL, auth_h_me },
+    { "POST", "/v1/auth/password", LISTENER_INTERNAL, PERM_SESSION, 1024, NULL,
+      password_fields, auth_h_password },
+    { "POST", "/v1/staff", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 1024, NULL,
+      staff_fields, auth_h_staff_create },
+    { "POST", "/v1/staff/{user}/reset", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 1024,
+      user_param, reset_fields, auth_h_staff_reset },
+    { "POST", "/v1/staff/{user}/reconfirm", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 0,
+      user_param, NULL, auth_h_staff_reconfirm },
+    { "POST", "/v1/terminals", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 1024, NULL,
+      terminal_fields, auth_h_terminal_register },
+    { "POST", "/v1/terminals/{fingerprint}/revoke", LISTENER_INTERNAL,
+      PERM_TERMINAL_MANAGE, 0, fp_param, NULL, auth_h_terminal_revoke },
 };
 
 const size_t mamori_nroutes = sizeof(mamori_routes) / sizeof(mamori_routes[0]);

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/api.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
@@ -155,6 +156,28 @@ json_content_type(struct MHD_Connection *c)
             ct[sizeof(want) - 1] == ' ');
 }
 
+/* Session credentials (R6.5): "Authorization: Bearer <token>" for API
+ * clients, else the mamori_session cookie; only copied here, checked by
+ * auth_authorize() for routes that need a session. */
+static void
+take_credentials(struct MHD_Connection *c, struct req_state *rs)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "mamori_session");
+    const char *csrf = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
+
+    if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+        strlen(auth + 7) < sizeof(rs->req.token)) {
+        snprintf(rs->req.token, sizeof(rs->req.token), "%s", auth + 7);
+    } else if (cookie != NULL && strlen(cookie) < sizeof(rs->req.token)) {
+        snprintf(rs->req.token, sizeof(rs->req.token), "%s", cookie);
+        rs->req.token_from_cookie = true;
+    }
+    if (csrf != NULL && strlen(csrf) < sizeof(rs->req.csrf_header))
+        snprintf(rs->req.csrf_header, sizeof(rs->req.csrf_header), "%s", csrf);
+}
+
 /* First call: everything that can be decided from the headers. */
 static void
 begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state *rs,
@@ -189,6 +212,7 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
     case ROUTE_FOUND:
         break;
     }
+    take_credentials(c, rs);
     rs->max = rs->req.route->max_body;
     clen = declared_length(c, &bad_len);
     if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c)) {
@@ -248,11 +272,10 @@ run_handler(struct req_state *rs)
 {
     const struct route *r = rs->req.route;
 
-    if (r->perm != PERM_ANONYMOUS) {
-        /* Deny by default until a route's permission can be checked. */
-        reply_error(&rs->resp, 401, "unauthenticated", "Please sign in first.", NULL);
+    /* R6.6: the session's role against the route's permission, in the
+     * one matrix (auth/perm.c); deny by default. */
+    if (r->perm != PERM_ANONYMOUS && auth_authorize(&rs->req, &rs->resp) != 0)
         return;
-    }
     if (router_validate(r, rs->body, rs->len, &rs->req, &rs->resp) != 0)
         return;
     rs->resp.status = 500;
@@ -273,6 +296,9 @@ add_headers(struct MHD_Response *mr, const struct req_state *rs, bool draining)
     MHD_add_response_header(mr, "X-Request-Id", rs->req.request_id);
     if (rs->resp.status == 405 && rs->resp.allow[0] != '\0')
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, rs->resp.allow);
+    for (size_t i = 0; i < sizeof(rs->resp.cookies) / sizeof(rs->resp.cookies[0]); i++)
+        if (rs->resp.cookies[i][0] != '\0')
+            MHD_add_response_header(mr, MHD_HTTP_HEADER_SET_COOKIE, rs->resp.cookies[i]);
     if (rs->resp.close || draining)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 }

@@ -869,3 +869,23 @@ out:
     free(ids);
     return rc;
 }
+
+/* ---- for the module's other files (store_int.h) ---------------------------- */
+
+enum store_status
+store_conn_get(struct store *st, void **c)
+{
+    return conn_get(st, c);
+}
+
+void
+store_conn_put(struct store *st, void *c, enum store_status rc)
+{
+    conn_put(st, c, rc);
+}
+
+enum store_status
+store_finish(struct store *st, void *c, enum store_status rc)
+{
+    return finish(st, c, rc);
+}

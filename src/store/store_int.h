@@ -45,6 +45,27 @@ struct enc_resident {
 enum res_lookup { RES_BY_ID, RES_BY_ADDRNO };
 enum res_index { RES_IDX_MYNUMBER, RES_IDX_NAME };
 
+/* A parameter or result column of store_ops.query (identity tables,
+ * store_auth.c).  NULL results read as "" / 0 / length 0. */
+enum qtype { QT_NULL = 0, QT_TEXT, QT_INT, QT_BLOB };
+struct qarg {
+    enum qtype  t;
+    const char *s;
+    int64_t     i;
+    const void *b;
+    size_t      n;
+};
+struct qcol {
+    enum qtype t;
+    char      *s;       /* QT_TEXT: buffer of ssz bytes */
+    size_t     ssz;
+    int64_t   *i;       /* QT_INT */
+    uint8_t   *b;       /* QT_BLOB: buffer of bsz bytes, *blen gets the size */
+    size_t     bsz;
+    size_t    *blen;
+};
+#define STORE_QMAXARGS 16
+
 /*
  * One backend.  `c` is a connection used by one thread at a time.  Every
  * function returns a store status; errors that put durability in doubt
@@ -87,6 +108,14 @@ struct store_ops {
                                   size_t *n);
     enum store_status (*res_stale)(void *c, const char *t, uint32_t below,
                                    int64_t *ids, size_t max, size_t *n);
+    /* Run `sql` (placeholders $1..$n, no '$' anywhere else) with `na`
+     * arguments.  If nc > 0, the first row (if any) fills `cols` and
+     * *found says whether there was one; *changes (may be NULL) gets
+     * the rows a write touched.  A value too big for its buffer is
+     * STORE_ERROR. */
+    enum store_status (*query)(void *c, const char *sql, const struct qarg *a,
+                               size_t na, const struct qcol *cols, size_t nc,
+                               bool *found, int64_t *changes);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -105,6 +134,12 @@ struct store {
     size_t          nopen;
     bool            fatal;      /* a commit failed: refuse everything */
 };
+
+/* The connection pool and commit-or-rollback of store.c, for the other
+ * files of the module (store_auth.c). */
+enum store_status store_conn_get(struct store *st, void **c);
+void store_conn_put(struct store *st, void *c, enum store_status rc);
+enum store_status store_finish(struct store *st, void *c, enum store_status rc);
 
 /* Column list "a_ct, b_ct, ..." for SQL building. */
 int store_ct_columns(char *out, size_t outsz);

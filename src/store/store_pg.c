@@ -53,6 +53,40 @@ static const char *const migrations[] = {
     "  idem_key TEXT NOT NULL, op TEXT NOT NULL, row_id BIGINT NOT NULL,"
     "  created_at TEXT NOT NULL,"
     "  PRIMARY KEY (tenant_id, idem_key));",
+    /* 2: staff accounts, terminals, sessions (R3.5, R6.1-R6.8, see store_auth.h) */
+    "CREATE TABLE staff ("
+    "  user_id TEXT PRIMARY KEY,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  role TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'disabled')),"
+    "  pw_hash TEXT NOT NULL DEFAULT '',"
+    "  pw_changed_at BIGINT NOT NULL DEFAULT 0,"
+    "  must_change BIGINT NOT NULL DEFAULT 0,"
+    "  failures BIGINT NOT NULL DEFAULT 0,"
+    "  locked BIGINT NOT NULL DEFAULT 0,"
+    "  totp_ct BYTEA,"
+    "  totp_last_step BIGINT NOT NULL DEFAULT 0,"
+    "  confirmed_at BIGINT NOT NULL,"
+    "  enrol_hash BYTEA UNIQUE,"
+    "  enrol_expires BIGINT NOT NULL DEFAULT 0,"
+    "  created_at TEXT NOT NULL, changed_at TEXT NOT NULL);"
+    "CREATE INDEX staff_tenant ON staff (tenant_id);"
+    "CREATE TABLE terminals ("
+    "  fingerprint BYTEA PRIMARY KEY CHECK (length(fingerprint) = 32),"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  name TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('active', 'revoked')),"
+    "  created_at TEXT NOT NULL, changed_at TEXT NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  token_hash BYTEA PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES staff (user_id),"
+    "  tenant_id TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  fingerprint BYTEA NOT NULL,"
+    "  must_change BIGINT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  last_seen BIGINT NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions (user_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -812,6 +846,81 @@ pg_res_stale(void *conn, const char *t, uint32_t below, int64_t *ids, size_t max
     return collect_ids(conn, Q_STALE, &p, ids, max, n);
 }
 
+/* ---- generic query (identity tables, store_auth.c) ------------------------ */
+
+static enum store_status
+pg_col(const PGresult *r, int i, const struct qcol *c)
+{
+    bool null = PQgetisnull(r, 0, i);
+    size_t n = null ? 0 : (size_t)PQgetlength(r, 0, i);
+
+    switch (c->t) {
+    case QT_TEXT:
+        if (n >= c->ssz)
+            return STORE_ERROR;
+        memcpy(c->s, PQgetvalue(r, 0, i), n);
+        c->s[n] = '\0';
+        return STORE_OK;
+    case QT_INT:
+        *c->i = null ? 0 : get_int(r, 0, i);
+        return STORE_OK;
+    case QT_BLOB:
+        if (n > c->bsz)
+            return STORE_ERROR;
+        memcpy(c->b, PQgetvalue(r, 0, i), n);
+        *c->blen = n;
+        return STORE_OK;
+    case QT_NULL:
+        return STORE_OK;
+    }
+    return STORE_ERROR;
+}
+
+static enum store_status
+pg_query(void *conn, const char *sql, const struct qarg *a, size_t na,
+         const struct qcol *cols, size_t nc, bool *found, int64_t *changes)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    enum store_status st = STORE_OK;
+    PGresult *r;
+    uint64_t ch = 0;
+
+    if (na > PG_MAXP)
+        return STORE_INVALID;
+    for (size_t i = 0; i < na; i++) {
+        switch (a[i].t) {
+        case QT_TEXT: p_text(&p, a[i].s); break;
+        case QT_INT: p_i64(&p, a[i].i); break;
+        case QT_BLOB: p_bin(&p, a[i].b, a[i].n); break;
+        case QT_NULL: p_text(&p, NULL); break;
+        }
+    }
+    r = PQexecParams(c->db, sql, p.n, NULL, p.v, p.len, p.fmt, 1);
+    switch (PQresultStatus(r)) {
+    case PGRES_TUPLES_OK:
+        if (found != NULL)
+            *found = PQntuples(r) > 0;
+        for (size_t i = 0; PQntuples(r) > 0 && i < nc && st == STORE_OK; i++)
+            st = pg_col(r, (int)i, &cols[i]);
+        break;
+    case PGRES_COMMAND_OK:
+        if (found != NULL)
+            *found = false;
+        break;
+    default:
+        st = map(c->db, r);
+        break;
+    }
+    if (changes != NULL) {
+        const char *t = PQcmdTuples(r);
+        *changes = t != NULL && t[0] != '\0' &&
+                   util_parse_u64(t, 0, INT64_MAX, &ch) == 0 ? (int64_t)ch : 0;
+    }
+    PQclear(r);
+    return st;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .conn_open = pg_open,
@@ -837,6 +946,7 @@ const struct store_ops store_pg_ops = {
     .res_load = pg_res_load,
     .res_find = pg_res_find,
     .res_stale = pg_res_stale,
+    .query = pg_query,
 };
 
 int

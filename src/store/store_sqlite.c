@@ -53,6 +53,40 @@ static const char *const migrations[] = {
     "  idem_key TEXT NOT NULL, op TEXT NOT NULL, row_id INTEGER NOT NULL,"
     "  created_at TEXT NOT NULL,"
     "  PRIMARY KEY (tenant_id, idem_key)) STRICT;",
+    /* 2: staff accounts, terminals, sessions (R3.5, R6.1-R6.8, see store_auth.h) */
+    "CREATE TABLE staff ("
+    "  user_id TEXT PRIMARY KEY,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  role TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'disabled')),"
+    "  pw_hash TEXT NOT NULL DEFAULT '',"
+    "  pw_changed_at INTEGER NOT NULL DEFAULT 0,"
+    "  must_change INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  locked INTEGER NOT NULL DEFAULT 0,"
+    "  totp_ct BLOB,"
+    "  totp_last_step INTEGER NOT NULL DEFAULT 0,"
+    "  confirmed_at INTEGER NOT NULL,"
+    "  enrol_hash BLOB UNIQUE,"
+    "  enrol_expires INTEGER NOT NULL DEFAULT 0,"
+    "  created_at TEXT NOT NULL, changed_at TEXT NOT NULL) STRICT;"
+    "CREATE INDEX staff_tenant ON staff (tenant_id);"
+    "CREATE TABLE terminals ("
+    "  fingerprint BLOB PRIMARY KEY CHECK (length(fingerprint) = 32),"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  name TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('active', 'revoked')),"
+    "  created_at TEXT NOT NULL, changed_at TEXT NOT NULL) STRICT;"
+    "CREATE TABLE sessions ("
+    "  token_hash BLOB PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES staff (user_id),"
+    "  tenant_id TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  fingerprint BLOB NOT NULL,"
+    "  must_change INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX sessions_user ON sessions (user_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -638,6 +672,85 @@ sq_res_stale(void *conn, const char *t, uint32_t below, int64_t *ids, size_t max
     return collect_ids(s, ids, max, n);
 }
 
+/* ---- generic query (identity tables, store_auth.c) ------------------------ */
+
+static enum store_status
+sq_col(sqlite3_stmt *s, int i, const struct qcol *c)
+{
+    int n = sqlite3_column_bytes(s, i);
+    const void *v;
+
+    switch (c->t) {
+    case QT_TEXT:
+        v = sqlite3_column_text(s, i);
+        if ((size_t)n >= c->ssz)
+            return STORE_ERROR;
+        if (v != NULL)
+            memcpy(c->s, v, (size_t)n);
+        c->s[v != NULL ? n : 0] = '\0';
+        return STORE_OK;
+    case QT_INT:
+        *c->i = sqlite3_column_int64(s, i);
+        return STORE_OK;
+    case QT_BLOB:
+        v = sqlite3_column_blob(s, i);
+        if ((size_t)n > c->bsz)
+            return STORE_ERROR;
+        if (v != NULL && n > 0)
+            memcpy(c->b, v, (size_t)n);
+        *c->blen = v != NULL ? (size_t)n : 0;
+        return STORE_OK;
+    case QT_NULL:
+        return STORE_OK;
+    }
+    return STORE_ERROR;
+}
+
+static enum store_status
+sq_query(void *conn, const char *sql, const struct qarg *a, size_t na,
+         const struct qcol *cols, size_t nc, bool *found, int64_t *changes)
+{
+    struct sq *c = conn;
+    char *text = strdup(sql);
+    sqlite3_stmt *s = NULL;
+    enum store_status st = STORE_OK;
+    int rc;
+
+    if (text == NULL)
+        return STORE_ERROR;
+    for (char *p = text; *p; p++)       /* $1 (PostgreSQL) is ?1 here */
+        if (*p == '$')
+            *p = '?';
+    rc = sqlite3_prepare_v2(c->db, text, -1, &s, NULL);
+    free(text);
+    if (rc != SQLITE_OK) {
+        log_error("store_sqlite", "prepare failed: %s", sqlite3_errmsg(c->db));
+        return STORE_ERROR;
+    }
+    for (size_t i = 0; i < na; i++) {
+        int k = (int)i + 1;
+        switch (a[i].t) {
+        case QT_TEXT: sqlite3_bind_text(s, k, a[i].s, -1, SQLITE_STATIC); break;
+        case QT_INT: sqlite3_bind_int64(s, k, a[i].i); break;
+        case QT_BLOB: sqlite3_bind_blob(s, k, a[i].b, (int)a[i].n, SQLITE_STATIC); break;
+        case QT_NULL: sqlite3_bind_null(s, k); break;
+        }
+    }
+    rc = sqlite3_step(s);
+    if (found != NULL)
+        *found = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        for (size_t i = 0; i < nc && st == STORE_OK; i++)
+            st = sq_col(s, (int)i, &cols[i]);
+    } else if (rc != SQLITE_DONE) {
+        st = map(rc);
+    }
+    if (changes != NULL)
+        *changes = sqlite3_changes(c->db);
+    sqlite3_finalize(s);
+    return st;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .conn_open = sq_open,
@@ -661,4 +774,5 @@ const struct store_ops store_sqlite_ops = {
     .res_load = sq_res_load,
     .res_find = sq_res_find,
     .res_stale = sq_res_stale,
+    .query = sq_query,
 };

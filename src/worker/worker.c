@@ -77,6 +77,8 @@ load_files(struct worker *w)
         log_error("worker_init_failed", "%s", err);
         return -1;
     }
+    if (auth_env_init(cfg, &w->env.auth) != 0)
+        return -1;
     return 0;
 }
 
@@ -364,6 +366,7 @@ out:
         free_pems(&w.pem[i]);
     }
     lgcode_table_free(w.env.lgcodes);
+    auth_env_free(w.env.auth);
     store_close(w.env.store);
     free(w.revoked);
     ipc_chan_destroy(&w.env.keyholder);

@@ -10,6 +10,7 @@
 #ifndef MAMORI_WORKER_H
 #define MAMORI_WORKER_H
 
+#include "auth/api.h"
 #include "config/config.h"
 #include "crypto/keyprov.h"
 #include "ipc/ipc.h"
@@ -24,6 +25,7 @@ struct worker_env {
     struct ipc_chan             audit;
     struct key_provider         keys;      /* grants from the key holder */
     struct store               *store;     /* opened after the sandbox */
+    struct auth_env            *auth;      /* staff authentication (auth/api.h) */
     unsigned                    index;
 };
 

@@ -1,0 +1,550 @@
+/*
+ * test_auth.c - src/auth: password policy (R6.3), Argon2id, the blocklist,
+ * TOTP (RFC 6238, R6.2), session tokens and limits (R6.5), and the
+ * identity tables of store_auth.c (lockout, reset, replay, lapse inputs)
+ * on SQLite and PostgreSQL (MAMORI_TEST_PG, as test_store.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/password.h"
+#include "auth/session.h"
+#include "auth/totp.h"
+#include "store/store_auth.h"
+
+#define BLOCKLIST MAMORI_TEST_SOURCE_DIR "/data/auth/common-passwords.txt"
+#define T1 "131016"   /* 千代田区 */
+#define T2 "011002"   /* 札幌市 */
+
+static struct pw_blocklist *bl;
+
+/* ---- password policy (R6.3) --------------------------------------------- */
+
+static void
+test_r63_each_clause(void **state)
+{
+    (void)state;
+    /* positive control: satisfies every clause */
+    assert_null(auth_password_check(PW_PROFILE_R63, "Tz7#kq2m", "yamada", bl));
+    /* at least 8 characters */
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "Tz7#kq2", "yamada", bl),
+                        "too_short");
+    /* 3 of 4 classes: each set of three passes, two classes fail */
+    assert_null(auth_password_check(PW_PROFILE_R63, "Tzkqwmvb7", "yamada", bl));  /* U l d */
+    assert_null(auth_password_check(PW_PROFILE_R63, "Tzkqwmvb#", "yamada", bl));  /* U l s */
+    assert_null(auth_password_check(PW_PROFILE_R63, "tzkqwmv7#", "yamada", bl));  /* l d s */
+    assert_null(auth_password_check(PW_PROFILE_R63, "TZKQWMV7#", "yamada", bl));  /* U d s */
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "tzkqwmvbx7", "yamada", bl),
+                        "classes");
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "TZKQWMVBXN", "yamada", bl),
+                        "classes");
+    /* must not contain the user ID, in any case */
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "xYamada#77", "yamada", bl),
+                        "contains_user_id");
+    /* blocklist, case-insensitive */
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "P@ssw0rd!", "yamada", bl),
+                        "blocklisted");
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "PASSWORD123!", "yamada", bl),
+                        "blocklisted");
+    /* control characters never */
+    assert_string_equal(auth_password_check(PW_PROFILE_R63, "Tz7#kq2m\x01", "yamada", bl),
+                        "invalid");
+}
+
+static void
+test_r63_expiry_180_days(void **state)
+{
+    int64_t t0 = 1700000000;
+
+    (void)state;
+    assert_false(auth_password_expired(PW_PROFILE_R63, t0, t0 + 180 * 86400 - 1));
+    assert_true(auth_password_expired(PW_PROFILE_R63, t0, t0 + 180 * 86400));
+    /* NIST SP 800-63B: no periodic change */
+    assert_false(auth_password_expired(PW_PROFILE_NIST, t0, t0 + 1000 * 86400));
+}
+
+static void
+test_nist_profile(void **state)
+{
+    (void)state;
+    /* no composition rule: one class of 8+ characters is fine */
+    assert_null(auth_password_check(PW_PROFILE_NIST, "correcthorse", "yamada", bl));
+    assert_string_equal(auth_password_check(PW_PROFILE_NIST, "shortpw", "yamada", bl),
+                        "too_short");
+    assert_string_equal(auth_password_check(PW_PROFILE_NIST, "password123", "yamada", bl),
+                        "blocklisted");
+    assert_string_equal(auth_password_check(PW_PROFILE_NIST, "myyamadaname", "yamada", bl),
+                        "contains_user_id");
+    /* 64 characters accepted, 65 not; characters, not bytes (UTF-8) */
+    char pw[130];
+    memset(pw, 'k', 64);
+    pw[64] = '\0';
+    assert_null(auth_password_check(PW_PROFILE_NIST, pw, "yamada", bl));
+    strcat(pw, "k");
+    assert_string_equal(auth_password_check(PW_PROFILE_NIST, pw, "yamada", bl), "too_long");
+    assert_null(auth_password_check(PW_PROFILE_NIST, "まもりパスワードです", "yamada", bl));
+}
+
+static void
+test_blocklist_file(void **state)
+{
+    (void)state;
+    assert_true(auth_blocklist_contains(bl, "qwerty123"));
+    assert_true(auth_blocklist_contains(bl, "QWERTY123"));
+    assert_false(auth_blocklist_contains(bl, "Tz7#kq2m"));
+    assert_false(auth_blocklist_contains(bl, "# Common passwords refused by both password "
+                                             "profiles (docs/access.md)."));
+}
+
+static void
+test_argon2id_hash_verify(void **state)
+{
+    char h[PW_HASH_LEN], h2[PW_HASH_LEN];
+
+    (void)state;
+    assert_int_equal(auth_password_hash("Tz7#kq2m", 1, 8192 * 1024, h), 0);
+    assert_true(strncmp(h, "$argon2id$", 10) == 0);
+    assert_true(auth_password_verify(h, "Tz7#kq2m"));
+    assert_false(auth_password_verify(h, "Tz7#kq2n"));
+    /* salted: the same password hashes differently */
+    assert_int_equal(auth_password_hash("Tz7#kq2m", 1, 8192 * 1024, h2), 0);
+    assert_string_not_equal(h, h2);
+    /* a malformed or empty hash never matches */
+    assert_false(auth_password_verify("", "Tz7#kq2m"));
+    assert_false(auth_password_verify("$argon2i$v=19$m=8,t=1,p=1$xx$yy", "Tz7#kq2m"));
+}
+
+/* ---- TOTP (RFC 6238 Appendix B, SHA-1; RFC 4226 Appendix D) --------------- */
+
+static void
+test_hotp_rfc4226(void **state)
+{
+    static const uint32_t want[] = { 755224, 287082, 359152, 969429, 338314,
+                                     254676, 287922, 162583, 399871, 520489 };
+    const uint8_t *key = (const uint8_t *)"12345678901234567890";
+    uint32_t c;
+
+    (void)state;
+    for (uint64_t i = 0; i < 10; i++) {
+        assert_int_equal(auth_hotp(key, 20, i, 6, &c), 0);
+        assert_int_equal(c, want[i]);
+    }
+}
+
+static void
+test_totp_rfc6238_sha1(void **state)
+{
+    static const struct { int64_t t; uint32_t code; } v[] = {
+        { 59, 94287082 }, { 1111111109, 7081804 }, { 1111111111, 14050471 },
+        { 1234567890, 89005924 }, { 2000000000, 69279037 }, { 20000000000LL, 65353130 },
+    };
+    const uint8_t *key = (const uint8_t *)"12345678901234567890";
+    uint32_t c;
+    char six[7];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        assert_int_equal(auth_hotp(key, 20, (uint64_t)auth_totp_step(v[i].t), 8, &c), 0);
+        assert_int_equal(c, v[i].code);
+        /* our 6-digit codes are the low 6 digits of the same value */
+        assert_int_equal(auth_totp_code(key, v[i].t, six), 0);
+        assert_int_equal(strtoul(six, NULL, 10), v[i].code % 1000000u);
+    }
+}
+
+static void
+test_totp_drift_and_replay(void **state)
+{
+    uint8_t key[TOTP_SECRET_LEN];
+    int64_t now = 1700000000, acc = 0;
+    char c[7];
+
+    (void)state;
+    auth_totp_secret_new(key);
+    /* one step either side is accepted (R6.2) ... */
+    for (int d = -1; d <= 1; d++) {
+        assert_int_equal(auth_totp_code(key, now + d * TOTP_STEP, c), 0);
+        assert_true(auth_totp_verify(key, c, now, 0, &acc));
+        assert_int_equal(acc, auth_totp_step(now) + d);
+    }
+    /* ... two steps are not */
+    assert_int_equal(auth_totp_code(key, now - 2 * TOTP_STEP, c), 0);
+    assert_false(auth_totp_verify(key, c, now, 0, &acc));
+    assert_int_equal(auth_totp_code(key, now + 2 * TOTP_STEP, c), 0);
+    assert_false(auth_totp_verify(key, c, now, 0, &acc));
+    /* replay: the accepted step, or an earlier one, never again */
+    assert_int_equal(auth_totp_code(key, now, c), 0);
+    assert_true(auth_totp_verify(key, c, now, 0, &acc));
+    assert_false(auth_totp_verify(key, c, now, acc, &acc));
+    assert_int_equal(auth_totp_code(key, now - TOTP_STEP, c), 0);
+    assert_false(auth_totp_verify(key, c, now, auth_totp_step(now), &acc));
+    /* malformed codes */
+    assert_false(auth_totp_verify(key, "12345", now, 0, &acc));
+    assert_false(auth_totp_verify(key, "1234567", now, 0, &acc));
+}
+
+static void
+test_totp_uri(void **state)
+{
+    const uint8_t *key = (const uint8_t *)"12345678901234567890";
+    char uri[256], b32[TOTP_B32_LEN + 1];
+
+    (void)state;
+    assert_int_equal(auth_base32(key, 20, b32, sizeof(b32)), 0);
+    assert_string_equal(b32, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");   /* RFC 4648 */
+    assert_int_equal(auth_totp_uri(key, T1, "yamada", uri, sizeof(uri)), 0);
+    assert_string_equal(uri, "otpauth://totp/mamori:" T1 "-yamada?secret="
+                        "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=mamori&algorithm=SHA1"
+                        "&digits=6&period=30");
+}
+
+/* ---- session tokens (R6.5) -------------------------------------------------- */
+
+static void
+test_session_tokens(void **state)
+{
+    char t1[SESSION_TOKEN_HEX + 1], t2[SESSION_TOKEN_HEX + 1], csrf[SESSION_TOKEN_HEX + 1];
+    uint8_t h1[SESSION_HASH_LEN], h[SESSION_HASH_LEN], h2[SESSION_HASH_LEN];
+
+    (void)state;
+    auth_session_new(t1, h1);
+    auth_session_new(t2, h2);
+    assert_int_equal(strlen(t1), 64);
+    assert_string_not_equal(t1, t2);
+    /* only the hash is stored; it is recomputed from the presented token */
+    assert_int_equal(auth_session_hash(t1, h), 0);
+    assert_memory_equal(h, h1, SESSION_HASH_LEN);
+    assert_memory_not_equal(h1, h2, SESSION_HASH_LEN);
+    assert_true(strstr(t1, "") && memcmp(h1, t1, 32) != 0);
+    /* malformed tokens are refused before any lookup */
+    assert_int_equal(auth_session_hash("abc", h), -1);
+    t2[0] = 'G';
+    assert_int_equal(auth_session_hash(t2, h), -1);
+    /* CSRF value: deterministic per token, different per token */
+    assert_int_equal(auth_session_csrf(t1, csrf), 0);
+    assert_string_not_equal(csrf, t1);
+    char again[SESSION_TOKEN_HEX + 1];
+    assert_int_equal(auth_session_csrf(t1, again), 0);
+    assert_string_equal(csrf, again);
+}
+
+static void
+test_session_limits(void **state)
+{
+    int64_t c = 1000;
+
+    (void)state;
+    /* idle 900 s, absolute 43200 s (R6.5 defaults) */
+    assert_true(auth_session_live(c, c, c + 899, 900, 43200));
+    assert_false(auth_session_live(c, c, c + 900, 900, 43200));        /* idle */
+    assert_true(auth_session_live(c, c + 43000, c + 43199, 900, 43200));
+    assert_false(auth_session_live(c, c + 43100, c + 43200, 900, 43200)); /* absolute */
+    assert_false(auth_session_live(c, c, c - 1, 900, 43200));           /* clock back */
+}
+
+/* ---- identity tables on both backends ----------------------------------------- */
+
+static enum store_backend backend;
+static const char *pg_base;
+
+struct fx {
+    bool                skip;
+    char                dir[64];
+    char                db[128];
+    char                schema[40];
+    char                conninfo[1200];
+    struct store       *st;
+    struct store_config cfg;
+};
+
+static void
+pg_exec(const char *conninfo, const char *sql)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r;
+
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int v1, v2;
+
+    assert_non_null(f);
+    *state = f;
+    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
+        f->skip = true;
+        return 0;
+    }
+    strcpy(f->dir, "/tmp/mamori-auth-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->cfg.backend = backend;
+    if (backend == STORE_BACKEND_SQLITE) {
+        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
+        f->cfg.path = f->db;
+    } else {
+        char sql[80], hex[13];
+        unsigned char rnd[6];
+        randombytes_buf(rnd, sizeof(rnd));
+        sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+        snprintf(f->schema, sizeof(f->schema), "a_%s", hex);
+        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
+        pg_exec(pg_base, sql);
+        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'",
+                 pg_base, f->schema);
+        f->cfg.conninfo = f->conninfo;
+    }
+    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
+    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
+    assert_int_equal(v2, STORE_SCHEMA_VERSION);
+    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
+    assert_int_equal(store_tenant_create(f->st, T2), STORE_OK);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+
+    if (!f->skip) {
+        store_close(f->st);
+        if (f->schema[0] != '\0') {
+            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
+            pg_exec(pg_base, cmd);
+        }
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    free(f);
+    return 0;
+}
+
+#define BEGIN_CASE(f) \
+    struct fx *f = *state; \
+    do { if ((f)->skip) skip(); } while (0)
+
+/* Create and enrol an active account. */
+static void
+enrolled(struct fx *f, const char *user, const char *tenant, int64_t now)
+{
+    uint8_t h[AUTH_HASH_LEN], ct[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    char tok[SESSION_TOKEN_HEX + 1];
+
+    auth_session_new(tok, h);
+    assert_int_equal(store_staff_create(f->st, user, tenant, "clerk", h, now + 100, now),
+                     STORE_OK);
+    assert_int_equal(store_staff_enrol_complete(f->st, user, h, "$argon2id$x", ct,
+                                                sizeof(ct), now), STORE_OK);
+}
+
+static void
+test_store_one_id_per_person(void **state)
+{
+    BEGIN_CASE(f);
+    uint8_t h[AUTH_HASH_LEN] = { 9 };
+
+    enrolled(f, "yamada", T1, 1000);
+    /* R6.1: the ID is unique across the whole platform */
+    assert_int_equal(store_staff_create(f->st, "yamada", T2, "clerk", h, 2000, 1000),
+                     STORE_EXISTS);
+    assert_int_equal(store_staff_create(f->st, "Bad ID", T1, "clerk", h, 2000, 1000),
+                     STORE_INVALID);
+    assert_int_equal(store_staff_create(f->st, "kato", "999999", "clerk", h, 2000, 1000),
+                     STORE_INVALID);
+}
+
+static void
+test_store_enrolment_once_and_expiry(void **state)
+{
+    BEGIN_CASE(f);
+    struct staff_account a;
+    uint8_t h[AUTH_HASH_LEN], ct[4] = { 1 };
+    char tok[SESSION_TOKEN_HEX + 1];
+
+    auth_session_new(tok, h);
+    assert_int_equal(store_staff_create(f->st, "sato", T1, "tenant_admin", h, 1100, 1000),
+                     STORE_OK);
+    assert_int_equal(store_staff_by_enrol(f->st, h, 1050, &a), STORE_OK);
+    assert_string_equal(a.user_id, "sato");
+    assert_string_equal(a.state, "pending");
+    /* expired */
+    assert_int_equal(store_staff_by_enrol(f->st, h, 1100, &a), STORE_NOTFOUND);
+    assert_int_equal(store_staff_enrol_complete(f->st, "sato", h, "$x", ct, 4, 1100),
+                     STORE_NOTFOUND);
+    /* once */
+    assert_int_equal(store_staff_enrol_complete(f->st, "sato", h, "$x", ct, 4, 1050),
+                     STORE_OK);
+    assert_int_equal(store_staff_enrol_complete(f->st, "sato", h, "$x", ct, 4, 1050),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_staff_get(f->st, "sato", &a), STORE_OK);
+    assert_string_equal(a.state, "active");
+    assert_int_equal(a.confirmed_at, 1050);
+    assert_int_equal(a.totp_ct_len, 4);
+}
+
+static void
+test_store_lockout_after_six_and_reset(void **state)
+{
+    BEGIN_CASE(f);
+    struct staff_account a;
+    bool locked = false;
+
+    enrolled(f, "suzuki", T1, 1000);
+    for (int i = 1; i <= 5; i++) {
+        assert_int_equal(store_staff_fail(f->st, "suzuki", 6, &locked), STORE_OK);
+        assert_false(locked);
+    }
+    /* R6.3: the sixth consecutive failure locks */
+    assert_int_equal(store_staff_fail(f->st, "suzuki", 6, &locked), STORE_OK);
+    assert_true(locked);
+    /* a locked account cannot log in even with a good code ... */
+    assert_int_equal(store_staff_success(f->st, "suzuki", 100), STORE_DENIED);
+    /* ... nor change its own password */
+    assert_int_equal(store_staff_set_password(f->st, "suzuki", "$new", false, 1100),
+                     STORE_NOTFOUND);
+    /* only the helpdesk reset unlocks, with a one-time password */
+    assert_int_equal(store_staff_set_password(f->st, "suzuki", "$otp", true, 1100), STORE_OK);
+    assert_int_equal(store_staff_get(f->st, "suzuki", &a), STORE_OK);
+    assert_false(a.locked);
+    assert_int_equal(a.failures, 0);
+    assert_true(a.must_change);
+    assert_string_equal(a.pw_hash, "$otp");
+    /* the change at next login clears must_change */
+    assert_int_equal(store_staff_set_password(f->st, "suzuki", "$mine", false, 1200), STORE_OK);
+    assert_int_equal(store_staff_get(f->st, "suzuki", &a), STORE_OK);
+    assert_false(a.must_change);
+    assert_int_equal(a.pw_changed_at, 1200);
+    /* unknown IDs: NOTFOUND, nothing written */
+    assert_int_equal(store_staff_fail(f->st, "nobody", 6, &locked), STORE_NOTFOUND);
+}
+
+static void
+test_store_success_resets_count_and_blocks_replay(void **state)
+{
+    BEGIN_CASE(f);
+    struct staff_account a;
+    bool locked;
+
+    enrolled(f, "ito", T1, 1000);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_staff_fail(f->st, "ito", 6, &locked), STORE_OK);
+    assert_int_equal(store_staff_success(f->st, "ito", 500), STORE_OK);
+    assert_int_equal(store_staff_get(f->st, "ito", &a), STORE_OK);
+    assert_int_equal(a.failures, 0);              /* consecutive only */
+    assert_int_equal(a.totp_last_step, 500);
+    /* R6.2: the same or an earlier step is refused (replay) */
+    assert_int_equal(store_staff_success(f->st, "ito", 500), STORE_DENIED);
+    assert_int_equal(store_staff_success(f->st, "ito", 499), STORE_DENIED);
+    assert_int_equal(store_staff_success(f->st, "ito", 501), STORE_OK);
+    /* R6.8: re-confirmation moves the lapse clock */
+    assert_int_equal(store_staff_reconfirm(f->st, "ito", 9999), STORE_OK);
+    assert_int_equal(store_staff_get(f->st, "ito", &a), STORE_OK);
+    assert_int_equal(a.confirmed_at, 9999);
+}
+
+static void
+test_store_terminals_and_sessions(void **state)
+{
+    BEGIN_CASE(f);
+    struct staff_session s = { .created_at = 10, .last_seen = 10 }, g;
+    uint8_t fp[32], fp2[32], h[AUTH_HASH_LEN];
+    char tenant[7], st[12], tok[SESSION_TOKEN_HEX + 1];
+
+    randombytes_buf(fp, sizeof(fp));
+    randombytes_buf(fp2, sizeof(fp2));
+    assert_int_equal(store_terminal_register(f->st, T1, fp, "counter-1"), STORE_OK);
+    assert_int_equal(store_terminal_register(f->st, T2, fp, "again"), STORE_EXISTS);
+    assert_int_equal(store_terminal_get(f->st, fp, tenant, st), STORE_OK);
+    assert_string_equal(tenant, T1);
+    assert_string_equal(st, "active");
+    assert_int_equal(store_terminal_get(f->st, fp2, tenant, st), STORE_NOTFOUND);
+
+    enrolled(f, "kimura", T1, 1);
+    auth_session_new(tok, h);
+    memcpy(s.token_hash, h, sizeof(h));
+    memcpy(s.fingerprint, fp, 32);
+    strcpy(s.user_id, "kimura");
+    strcpy(s.tenant, T1);
+    strcpy(s.role, "clerk");
+    assert_int_equal(store_session_create(f->st, &s), STORE_OK);
+    assert_int_equal(store_session_get(f->st, h, &g), STORE_OK);
+    assert_memory_equal(g.fingerprint, fp, 32);
+    assert_string_equal(g.role, "clerk");
+    assert_int_equal(store_session_touch(f->st, h, 20), STORE_OK);
+    assert_int_equal(store_session_get(f->st, h, &g), STORE_OK);
+    assert_int_equal(g.last_seen, 20);
+    assert_int_equal(g.created_at, 10);
+    /* revoking the terminal ends its sessions at once (R6.2) */
+    assert_int_equal(store_terminal_revoke(f->st, fp), STORE_OK);
+    assert_int_equal(store_session_get(f->st, h, &g), STORE_NOTFOUND);
+    assert_int_equal(store_terminal_get(f->st, fp, tenant, st), STORE_OK);
+    assert_string_equal(st, "revoked");
+    /* logout */
+    assert_int_equal(store_session_create(f->st, &s), STORE_OK);
+    assert_int_equal(store_session_delete(f->st, h), STORE_OK);
+    assert_int_equal(store_session_delete(f->st, h), STORE_NOTFOUND);
+    /* a helpdesk reset ends the account's sessions */
+    assert_int_equal(store_session_create(f->st, &s), STORE_OK);
+    assert_int_equal(store_staff_set_password(f->st, "kimura", "$otp", true, 30), STORE_OK);
+    assert_int_equal(store_session_get(f->st, h, &g), STORE_NOTFOUND);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest pure[] = {
+        cmocka_unit_test(test_r63_each_clause),
+        cmocka_unit_test(test_r63_expiry_180_days),
+        cmocka_unit_test(test_nist_profile),
+        cmocka_unit_test(test_blocklist_file),
+        cmocka_unit_test(test_argon2id_hash_verify),
+        cmocka_unit_test(test_hotp_rfc4226),
+        cmocka_unit_test(test_totp_rfc6238_sha1),
+        cmocka_unit_test(test_totp_drift_and_replay),
+        cmocka_unit_test(test_totp_uri),
+        cmocka_unit_test(test_session_tokens),
+        cmocka_unit_test(test_session_limits),
+    };
+    const struct CMUnitTest stored[] = {
+        cmocka_unit_test_setup_teardown(test_store_one_id_per_person, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_enrolment_once_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_lockout_after_six_and_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_success_resets_count_and_blocks_replay,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_terminals_and_sessions, setup, teardown),
+    };
+    int failed;
+
+    if (sodium_init() < 0 || auth_blocklist_load(BLOCKLIST, &bl) != 0)
+        return 1;
+    log_setup("test_auth", LOG_TO_STDERR, LOG_LVL_ERROR);
+    failed = cmocka_run_group_tests_name("auth", pure, NULL, NULL);
+    pg_base = getenv("MAMORI_TEST_PG");
+    if (pg_base != NULL && pg_base[0] == '\0')
+        pg_base = NULL;
+    backend = STORE_BACKEND_SQLITE;
+    failed += cmocka_run_group_tests_name("auth-store/sqlite", stored, NULL, NULL);
+    if (pg_base == NULL)
+        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
+    backend = STORE_BACKEND_POSTGRESQL;
+    failed += cmocka_run_group_tests_name("auth-store/postgresql", stored, NULL, NULL);
+    auth_blocklist_free(bl);
+    return failed;
+}

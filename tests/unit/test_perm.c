@@ -1,0 +1,177 @@
+/*
+ * test_perm.c - the permission matrix (src/auth/perm.c) against every
+ * route x every role (R6.6, R6.7, R1.2, R1.3, R3.5).
+ *
+ * The test holds its own copy of the matrix and of each route's expected
+ * permission.  It iterates over mamori_routes[] and all roles, so:
+ *  - a new route that is not listed in `expected_routes` fails;
+ *  - a route whose permission changes fails;
+ *  - a matrix change in perm.c that is not made here too fails.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth/perm.h"
+#include "http/router.h"
+
+/* Rows: roles; columns: permissions (PERM_INVALID, PERM_ANONYMOUS, ...). */
+#define Y 1
+#define _ 0
+static const int expected_matrix[ROLE_END][PERM_END] = {
+    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT */
+    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _ },
+    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _ },
+    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _ },
+    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _ },
+    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _ },
+    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _ },
+    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _ },
+    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _ },
+    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y },
+};
+#undef _
+#undef Y
+
+/* Every route and the permission it must declare. */
+static const struct { const char *method, *pattern; enum perm perm; } expected_routes[] = {
+    { "GET",  "/healthz", PERM_ANONYMOUS },
+    { "GET",  "/v1/terminal", PERM_ANONYMOUS },
+    { "GET",  "/v1/municipalities/{code}", PERM_ANONYMOUS },
+    { "POST", "/v1/municipalities/lookup", PERM_ANONYMOUS },
+    { "POST", "/v1/auth/login", PERM_ANONYMOUS },
+    { "POST", "/v1/auth/enrol", PERM_ANONYMOUS },
+    { "POST", "/v1/auth/logout", PERM_SESSION },
+    { "GET",  "/v1/auth/me", PERM_SESSION },
+    { "POST", "/v1/auth/password", PERM_SESSION },
+    { "POST", "/v1/staff", PERM_STAFF_MANAGE },
+    { "POST", "/v1/staff/{user}/reset", PERM_STAFF_MANAGE },
+    { "POST", "/v1/staff/{user}/reconfirm", PERM_STAFF_MANAGE },
+    { "POST", "/v1/terminals", PERM_TERMINAL_MANAGE },
+    { "POST", "/v1/terminals/{fingerprint}/revoke", PERM_TERMINAL_MANAGE },
+};
+#define NEXPECTED (sizeof(expected_routes) / sizeof(expected_routes[0]))
+
+static enum perm
+expected_perm(const struct route *r)
+{
+    for (size_t i = 0; i < NEXPECTED; i++)
+        if (strcmp(expected_routes[i].method, r->method) == 0 &&
+            strcmp(expected_routes[i].pattern, r->pattern) == 0)
+            return expected_routes[i].perm;
+    return PERM_INVALID;
+}
+
+/* Every route x every role: allowed exactly where the matrix says. */
+static void
+test_every_route_every_role(void **state)
+{
+    size_t checked = 0;
+
+    (void)state;
+    assert_int_equal(mamori_nroutes, NEXPECTED);
+    for (size_t i = 0; i < mamori_nroutes; i++) {
+        const struct route *r = &mamori_routes[i];
+        enum perm want = expected_perm(r);
+        if (want == PERM_INVALID || r->perm != want)
+            fail_msg("route %s %s: no rule in this test, or its permission changed "
+                     "(declares %s)", r->method, r->pattern,
+                     auth_perm_name(r->perm) ? auth_perm_name(r->perm) : "none");
+        for (unsigned role = ROLE_NONE; role < ROLE_END; role++) {
+            bool got = auth_role_allows((enum role)role, r->perm);
+            if (got != (expected_matrix[role][r->perm] != 0))
+                fail_msg("route %s %s, role %s: %s", r->method, r->pattern,
+                         role ? auth_role_name((enum role)role) : "(none)",
+                         got ? "allowed but should not be" : "refused but should be allowed");
+            checked++;
+        }
+        /* R3.5: anything needing a session is served to terminals only */
+        if (r->perm != PERM_ANONYMOUS)
+            assert_int_equal(r->listeners, LISTENER_INTERNAL);
+    }
+    assert_int_equal(checked, mamori_nroutes * ROLE_END);
+}
+
+/* The whole matrix, including permissions no route uses yet. */
+static void
+test_matrix_cells(void **state)
+{
+    (void)state;
+    for (unsigned role = ROLE_NONE; role < ROLE_END; role++)
+        for (unsigned p = 0; p < PERM_END; p++)
+            if (auth_role_allows((enum role)role, (enum perm)p) != (expected_matrix[role][p] != 0))
+                fail_msg("role %u perm %s differs from the documented matrix", role,
+                         auth_perm_name((enum perm)p) ? auth_perm_name((enum perm)p) : "invalid");
+    /* deny by default: invalid and out-of-range values */
+    assert_false(auth_role_allows(ROLE_SUPERVISOR, PERM_INVALID));
+    assert_false(auth_role_allows(ROLE_SUPERVISOR, PERM_END));
+    assert_false(auth_role_allows(ROLE_END, PERM_SESSION));
+    assert_false(auth_role_allows((enum role)-1, PERM_SESSION));
+}
+
+/* R6.7: no role can do everything; R1.3, R1.2 and the tenant admin split. */
+static void
+test_separation_of_duties(void **state)
+{
+    static const enum perm personal[] = { PERM_RESIDENT_READ, PERM_RESIDENT_WRITE,
+                                          PERM_RESIDENT_APPROVE };
+    (void)state;
+    for (unsigned role = ROLE_NONE + 1; role < ROLE_END; role++) {
+        unsigned n = 0;
+        for (unsigned p = PERM_ANONYMOUS + 1; p < PERM_END; p++)
+            n += auth_role_allows((enum role)role, (enum perm)p);
+        assert_true(n < PERM_END - PERM_ANONYMOUS - 1);         /* R6.7 */
+    }
+    for (size_t i = 0; i < 3; i++) {
+        assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, personal[i]));   /* R1.3 */
+        assert_false(auth_role_allows(ROLE_TENANT_ADMIN, personal[i]));
+        assert_false(auth_role_allows(ROLE_AUDITOR, personal[i]));
+        assert_false(auth_role_allows(ROLE_NATIONAL_VIEWER, personal[i]));     /* R1.2 */
+        assert_false(auth_role_allows(ROLE_PREFECTURE_VIEWER, personal[i]));
+    }
+    assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, PERM_STAFF_MANAGE)); /* R1.3 */
+    assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, PERM_AUDIT_READ));
+    /* the auditor reads logs and reports only */
+    for (unsigned p = PERM_SESSION + 1; p < PERM_END; p++)
+        if (p != PERM_AUDIT_READ && p != PERM_REPORT_READ)
+            assert_false(auth_role_allows(ROLE_AUDITOR, (enum perm)p));
+    /* viewers: aggregates only */
+    for (unsigned p = PERM_SESSION + 1; p < PERM_END; p++)
+        if (p != PERM_AGGREGATE_READ) {
+            assert_false(auth_role_allows(ROLE_NATIONAL_VIEWER, (enum perm)p));
+            assert_false(auth_role_allows(ROLE_PREFECTURE_VIEWER, (enum perm)p));
+        }
+}
+
+static void
+test_role_names(void **state)
+{
+    (void)state;
+    for (unsigned role = ROLE_NONE + 1; role < ROLE_END; role++) {
+        assert_non_null(auth_role_name((enum role)role));
+        assert_int_equal(auth_role_parse(auth_role_name((enum role)role)), role);
+    }
+    assert_int_equal(auth_role_parse("root"), ROLE_NONE);
+    assert_int_equal(auth_role_parse(""), ROLE_NONE);
+    assert_int_equal(auth_role_parse(NULL), ROLE_NONE);
+    for (unsigned p = PERM_ANONYMOUS; p < PERM_END; p++)
+        assert_non_null(auth_perm_name((enum perm)p));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_route_every_role),
+        cmocka_unit_test(test_matrix_cells),
+        cmocka_unit_test(test_separation_of_duties),
+        cmocka_unit_test(test_role_names),
+    };
+
+    return cmocka_run_group_tests_name("perm", tests, NULL, NULL);
+}
