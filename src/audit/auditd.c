@@ -1,137 +1,348 @@
 /*
- * auditd.c - the audit writer process (message interface; append-only,
- * fsync'd JSON lines).
+ * auditd.c - the audit writer process: the only writer of the audit log.
+ *
+ * Message interface (unchanged): IPC_AUDIT_APPEND with one event (a JSON
+ * object, checked against the schema in audit/event.h) -> IPC_AUDIT_ACK
+ * with the event's sequence number, sent only once the entry is durable.
+ * Events that arrive together from several workers share one fsync
+ * (group commit).  Behind it: the hash chain, signed checkpoints (the key
+ * holder signs over its own channel), rotation, archival, retention
+ * (audit/writer.h) and intrusion detection (audit/detect.h).
  */
 #include "audit/auditd.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "audit/chain.h"
+#include "audit/detect.h"
+#include "audit/event.h"
+#include "audit/writer.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "proc/service.h"
+#include "ipc/ipc.h"
 #include "sandbox/sandbox.h"
 
-struct auditd {
-    int      fd;      /* the log, O_APPEND */
-    uint64_t seq;     /* last sequence number written */
-};
+#define SIGN_TIMEOUT_MS 5000
+#define MAX_FDS 64
 
-/* The longest line the writer can produce: one maximal event plus the
- * envelope.  Anything longer at the tail is not ours. */
-#define AUDIT_LINE_MAX (IPC_MAX_PAYLOAD + 256)
+static int keyholder_fd = -1;
 
-/* Continue numbering across restarts: the sequence of the last complete
- * line, read as JSON.  A torn or foreign tail is refused (fail closed)
- * rather than guessed at.  Returns 0 with *seq set, or -1. */
-static int
-last_sequence(int fd, uint64_t *seq)
+void
+auditd_set_keyholder_channel(int fd)
 {
-    off_t size = lseek(fd, 0, SEEK_END);
-    size_t want = size > (off_t)AUDIT_LINE_MAX ? AUDIT_LINE_MAX : (size_t)size;
-    char *tail;
-    const char *line;
-    json_t *doc;
-    ssize_t n;
-    int rc = -1;
-
-    *seq = 0;
-    if (size == 0)
-        return 0;
-    tail = malloc(want + 1);
-    if (tail == NULL)
-        return -1;
-    n = pread(fd, tail, want, size - (off_t)want);
-    if (n != (ssize_t)want || tail[want - 1] != '\n')
-        goto out;                          /* torn last write */
-    tail[want - 1] = '\0';
-    line = strrchr(tail, '\n');
-    if (line != NULL)
-        line++;
-    else if ((off_t)want == size)
-        line = tail;                       /* the file is one line */
-    else
-        goto out;                          /* a line longer than ours */
-    doc = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
-    if (json_is_integer(json_object_get(doc, "seq")) &&
-        json_integer_value(json_object_get(doc, "seq")) > 0) {
-        *seq = (uint64_t)json_integer_value(json_object_get(doc, "seq"));
-        rc = 0;
-    }
-    json_decref(doc);
-out:
-    free(tail);
-    return rc;
+    keyholder_fd = fd;
 }
 
-static int
+struct pending {
+    int      fd;
+    uint32_t id;
+    uint64_t seq;
+    json_t  *ev;
+};
+
+struct auditd {
+    struct audit_writer *w;
+    struct ipc_chan      kh;
+    struct detect       *det;
+    struct notifier     *notify;
+    struct pending       p[MAX_FDS];
+    size_t               np;
+    bool                 began;
+};
+
+static void
 reply_error(int fd, uint32_t id, const char *reason)
 {
     if (ipc_send(fd, IPC_ERROR, id, 0, reason, strlen(reason)) != 0)
         log_debug("ipc_send_failed", "audit: %s", strerror(errno));
+}
+
+/* The signer: one IPC_AUDIT_SIGN round trip to the key holder (R7.2). */
+static int
+sign_via_keyholder(void *arg, const uint8_t req[AUDIT_SIGN_REQ_LEN], uint8_t sig[AUDIT_SIG_LEN])
+{
+    struct ipc_chan *c = arg;
+    struct ipc_hdr h;
+    uint8_t buf[128];
+
+    if (ipc_call(c, IPC_AUDIT_SIGN, req, AUDIT_SIGN_REQ_LEN, &h, buf, sizeof(buf),
+                 SIGN_TIMEOUT_MS) != 0 || h.type != IPC_AUDIT_SIGNATURE ||
+        h.len != AUDIT_SIG_LEN)
+        return -1;
+    memcpy(sig, buf, AUDIT_SIG_LEN);
     return 0;
 }
 
+/* Append an event the writer itself makes (start, stop, alerts). */
 static int
-append_event(struct auditd *a, int fd, const struct ipc_hdr *h, const uint8_t *payload)
+own_event(struct auditd *a, json_t *ev)
 {
-    json_error_t jerr;
-    json_t *ev = json_loadb((const char *)payload, h->len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *line;
-    char *text;
-    uint8_t ack[8];
+    uint64_t seq;
+    char err[64];
     int rc;
 
-    if (!json_is_object(ev)) {
+    if (ev == NULL)
+        return -1;
+    if (!a->began) {
+        if (audit_writer_begin(a->w) != 0) {
+            json_decref(ev);
+            return -1;
+        }
+        a->began = true;
+    }
+    rc = audit_writer_append(a->w, ev, &seq, err, sizeof(err));
+    json_decref(ev);
+    return rc == 0 ? 0 : -1;
+}
+
+static int
+commit(struct auditd *a)
+{
+    int rc = 0;
+
+    if (a->began)
+        rc = audit_writer_commit(a->w);
+    a->began = false;
+    return rc;
+}
+
+/* One append request: validate and write; the ack waits for the commit. */
+static int
+on_append(struct auditd *a, int fd, const struct ipc_hdr *h, const uint8_t *payload)
+{
+    json_t *ev = json_loadb((const char *)payload, h->len, JSON_REJECT_DUPLICATES, NULL);
+    char err[64];
+    uint64_t seq;
+    int rc;
+
+    if (!json_is_object(ev) || a->np >= MAX_FDS) {
         json_decref(ev);
         log_warn("ipc_refused", "audit event is not a JSON object");
-        return reply_error(fd, h->id, "malformed_event");
+        reply_error(fd, h->id, "malformed_event");
+        return 0;
     }
-    line = json_pack("{s:I,s:o}", "seq", (json_int_t)(a->seq + 1), "event", ev);
-    text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(line);
-    if (text == NULL)
-        return reply_error(fd, h->id, "internal_error");
-    size_t len = strlen(text);
-    text[len] = '\n';
-    rc = (write(a->fd, text, len + 1) == (ssize_t)(len + 1)) ? fsync(a->fd) : -1;
-    free(text);
+    if (!a->began) {
+        if (audit_writer_begin(a->w) != 0) {
+            json_decref(ev);
+            reply_error(fd, h->id, "audit_unavailable");
+            return -1;
+        }
+        a->began = true;
+    }
+    rc = audit_writer_append(a->w, ev, &seq, err, sizeof(err));
+    if (rc == -2) {
+        /* R7.1: outside the schema (unknown member, clear personal data). */
+        json_decref(ev);
+        log_warn("ipc_refused", "audit event refused: %s", err);
+        reply_error(fd, h->id, err);
+        return 0;
+    }
     if (rc != 0) {
-        /* Fail closed: a write that may not be durable is never acked,
-         * and the writer stops rather than retry a failed fsync. */
+        json_decref(ev);
         log_error("audit_write_failed", "cannot write the audit log: %s", strerror(errno));
         reply_error(fd, h->id, "audit_unavailable");
         return -1;
     }
-    a->seq++;
-    for (int i = 0; i < 8; i++)
-        ack[i] = (uint8_t)(a->seq >> (56 - 8 * i));
-    if (ipc_send(fd, IPC_AUDIT_ACK, h->id, 0, ack, sizeof(ack)) != 0)
-        log_debug("ipc_send_failed", "audit: %s", strerror(errno));
+    a->p[a->np++] = (struct pending){ fd, h->id, seq, ev };
     return 0;
 }
 
-static int
-auditd_handle(void *arg, int fd, int from_parent, const struct ipc_hdr *h,
-              const uint8_t *payload)
+static void
+on_block_query(struct auditd *a, int fd, const struct ipc_hdr *h, const uint8_t *payload)
 {
-    (void)from_parent;
-    if (h->type == IPC_AUDIT_APPEND)
-        return append_event(arg, fd, h, payload);
-    log_warn("ipc_refused", "audit: unexpected %s message", ipc_type_name(h->type));
-    return reply_error(fd, h->id, "unsupported");
+    char src[47];
+    uint8_t out[5] = { 0 };
+    unsigned left = 0;
+
+    memcpy(src, payload, h->len);
+    src[h->len] = '\0';
+    if (a->det != NULL && detect_blocked(a->det, src, audit_now_us(), &left))
+        out[0] = 1;
+    for (int i = 0; i < 4; i++)
+        out[1 + i] = (uint8_t)(left >> (24 - 8 * i));
+    if (ipc_send(fd, IPC_BLOCK_STATUS, h->id, 0, out, sizeof(out)) != 0)
+        log_debug("ipc_send_failed", "audit: %s", strerror(errno));
+}
+
+/* Serve one message; returns 0 go on, 1 shutdown, -1 fail (stop). */
+static int
+serve_one(struct auditd *a, int fd, bool from_parent, uint8_t *buf)
+{
+    struct ipc_hdr h;
+    int r = ipc_recv(fd, &h, buf, IPC_MAX_PAYLOAD);
+
+    if (r == 0)
+        return from_parent ? 1 : 2;
+    if (r < 0) {
+        if (errno != EBADMSG)
+            return from_parent ? 1 : 2;
+        log_event(LOG_LVL_WARN, "ipc_refused",
+                  json_pack("{s:s,s:b}", "process", "audit", "from_parent", from_parent));
+        return 0;
+    }
+    if (h.type == IPC_SHUTDOWN && from_parent)
+        return 1;
+    if (h.type == IPC_PING) {
+        if (ipc_send(fd, IPC_PONG, h.id, 0, buf, h.len) != 0)
+            return 2;
+        return 0;
+    }
+    if (h.type == IPC_AUDIT_APPEND)
+        return on_append(a, fd, &h, buf);
+    if (h.type == IPC_BLOCK_QUERY && !from_parent) {
+        on_block_query(a, fd, &h, buf);
+        return 0;
+    }
+    log_warn("ipc_refused", "audit: unexpected %s message", ipc_type_name(h.type));
+    reply_error(fd, h.id, "unsupported");
+    return 0;
+}
+
+/* After a commit: ack everything pending, then run the detection rules
+ * on those (now durable) events; alerts are events too (R7.4). */
+static int
+finish_batch(struct auditd *a, bool ok)
+{
+    json_t *alerts = json_array();
+    int rc = 0;
+
+    for (size_t i = 0; i < a->np; i++) {
+        struct pending *p = &a->p[i];
+        if (ok) {
+            uint8_t ack[8];
+            for (int j = 0; j < 8; j++)
+                ack[j] = (uint8_t)(p->seq >> (56 - 8 * j));
+            if (ipc_send(p->fd, IPC_AUDIT_ACK, p->id, 0, ack, sizeof(ack)) != 0)
+                log_debug("ipc_send_failed", "audit: %s", strerror(errno));
+            if (a->det != NULL && alerts != NULL)
+                detect_feed(a->det, p->ev, audit_now_us(), alerts);
+        } else {
+            reply_error(p->fd, p->id, "audit_unavailable");
+        }
+        json_decref(p->ev);
+    }
+    a->np = 0;
+    if (ok && json_array_size(alerts) > 0) {
+        size_t i;
+        json_t *al;
+        json_array_foreach(alerts, i, al) {
+            if (own_event(a, json_incref(al)) != 0)
+                rc = -1;
+            notifier_post(a->notify, al);
+        }
+        if (commit(a) != 0)
+            rc = -1;
+    }
+    json_decref(alerts);
+    return rc;
+}
+
+static int
+loop(struct auditd *a, const int *fds, size_t n)
+{
+    struct pollfd pfd[MAX_FDS];
+    uint8_t *buf = malloc(IPC_MAX_PAYLOAD);
+    int rc = 1;
+
+    if (buf == NULL || n > MAX_FDS)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        pfd[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+    for (;;) {
+        int timeout = audit_writer_tick_ms(a->w);
+        bool stop = false, failed = false;
+
+        if (timeout < 0 || timeout > 60000)
+            timeout = 60000;          /* daily rotation, archival, retention */
+        int r = poll(pfd, (nfds_t)n, timeout);
+        if (r < 0 && errno != EINTR)
+            goto out;
+        if (r <= 0) {
+            if (audit_writer_tick(a->w) != 0)
+                goto out;
+            continue;
+        }
+        /* One message from every ready channel, then one fsync for all. */
+        for (size_t i = 0; i < n; i++) {
+            if (pfd[i].fd < 0 || pfd[i].revents == 0)
+                continue;
+            int s = serve_one(a, pfd[i].fd, i == 0, buf);
+            if (s == 1)
+                stop = true;
+            else if (s == 2)
+                pfd[i].fd = -1;        /* that worker is gone */
+            else if (s < 0) {
+                failed = true;
+                break;
+            }
+        }
+        if (failed || commit(a) != 0) {
+            /* Fail closed: nothing pending is acked; stop. */
+            finish_batch(a, false);
+            goto out;
+        }
+        if (finish_batch(a, true) != 0)
+            goto out;
+        if (stop) {
+            rc = 0;
+            goto out;
+        }
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+static int
+start_notifier(const struct mamori_config *cfg, struct auditd *a, unsigned *port)
+{
+    const char *u = cfg->audit_webhook;
+    const char *hp;
+    char *end;
+    unsigned long p;
+
+    *port = 0;
+    if (u[0] == '\0')
+        return 0;
+    /* Landlock allows one TCP port: the webhook's (explicit or default). */
+    hp = strstr(u, "://") + 3;
+    hp += strcspn(hp, ":/");
+    p = strncmp(u, "https", 5) == 0 ? 443 : 80;
+    if (*hp == ':') {
+        p = strtoul(hp + 1, &end, 10);
+        if (p == 0 || p > 65535)
+            return -1;
+    }
+    *port = (unsigned)p;
+    return notifier_start(u, 8, 1000, &a->notify);
 }
 
 int
 auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
 {
-    struct auditd a = { -1, 0 };
-    char path[PATH_MAX];
+    struct auditd a;
+    struct audit_writer_opts wo = {
+        .dir = cfg->audit_dir,
+        .ckpt_entries = cfg->audit_checkpoint_entries,
+        .ckpt_seconds = cfg->audit_checkpoint_seconds,
+        .segment_max_bytes = (uint64_t)cfg->audit_segment_max_mb * 1024 * 1024,
+        .archive_days = cfg->audit_archive_days,
+        .retention_days = cfg->audit_retention_days,
+    };
+    struct detect_cfg dc = {
+        cfg->detect_login_failures, cfg->detect_source_failures, cfg->detect_window,
+        cfg->detect_distinct_residents, cfg->detect_read_window, cfg->detect_block_seconds,
+        cfg->audit_office_start, cfg->audit_office_end,
+    };
     const char *paths[] = { cfg->audit_dir, NULL };
+    const char *ca_paths[] = { "/etc/ssl/certs", "/usr/share/ca-certificates", NULL };
     struct sandbox_policy pol = {
         .name = "audit",
         .read_paths = NULL,
@@ -139,29 +350,78 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
         .syscalls = SANDBOX_SYS_FILES |
                     (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
     };
+    char err[512];
+    uint64_t cut = 0;
+    unsigned port;
     int rc = 1;
 
+    memset(&a, 0, sizeof(a));
     log_setup("audit", cfg->log_target, cfg->log_level);
-    if (sandbox_no_core_dumps() != 0 ||
-        util_path_join(path, sizeof(path), cfg->audit_dir, "audit.log") != 0)
-        goto out;
-    a.fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (a.fd < 0) {
-        log_error("audit_init_failed", "cannot open %s: %s", path, strerror(errno));
+    if (sodium_init() < 0 || sandbox_no_core_dumps() != 0)
+        return 1;
+    if (keyholder_fd >= 0) {
+        ipc_chan_init(&a.kh, keyholder_fd);
+        wo.signer.sign = sign_via_keyholder;
+        wo.signer.arg = &a.kh;
+    } else {
+        log_warn("audit_unsigned", "no key holder channel: checkpoints are not signed");
+    }
+    a.det = detect_new(&dc);
+    if (a.det == NULL || start_notifier(cfg, &a, &port) != 0) {
+        log_error("audit_init_failed", "cannot start intrusion detection / the webhook");
         goto out;
     }
-    if (last_sequence(a.fd, &a.seq) != 0) {
-        log_error("audit_init_failed", "%s does not end with a complete audit entry; "
-                  "refusing to append to a damaged log", path);
-        goto out;
+    if (a.notify != NULL) {
+        /* R7.4: the webhook needs one outgoing TCP port (Landlock) and
+         * stream sockets (seccomp); https also reads the CA bundle. */
+        pol.syscalls |= SANDBOX_SYS_CONNECT | SANDBOX_SYS_THREADS;
+        pol.connect_tcp_port = port;
+        pol.read_paths = ca_paths;
     }
+    /* Files are opened and created as the service user, inside the sandbox. */
     if (sandbox_drop_privileges(cfg->user) != 0 || sandbox_enter(&pol) != 0)
         goto out;
+    if (audit_writer_open(&wo, &a.w, &cut, err, sizeof(err)) != 0) {
+        log_error("audit_init_failed", "%s", err);
+        goto out;
+    }
+    /* R7.6, R7.7: the start is an event, with the clock source; a torn
+     * tail cut on open is recorded too. */
+    {
+        json_t *ev = audit_event_new("audit.start", AUDIT_SUCCESS);
+        if (ev == NULL || audit_event_info_str(ev, "clock", "clock_realtime") != 0 ||
+            audit_event_info_int(ev, "pid", (int64_t)getpid()) != 0 ||
+            audit_event_info_str(ev, "signing", keyholder_fd >= 0 ? "keyholder" : "none") != 0) {
+            json_decref(ev);
+            goto out;
+        }
+        if (cut > 0) {
+            json_t *t = audit_event_new("audit.tail_truncated", AUDIT_SUCCESS);
+            if (t == NULL || audit_event_info_int(t, "bytes", (int64_t)cut) != 0 ||
+                own_event(&a, t) != 0) {
+                json_decref(ev);
+                goto out;
+            }
+        }
+        if (own_event(&a, ev) != 0 || commit(&a) != 0) {
+            log_error("audit_init_failed", "cannot write to the audit log");
+            goto out;
+        }
+    }
     if (ipc_send(fds[0], IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
-    rc = service_loop("audit", fds, n, auditd_handle, &a);
+    rc = loop(&a, fds, n);
+    if (rc == 0) {
+        /* R7.7: the stop is an event; sign the final head. */
+        if (own_event(&a, audit_event_new("audit.stop", AUDIT_SUCCESS)) != 0 ||
+            commit(&a) != 0 || audit_writer_checkpoint(a.w) != 0)
+            rc = 1;
+    }
 out:
-    if (a.fd >= 0)
-        close(a.fd);
+    notifier_stop(a.notify, 3000);
+    detect_free(a.det);
+    audit_writer_close(a.w);
+    if (keyholder_fd >= 0)
+        ipc_chan_destroy(&a.kh);
     return rc;
 }

@@ -5,8 +5,10 @@
  * IPC_AUDIT_ACK with the event's sequence number, so a worker can
  * acknowledge an operation only after its audit entry is on disk.
  *
- * This is the message interface; the tamper-evident chain, signed
- * checkpoints and rotation (R7.2, R7.3) are built behind it.
+ * Behind this interface: the hash chain, signed checkpoints, rotation
+ * and retention (R7.2, R7.3, audit/writer.h) and intrusion detection
+ * (R7.4, audit/detect.h).  Events must match the schema in
+ * audit/event.h (R7.1); others are refused with a reason code.
  */
 #ifndef MAMORI_AUDITD_H
 #define MAMORI_AUDITD_H
@@ -16,5 +18,10 @@
 #include "config/config.h"
 
 int auditd_main(const struct mamori_config *cfg, const int *fds, size_t n);
+
+/* The channel on which the writer asks the key holder to sign checkpoints
+ * (R7.2); set in the child before auditd_main.  Without one, checkpoints
+ * are not signed (a warning is logged). */
+void auditd_set_keyholder_channel(int fd);
 
 #endif

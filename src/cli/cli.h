@@ -37,6 +37,16 @@ struct cli_command {
     "terminal revoke -d DIR (--fingerprint HEX | --cert FILE | NAME) " \
     "[--reason TEXT]"
 
+/* mamori audit (cmd_audit.c, R7.2, R7.5). */
+#define CMD_AUDIT_VERIFY_SYNOPSIS "audit verify [-c CONFIG] [--pubkey FILE]"
+#define CMD_AUDIT_QUERY_SYNOPSIS \
+    "audit query [-c CONFIG] [--tenant T] [--actor A] [--action X] [--object O] " \
+    "[--since ISO] [--until ISO] [--format json|csv]"
+#define CMD_AUDIT_REVIEW_SYNOPSIS \
+    "audit review [-c CONFIG] --actor A [--since ISO] [--until ISO] [--format json|csv]"
+#define CMD_AUDIT_SYNOPSIS CMD_AUDIT_VERIFY_SYNOPSIS "\n" CMD_AUDIT_QUERY_SYNOPSIS "\n" \
+    CMD_AUDIT_REVIEW_SYNOPSIS
+
 /* Validity periods of what `mamori init` and `terminal issue` make. */
 #define CLI_CA_DAYS       3653u         /* ten years */
 #define CLI_LEAF_DAYS     365u
@@ -53,6 +63,16 @@ int cmd_init(int argc, char **argv);
 
 /* mamori terminal {issue,csr,list,revoke}. */
 int cmd_terminal(int argc, char **argv);
+
+/* mamori audit {verify,query,review} (cmd_audit.c). */
+int cmd_audit(int argc, char **argv);
+
+/* Append one audit event for an offline command (R7.7): loads `config`,
+ * then appends durably under the log's lock, exactly as the audit writer
+ * does (audit_append_offline).  Errors are printed.  0 or -1. */
+struct json_t;
+int cli_audit_record(const char *config, const struct json_t *ev)
+    __attribute__((warn_unused_result));
 
 /* Issue terminal certificate `name` (subject CN `cn`) into
  * dir/terminals/ from the terminal CA `ca`: sign `csr_pem` when not NULL

@@ -21,6 +21,8 @@ static const struct cli_command commands[] = {
       "create a data directory: development PKI, master key, mamorid.conf" },
     { "terminal", cmd_terminal, CMD_TERMINAL_SYNOPSIS,
       "issue, list and revoke terminal (client) certificates" },
+    { "audit", cmd_audit, CMD_AUDIT_SYNOPSIS,
+      "verify the audit log, query it, review one staff member's access" },
     { "version", cmd_version, "version", "print the version" },
     { "help", cmd_help, "help", "print this summary" },
 };

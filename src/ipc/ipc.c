@@ -28,6 +28,10 @@ static const struct type_desc types[IPC_TYPE_END] = {
     [IPC_KEY_REQUEST]   = { "key_request", 11 },
     [IPC_KEY_GRANT]     = { "key_grant", 48 },
     [IPC_KEYS_RELOAD]   = { "keys_reload", 0 },
+    [IPC_AUDIT_SIGN]    = { "audit_sign", 48 },          /* R7.2 */
+    [IPC_AUDIT_SIGNATURE] = { "audit_signature", 64 },
+    [IPC_BLOCK_QUERY]   = { "block_query", 46 },         /* R7.4 */
+    [IPC_BLOCK_STATUS]  = { "block_status", 5 },
 };
 
 size_t

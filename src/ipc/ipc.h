@@ -31,6 +31,11 @@ enum ipc_type {
     IPC_KEY_REQUEST,      /* worker -> key holder: kind(1) tenant(6 digits) version(4, BE) */
     IPC_KEY_GRANT,        /* key holder -> worker: one grant (crypto/keyprov.h layout) */
     IPC_KEYS_RELOAD,      /* parent -> key holder: re-read the keystore; empty */
+    IPC_AUDIT_SIGN,       /* audit writer -> key holder: head hash(32) seq(8, BE)
+                           * time_us(8, BE), exactly 48 bytes (audit/chain.h) */
+    IPC_AUDIT_SIGNATURE,  /* key holder -> audit writer: Ed25519 signature, 64 bytes */
+    IPC_BLOCK_QUERY,      /* worker -> audit writer: source address text (R7.4) */
+    IPC_BLOCK_STATUS,     /* audit writer -> worker: blocked(1) seconds left(4, BE) */
     IPC_TYPE_END          /* not a type: one past the last */
 };
 

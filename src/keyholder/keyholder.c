@@ -9,9 +9,14 @@
 #include "keyholder/keyholder.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "audit/chain.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "crypto/keyprov.h"
@@ -23,7 +28,91 @@
 struct keyholder {
     const struct mamori_config *cfg;
     struct keyring             *kr;
+    unsigned char              *sign_sk;   /* audit signing key, guarded memory */
+    int                         audit_fd;  /* the audit writer's channel */
 };
+
+static int audit_channel = -1;
+
+static void refuse(int fd, uint32_t id, const char *reason);
+
+void
+keyholder_set_audit_channel(int fd)
+{
+    audit_channel = fd;
+}
+
+/* The audit signing key (R7.2): keys.dir/audit-signing.key, 64 bytes,
+ * 0600, created on first start; its public half is exported to
+ * audit.dir/signing.pub for `mamori audit verify`.  Only this process
+ * ever holds the secret half. */
+static int
+load_signing_key(struct keyholder *k)
+{
+    char path[PATH_MAX], pub[PATH_MAX], hex[2 * AUDIT_PK_LEN + 2];
+    unsigned char pk[AUDIT_PK_LEN];
+    struct stat st;
+    int fd;
+
+    if (util_path_join(path, sizeof(path), k->cfg->keys_dir, AUDIT_SIGNING_KEY) != 0 ||
+        util_path_join(pub, sizeof(pub), k->cfg->audit_dir, AUDIT_SIGNING_PUB) != 0)
+        return -1;
+    k->sign_sk = sodium_malloc(AUDIT_SK_LEN);
+    if (k->sign_sk == NULL)
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        crypto_sign_keypair(pk, k->sign_sk);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || write(fd, k->sign_sk, AUDIT_SK_LEN) != AUDIT_SK_LEN || fsync(fd) != 0 ||
+            close(fd) != 0 || util_fsync_parent(path) != 0) {
+            log_error("keyholder_init_failed", "cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+        log_info("audit_signing_key_created", "created the audit signing key %s", path);
+    } else {
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+            (st.st_mode & 077) != 0 || st.st_size != AUDIT_SK_LEN ||
+            read(fd, k->sign_sk, AUDIT_SK_LEN) != AUDIT_SK_LEN) {
+            log_error("keyholder_init_failed", "%s: not a 64-byte file readable by its owner "
+                      "only", path);
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        close(fd);
+        crypto_sign_ed25519_sk_to_pk(pk, k->sign_sk);
+    }
+    if (util_hex_encode(pk, sizeof(pk), hex, sizeof(hex)) == 0) {
+        size_t l = strlen(hex);
+        hex[l] = '\n';
+        if (util_write_file_atomic(pub, hex, l + 1, 0644) != 0)
+            log_warn("audit_pubkey_export_failed", "cannot write %s: %s", pub, strerror(errno));
+    }
+    sodium_mprotect_noaccess(k->sign_sk);
+    return 0;
+}
+
+/* Sign one checkpoint for the audit writer (R7.2): only on its channel,
+ * only the fixed 48-byte layout, under a domain prefix so the key signs
+ * nothing but checkpoints. */
+static void
+answer_sign(struct keyholder *k, int fd, const struct ipc_hdr *h, const uint8_t *p)
+{
+    uint8_t msg[AUDIT_CKPT_MSG_LEN], sig[AUDIT_SIG_LEN];
+
+    if (h->len != AUDIT_SIGN_REQ_LEN || k->sign_sk == NULL) {
+        log_warn("ipc_refused", "keyholder: malformed audit sign request");
+        refuse(fd, h->id, "malformed_request");
+        return;
+    }
+    audit_ckpt_message(p, msg);
+    sodium_mprotect_readonly(k->sign_sk);
+    crypto_sign_detached(sig, NULL, msg, sizeof(msg), k->sign_sk);
+    sodium_mprotect_noaccess(k->sign_sk);
+    if (ipc_send(fd, IPC_AUDIT_SIGNATURE, h->id, 0, sig, sizeof(sig)) != 0)
+        log_debug("ipc_send_failed", "keyholder: %s", strerror(errno));
+}
 
 static void
 refuse(int fd, uint32_t id, const char *reason)
@@ -90,6 +179,10 @@ keyholder_handle(void *arg, int fd, int from_parent, const struct ipc_hdr *h,
         answer_key_request(k, fd, h, payload);
         return 0;
     }
+    if (h->type == IPC_AUDIT_SIGN && !from_parent && fd == k->audit_fd && k->audit_fd >= 0) {
+        answer_sign(k, fd, h, payload);
+        return 0;
+    }
     if (h->type == IPC_KEYS_RELOAD && from_parent) {
         reload(k);
         return 0;
@@ -104,7 +197,8 @@ keyholder_handle(void *arg, int fd, int from_parent, const struct ipc_hdr *h,
 int
 keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
 {
-    struct keyholder k = { cfg, NULL };
+    struct keyholder k = { cfg, NULL, NULL, audit_channel };
+    int all[1 + 64];
     const char *paths[] = { cfg->keys_dir, NULL };
     struct sandbox_policy pol = {
         .name = "keyholder",
@@ -123,12 +217,18 @@ keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
                   cfg->master_key, cfg->keys_dir, strerror(errno));
         goto out;
     }
+    if (load_signing_key(&k) != 0 || n >= sizeof(all) / sizeof(all[0]))
+        goto out;
+    memcpy(all, fds, n * sizeof(*fds));
+    if (k.audit_fd >= 0)
+        all[n++] = k.audit_fd;     /* the audit writer asks for signatures here */
     if (sandbox_drop_privileges(cfg->user) != 0 || sandbox_enter(&pol) != 0)
         goto out;
     if (ipc_send(fds[0], IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
-    rc = service_loop("keyholder", fds, n, keyholder_handle, &k);
+    rc = service_loop("keyholder", all, n, keyholder_handle, &k);
 out:
     keyring_close(k.kr);     /* wipes */
+    sodium_free(k.sign_sk);
     return rc;
 }

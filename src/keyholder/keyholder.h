@@ -16,4 +16,8 @@
  * Returns the process exit status. */
 int keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n);
 
+/* The audit writer's channel: the only one on which IPC_AUDIT_SIGN is
+ * answered (R7.2).  Set in the child before keyholder_main. */
+void keyholder_set_audit_channel(int fd);
+
 #endif

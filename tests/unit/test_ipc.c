@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "audit/auditd.h"
+#include "audit/chain.h"
 #include "config/config.h"
 #include "ipc/ipc.h"
 #include "keyholder/keyholder.h"
@@ -569,6 +570,10 @@ svc_setup(void **state)
     snprintf(e->cfg.datadir, sizeof(e->cfg.datadir), "%s", e->dir);
     snprintf(e->cfg.user, sizeof(e->cfg.user), "%s", e->user);
     e->cfg.log_level = LOG_LVL_WARN;
+    /* Office hours all day: an off-hours alert (R7.4, tested in
+     * test_audit.c) would take sequence numbers these tests count. */
+    e->cfg.audit_office_start = 0;
+    e->cfg.audit_office_end = 24;
     snprintf(e->cfg.keys_dir, sizeof(e->cfg.keys_dir), "%s/keys", e->dir);
     snprintf(e->cfg.master_key, sizeof(e->cfg.master_key), "%s/keys/master.key", e->dir);
     snprintf(e->cfg.audit_dir, sizeof(e->cfg.audit_dir), "%s/audit", e->dir);
@@ -880,27 +885,33 @@ append_ok(int fd, uint32_t id, const char *event)
     return be64(buf);
 }
 
-/* The audit log as JSON values, one per line; returns the line count. */
+/* Every entry of the audit log (all segments, audit/chain.h), one JSON
+ * value per line; returns the count. */
 static size_t
 read_log(const struct svcenv *e, json_t **lines, size_t max)
 {
-    char path[PATH_MAX + 16], buf[8192];
-    size_t n = 0;
-    FILE *f;
+    struct audit_segment *segs;
+    size_t nseg, n = 0;
 
-    snprintf(path, sizeof(path), "%s/audit.log", e->cfg.audit_dir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    while (fgets(buf, sizeof(buf), f) != NULL) {
-        json_error_t jerr;
-        assert_true(n < max);
-        assert_non_null(strchr(buf, '\n'));    /* whole lines only */
-        lines[n] = json_loads(buf, 0, &jerr);
-        if (lines[n] == NULL)
-            fail_msg("audit.log line %zu is not JSON: %s", n + 1, jerr.text);
-        n++;
+    assert_int_equal(audit_segments_list(e->cfg.audit_dir, &segs, &nseg), 0);
+    for (size_t i = 0; i < nseg; i++) {
+        char *buf, *p;
+        size_t len;
+        assert_int_equal(audit_segment_read(&segs[i], &buf, &len), 0);
+        assert_true(len > 0 && buf[len - 1] == '\n');      /* whole lines only */
+        for (p = buf; p < buf + len;) {
+            char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+            json_error_t jerr;
+            assert_true(n < max);
+            lines[n] = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+            if (lines[n] == NULL)
+                fail_msg("audit line %zu is not JSON: %s", n + 1, jerr.text);
+            n++;
+            p = nl + 1;
+        }
+        free(buf);
     }
-    fclose(f);
+    free(segs);
     return n;
 }
 
@@ -911,18 +922,41 @@ free_lines(json_t **lines, size_t n)
         json_decref(lines[i]);
 }
 
-/* The line holds `event` and the sequence number the writer acked. */
+/* The entry numbered seq holds `event`. */
 static void
-expect_line(json_t *line, uint64_t seq, const char *event)
+expect_entry(json_t **lines, size_t n, uint64_t seq, const char *event)
 {
     json_t *want = json_loads(event, 0, NULL);
 
     assert_non_null(want);
-    assert_true(json_is_object(line));
-    assert_true(json_integer_value(json_object_get(line, "seq")) == (json_int_t)seq);
-    assert_true(json_equal(json_object_get(line, "event"), want));
-    json_decref(want);
+    for (size_t i = 0; i < n; i++)
+        if (json_integer_value(json_object_get(lines[i], "seq")) == (json_int_t)seq) {
+            assert_true(json_equal(json_object_get(lines[i], "event"), want));
+            json_decref(want);
+            return;
+        }
+    fail_msg("no entry with seq %llu", (unsigned long long)seq);
 }
+
+/* The whole log is one unbroken chain (R7.2).  These tests run the writer
+ * without a key holder, so there are no checkpoints to check. */
+static void
+expect_chain_ok(const struct svcenv *e)
+{
+    struct audit_verify_result r;
+    uint8_t pk[AUDIT_PK_LEN] = { 0 };
+
+    if (audit_verify(e->cfg.audit_dir, pk, &r) != 0)
+        fail_msg("audit log does not verify: %s line %llu: %s", r.file,
+                 (unsigned long long)r.line, r.what);
+}
+
+static const char EV1[] =
+    "{\"action\":\"resident.read\",\"outcome\":\"success\",\"actor\":\"clerk-1\","
+    "\"objects\":[\"r-17\"]}";
+static const char EV2[] =
+    "{\"action\":\"auth.login\",\"outcome\":\"failure\",\"actor\":\"clerk-2\"}";
+static const char EV3[] = "{\"action\":\"resident.list\",\"outcome\":\"success\"}";
 
 static void
 test_auditd_appends_acks_and_refuses(void **state)
@@ -930,16 +964,16 @@ test_auditd_appends_acks_and_refuses(void **state)
     struct svcenv *e = *state;
     struct svc s;
     int status;
-    json_t *lines[8];
-    const char *ev1 = "{\"actor\":\"clerk-1\",\"action\":\"resident.read\",\"record\":\"r-17\"}";
-    const char *ev2 = "{\"actor\":\"clerk-2\",\"action\":\"login\",\"result\":\"failure\"}";
+    json_t *lines[16];
 
     svc_start(&s, auditd_main, &e->cfg, 0);
     expect_ready(&s);
 
-    /* Acked with 1 then 2 (big-endian uint64), the id echoed. */
-    assert_true(append_ok(s.worker, 10, ev1) == 1);
-    assert_true(append_ok(s.worker, 11, ev2) == 2);
+    /* Acked with consecutive numbers (big-endian uint64), the id echoed.
+     * The writer's own start entries come first. */
+    uint64_t s1 = append_ok(s.worker, 10, EV1);
+    assert_true(s1 >= 1);
+    assert_true(append_ok(s.worker, 11, EV2) == s1 + 1);
 
     /* Not a JSON object: refused, nothing written. */
     expect_error_reply(s.worker, IPC_AUDIT_APPEND, 12, "[1,2]", 5, "malformed_event");
@@ -948,54 +982,74 @@ test_auditd_appends_acks_and_refuses(void **state)
     expect_error_reply(s.worker, IPC_AUDIT_APPEND, 15, "{\"a\":1,\"a\":2}", 13, "malformed_event");
     expect_error_reply(s.worker, IPC_AUDIT_APPEND, 16, "{}\n{}", 5, "malformed_event");
     expect_error_reply(s.worker, IPC_AUDIT_APPEND, 17, "", 0, "malformed_event");
+    /* R7.1: outside the schema -- an unknown member, a missing one, an
+     * individual number in clear. */
+    {
+        const char *unk = "{\"action\":\"x\",\"outcome\":\"success\",\"password\":\"p\"}";
+        const char *miss = "{\"action\":\"x\"}";
+        const char *mn = "{\"action\":\"x\",\"outcome\":\"success\",\"objects\":[\"123456789018\"]}";
+        expect_error_reply(s.worker, IPC_AUDIT_APPEND, 30, unk, strlen(unk), "unknown_field");
+        expect_error_reply(s.worker, IPC_AUDIT_APPEND, 31, miss, strlen(miss), "missing_field");
+        expect_error_reply(s.worker, IPC_AUDIT_APPEND, 32, mn, strlen(mn), "bad_value");
+    }
     /* Types the audit writer does not serve, and malformed frames. */
     expect_error_reply(s.worker, IPC_REVOKED_CHUNK, 18, NULL, 0, "unsupported");
     expect_error_reply(s.worker, IPC_SHUTDOWN, 19, NULL, 0, "unsupported");
     send_garbage(s.worker);
     expect_pong(s.worker, 20, "audit-alive");
-    /* Numbering went on from 2: the refused events took no number. */
-    assert_true(append_ok(s.worker, 21, "{\"n\":3}") == 3);
-
-    /* The log holds exactly the three accepted events, in order. */
-    size_t n = read_log(e, lines, 8);
-    assert_int_equal(n, 3);
-    expect_line(lines[0], 1, ev1);
-    expect_line(lines[1], 2, ev2);
-    expect_line(lines[2], 3, "{\"n\":3}");
-    free_lines(lines, n);
+    /* Numbering went on: the refused events took no number. */
+    assert_true(append_ok(s.worker, 21, EV3) == s1 + 2);
 
     assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 1, 0, NULL, 0), 0);
     status = svc_wait(&s, 10000);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
-    /* No group or other access to the log. */
+    /* The log holds the three accepted events under their numbers, the
+     * writer's start and stop entries, and nothing refused. */
+    size_t n = read_log(e, lines, 16);
+    expect_entry(lines, n, s1, EV1);
+    expect_entry(lines, n, s1 + 1, EV2);
+    expect_entry(lines, n, s1 + 2, EV3);
+    assert_int_equal(n, s1 + 3);                 /* + audit.stop */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(lines[n - 1],
+                        "event"), "action")), "audit.stop");
+    free_lines(lines, n);
+    expect_chain_ok(e);
+
+    /* No group or other access to the segments. */
     {
-        char path[PATH_MAX + 16];
+        struct audit_segment *segs;
+        size_t ns;
         struct stat st;
-        snprintf(path, sizeof(path), "%s/audit.log", e->cfg.audit_dir);
-        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(audit_segments_list(e->cfg.audit_dir, &segs, &ns), 0);
+        assert_true(ns >= 1);
+        assert_int_equal(stat(segs[0].path, &st), 0);
         assert_true(S_ISREG(st.st_mode));
         assert_int_equal(st.st_mode & 077, 0);
+        free(segs);
     }
 }
 
-/* Restart the writer on the same log; the next ack must be `want`. */
-static void
-restart_and_expect_seq(struct svcenv *e, uint64_t want)
+/* Restart the writer on the same log; the next ack must come after
+ * `prev` (the writer's stop and start entries lie between). */
+static uint64_t
+restart_and_expect_after(struct svcenv *e, uint64_t prev)
 {
     struct svc s;
     int status;
 
     svc_start(&s, auditd_main, &e->cfg, 0);
     expect_ready(&s);
-    uint64_t got = append_ok(s.worker, 1, "{\"after\":\"restart\"}");
+    uint64_t got = append_ok(s.worker, 1, EV3);
     assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 2, 0, NULL, 0), 0);
     status = svc_wait(&s, 10000);
     assert_true(WIFEXITED(status));
-    if (got != want)
-        fail_msg("after a restart the writer numbered the next event %llu, expected %llu",
-                 (unsigned long long)got, (unsigned long long)want);
+    if (got <= prev)
+        fail_msg("after a restart the writer numbered the next event %llu, after %llu",
+                 (unsigned long long)got, (unsigned long long)prev);
+    expect_chain_ok(e);
+    return got;
 }
 
 static void
@@ -1006,91 +1060,116 @@ test_auditd_numbering_continues_across_restart(void **state)
 
     svc_start(&s, auditd_main, &e->cfg, 0);
     expect_ready(&s);
-    assert_true(append_ok(s.worker, 1, "{\"a\":1}") == 1);
-    assert_true(append_ok(s.worker, 2, "{\"a\":2}") == 2);
+    uint64_t a = append_ok(s.worker, 1, EV1);
+    assert_true(append_ok(s.worker, 2, EV2) == a + 1);
     assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 3, 0, NULL, 0), 0);
     assert_true(WIFEXITED(svc_wait(&s, 10000)));
-    restart_and_expect_seq(e, 3);
-    restart_and_expect_seq(e, 4);
+    uint64_t b = restart_and_expect_after(e, a + 1);
+    (void)restart_and_expect_after(e, b);
 }
 
-/* An event's own content must not steer the sequence: an event object
- * whose first key is "seq" is still just event content. */
+/* An event's own content must not steer the sequence: an "info" member
+ * called seq is still just event content. */
 static void
 test_auditd_numbering_not_taken_from_event_content(void **state)
 {
     struct svcenv *e = *state;
     struct svc s;
+    const char *forged = "{\"action\":\"x\",\"outcome\":\"success\",\"info\":{\"seq\":999999}}";
 
     svc_start(&s, auditd_main, &e->cfg, 0);
     expect_ready(&s);
-    assert_true(append_ok(s.worker, 1, "{\"a\":1}") == 1);
-    assert_true(append_ok(s.worker, 2, "{\"seq\":999999,\"forged\":true}") == 2);
+    uint64_t a = append_ok(s.worker, 1, EV1);
+    assert_true(append_ok(s.worker, 2, forged) == a + 1);
     assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 3, 0, NULL, 0), 0);
     assert_true(WIFEXITED(svc_wait(&s, 10000)));
-    restart_and_expect_seq(e, 3);
+    uint64_t b = restart_and_expect_after(e, a + 1);
+    assert_true(b < 1000);
 }
 
-/* A last line longer than the writer's look-back must not restart the
- * numbering at 1 (duplicate sequence numbers). */
+/* A big event: 64 object ids of 80 characters (about 5 KiB). */
+static char *
+big_event(void)
+{
+    char *big = malloc(8192);
+    size_t off;
+
+    assert_non_null(big);
+    off = (size_t)snprintf(big, 8192, "{\"action\":\"resident.list\",\"outcome\":\"success\","
+                           "\"objects\":[");
+    for (int i = 0; i < 64; i++) {
+        big[off++] = '"';
+        for (int j = 0; j < 80; j++)
+            big[off++] = (char)('a' + (i + j) % 26);
+        big[off++] = '"';
+        big[off++] = i < 63 ? ',' : ']';
+    }
+    big[off++] = '}';
+    big[off] = '\0';
+    return big;
+}
+
+/* A long last line must not restart the numbering at 1. */
 static void
 test_auditd_numbering_after_long_last_line(void **state)
 {
     struct svcenv *e = *state;
     struct svc s;
-    char *big = malloc(10000);
+    char *big = big_event();
 
-    assert_non_null(big);
-    memcpy(big, "{\"note\":\"", 9);
-    memset(big + 9, 'x', 6000);
-    memcpy(big + 9 + 6000, "\"}", 3);
     svc_start(&s, auditd_main, &e->cfg, 0);
     expect_ready(&s);
-    assert_true(append_ok(s.worker, 1, "{\"a\":1}") == 1);
-    assert_true(append_ok(s.worker, 2, big) == 2);
-    assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 3, 0, NULL, 0), 0);
-    assert_true(WIFEXITED(svc_wait(&s, 10000)));
+    uint64_t a = append_ok(s.worker, 1, EV1);
+    assert_true(append_ok(s.worker, 2, big) == a + 1);
+    /* Killed, so the big event stays the last line (no stop entry). */
+    kill(s.pid, SIGKILL);
+    (void)svc_wait(&s, 10000);
     free(big);
-    restart_and_expect_seq(e, 3);
+    (void)restart_and_expect_after(e, a + 1);
 }
 
 /* Fail closed: when the log cannot be written the writer answers
  * audit_unavailable, never an ack, and stops.  The write failure is real:
- * RLIMIT_FSIZE set to the existing log's size makes write(2) fail with
- * EFBIG, as a full disk would with ENOSPC. */
+ * RLIMIT_FSIZE a little above the log's size leaves room for the writer's
+ * start entry but not for a 5 KiB event, so write(2) fails with EFBIG, as
+ * a full disk would with ENOSPC. */
 static void
 test_auditd_write_failure_fails_closed(void **state)
 {
     struct svcenv *e = *state;
-    const char *existing = "{\"seq\":7,\"event\":{\"earlier\":true}}\n";
-    char path[PATH_MAX + 16];
+    struct audit_segment *segs;
+    size_t ns;
     struct svc s;
     struct stat st;
     int status;
+    char *big = big_event();
 
-    snprintf(path, sizeof(path), "%s/audit.log", e->cfg.audit_dir);
-    write_file(path, existing, strlen(existing), 0600);
-    chown_if_root(e, path);
-
-    svc_start(&s, auditd_main, &e->cfg, (rlim_t)strlen(existing));
+    svc_start(&s, auditd_main, &e->cfg, 0);
     expect_ready(&s);
-    expect_error_reply(s.worker, IPC_AUDIT_APPEND, 5, "{\"a\":1}", 7, "audit_unavailable");
+    (void)append_ok(s.worker, 1, EV1);
+    assert_int_equal(ipc_send(s.ctl, IPC_SHUTDOWN, 2, 0, NULL, 0), 0);
+    assert_true(WIFEXITED(svc_wait(&s, 10000)));
+    assert_int_equal(audit_segments_list(e->cfg.audit_dir, &segs, &ns), 0);
+    assert_int_equal(ns, 1);
+    assert_int_equal(stat(segs[0].path, &st), 0);
+
+    svc_start(&s, auditd_main, &e->cfg, (rlim_t)st.st_size + 2000);
+    expect_ready(&s);
+    assert_int_equal(stat(segs[0].path, &st), 0);     /* with the start entry */
+    expect_error_reply(s.worker, IPC_AUDIT_APPEND, 5, big, strlen(big), "audit_unavailable");
     /* The writer stopped rather than carry on without a log. */
     status = svc_wait(&s, 10000);
     assert_true(WIFEXITED(status));
     assert_int_not_equal(WEXITSTATUS(status), 0);
-    /* And the log is as it was. */
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_size, (off_t)strlen(existing));
+    /* And the log is as it was: no partial entry, still one chain. */
     {
-        FILE *f = fopen(path, "r");
-        char line[256];
-        assert_non_null(f);
-        assert_non_null(fgets(line, sizeof(line), f));
-        assert_string_equal(line, existing);
-        assert_null(fgets(line, sizeof(line), f));
-        fclose(f);
+        struct stat after;
+        assert_int_equal(stat(segs[0].path, &after), 0);
+        assert_int_equal(after.st_size, st.st_size);
     }
+    expect_chain_ok(e);
+    free(segs);
+    free(big);
 }
 
 int

@@ -1,0 +1,324 @@
+/*
+ * cmd_audit.c - mamori audit {verify,query,review} (R7.2, R7.3, R7.5) and
+ * the offline event path of the operator tool (R7.7).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/chain.h"
+#include "audit/event.h"
+#include "audit/query.h"
+#include "audit/writer.h"
+#include "cli/cli.h"
+#include "config/config.h"
+
+static struct mamori_config *
+load_config(const char *who, const char *path)
+{
+    struct mamori_config *cfg = malloc(sizeof(*cfg));
+    char err[1024];
+
+    if (cfg == NULL) {
+        cli_errx(who, "out of memory");
+        return NULL;
+    }
+    if (config_load(path, cfg, err, sizeof(err)) != 0) {
+        cli_errx(who, "%s", err);
+        free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+int
+cli_audit_record(const char *config, const json_t *ev)
+{
+    struct mamori_config *cfg = load_config("audit", config);
+    char err[512];
+    uint64_t seq;
+    int rc;
+
+    if (cfg == NULL)
+        return -1;
+    rc = audit_append_offline(cfg->audit_dir, ev, &seq, err, sizeof(err));
+    if (rc != 0)
+        cli_errx("audit", "cannot record the event: %s", err);
+    free(cfg);
+    return rc;
+}
+
+static int
+audit_verify_cmd(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "pubkey", required_argument, NULL, 'p' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = CLI_DEFAULT_CONFIG, *pubkey = NULL;
+    struct mamori_config *cfg;
+    struct audit_verify_result r;
+    uint8_t pk[AUDIT_PK_LEN];
+    int c;
+
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, "c:p:", lo, NULL)) != -1) {
+        if (c == 'c')
+            config = optarg;
+        else if (c == 'p')
+            pubkey = optarg;
+        else {
+            cli_usage(CMD_AUDIT_VERIFY_SYNOPSIS);
+            return CLI_USAGE;
+        }
+    }
+    if (optind != argc) {
+        cli_usage(CMD_AUDIT_VERIFY_SYNOPSIS);
+        return CLI_USAGE;
+    }
+    if (pubkey != NULL && audit_pubkey_load(pubkey, pk) != 0) {
+        cli_err("audit verify", "cannot read the public key %s", pubkey);
+        return CLI_FAIL;
+    }
+    if ((cfg = load_config("audit verify", config)) == NULL)
+        return CLI_FAIL;
+    if (audit_verify(cfg->audit_dir, pubkey ? pk : NULL, &r) != 0) {
+        printf("FAILED: %s", r.file);
+        if (r.line)
+            printf(" line %llu", (unsigned long long)r.line);
+        if (r.seq)
+            printf(" (seq %llu)", (unsigned long long)r.seq);
+        printf(": %s\n", r.what);
+        free(cfg);
+        return CLI_FAIL;
+    }
+    printf("OK: %llu segments, %llu entries (seq %llu..%llu), %llu checkpoints; "
+           "signed through seq %llu%s\n",
+           (unsigned long long)r.segments, (unsigned long long)r.entries,
+           (unsigned long long)r.first_seq, (unsigned long long)r.last_seq,
+           (unsigned long long)r.checkpoints, (unsigned long long)r.last_signed_seq,
+           pubkey ? "" : " (key from signing.pub: pin it with --pubkey)");
+    if (r.last_signed_seq < r.last_seq)
+        printf("note: %llu entries after the last signed checkpoint are chained but not "
+               "yet signed\n", (unsigned long long)(r.last_seq - r.last_signed_seq));
+    free(cfg);
+    return CLI_OK;
+}
+
+static void
+csv_field(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s != NULL && *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void
+csv_value(FILE *f, json_t *v)
+{
+    if (json_is_string(v)) {
+        csv_field(f, json_string_value(v));
+    } else if (v != NULL) {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+        csv_field(f, t);
+        free(t);
+    }
+}
+
+static const char *const csv_cols[] = { "tenant", "actor", "role", "action", "outcome",
+                                        "reason", "objects", "terminal", "session",
+                                        "source" };
+
+static void
+print_rows_csv(json_t *rows)
+{
+    size_t i;
+    json_t *row;
+
+    printf("seq,time");
+    for (size_t c = 0; c < sizeof(csv_cols) / sizeof(csv_cols[0]); c++)
+        printf(",%s", csv_cols[c]);
+    printf("\n");
+    json_array_foreach(rows, i, row) {
+        json_t *ev = json_object_get(row, "event");
+        printf("%lld,", (long long)json_integer_value(json_object_get(row, "seq")));
+        csv_value(stdout, json_object_get(row, "time"));
+        for (size_t c = 0; c < sizeof(csv_cols) / sizeof(csv_cols[0]); c++) {
+            putchar(',');
+            csv_value(stdout, json_object_get(ev, csv_cols[c]));
+        }
+        putchar('\n');
+    }
+}
+
+struct qopts {
+    const char *config, *format;
+    struct audit_query q;
+};
+
+static int
+parse_query(int argc, char **argv, const char *synopsis, struct qopts *o)
+{
+    static const struct option lo[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "tenant", required_argument, NULL, 't' },
+        { "actor", required_argument, NULL, 'a' },
+        { "action", required_argument, NULL, 'x' },
+        { "object", required_argument, NULL, 'o' },
+        { "since", required_argument, NULL, 's' },
+        { "until", required_argument, NULL, 'u' },
+        { "format", required_argument, NULL, 'f' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    o->config = CLI_DEFAULT_CONFIG;
+    o->format = "json";
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 't': o->q.tenant = optarg; break;
+        case 'a': o->q.actor = optarg; break;
+        case 'x': o->q.action = optarg; break;
+        case 'o': o->q.object = optarg; break;
+        case 'f': o->format = optarg; break;
+        case 's':
+        case 'u':
+            if (audit_time_parse(optarg, c == 's' ? &o->q.since_us : &o->q.until_us) != 0) {
+                cli_errx("audit", "%s: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", optarg);
+                return CLI_USAGE;
+            }
+            if (c == 's')
+                o->q.has_since = true;
+            else
+                o->q.has_until = true;
+            break;
+        default:
+            cli_usage(synopsis);
+            return CLI_USAGE;
+        }
+    }
+    if (optind != argc || (strcmp(o->format, "json") != 0 && strcmp(o->format, "csv") != 0)) {
+        cli_usage(synopsis);
+        return CLI_USAGE;
+    }
+    return -1;
+}
+
+static int
+audit_query_cmd(int argc, char **argv)
+{
+    struct qopts o;
+    struct mamori_config *cfg;
+    json_t *rows;
+    int r = parse_query(argc, argv, CMD_AUDIT_QUERY_SYNOPSIS, &o);
+
+    if (r >= 0)
+        return r;
+    if ((cfg = load_config("audit query", o.config)) == NULL)
+        return CLI_FAIL;
+    if (audit_query_run(cfg->audit_dir, &o.q, &rows) != 0) {
+        cli_err("audit query", "cannot read the audit log in %s", cfg->audit_dir);
+        free(cfg);
+        return CLI_FAIL;
+    }
+    if (strcmp(o.format, "csv") == 0) {
+        print_rows_csv(rows);
+    } else {
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row) {
+            char *t = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (t != NULL)
+                printf("%s\n", t);
+            free(t);
+        }
+    }
+    json_decref(rows);
+    free(cfg);
+    return CLI_OK;
+}
+
+static int
+audit_review_cmd(int argc, char **argv)
+{
+    struct qopts o;
+    struct mamori_config *cfg;
+    json_t *rep;
+    int r = parse_query(argc, argv, CMD_AUDIT_REVIEW_SYNOPSIS, &o);
+
+    if (r >= 0)
+        return r;
+    if (o.q.actor == NULL || o.q.tenant || o.q.action || o.q.object) {
+        cli_usage(CMD_AUDIT_REVIEW_SYNOPSIS);
+        return CLI_USAGE;
+    }
+    if ((cfg = load_config("audit review", o.config)) == NULL)
+        return CLI_FAIL;
+    if (audit_review(cfg->audit_dir, o.q.actor, &o.q, cfg->audit_office_start,
+                     cfg->audit_office_end, &rep) != 0) {
+        cli_err("audit review", "cannot read the audit log in %s", cfg->audit_dir);
+        free(cfg);
+        return CLI_FAIL;
+    }
+    if (strcmp(o.format, "csv") == 0) {
+        static const char *const kinds[] = { "off_hours_entries", "failure_entries",
+                                             "refusal_entries" };
+        printf("actor,events,records_touched,off_hours,failures,refusals\n");
+        csv_field(stdout, o.q.actor);
+        printf(",%lld,%lld,%lld,%lld,%lld\n",
+               (long long)json_integer_value(json_object_get(rep, "events")),
+               (long long)json_integer_value(json_object_get(rep, "records_touched")),
+               (long long)json_integer_value(json_object_get(rep, "off_hours")),
+               (long long)json_integer_value(json_object_get(rep, "failures")),
+               (long long)json_integer_value(json_object_get(rep, "refusals")));
+        printf("\nkind,seq,time,action,objects,reason,terminal\n");
+        for (size_t k = 0; k < 3; k++) {
+            size_t i;
+            json_t *e;
+            json_array_foreach(json_object_get(rep, kinds[k]), i, e) {
+                printf("%.*s,%lld,", (int)(strlen(kinds[k]) - 8), kinds[k],
+                       (long long)json_integer_value(json_object_get(e, "seq")));
+                csv_value(stdout, json_object_get(e, "time"));
+                putchar(',');
+                csv_value(stdout, json_object_get(e, "action"));
+                putchar(',');
+                csv_value(stdout, json_object_get(e, "objects"));
+                putchar(',');
+                csv_value(stdout, json_object_get(e, "reason"));
+                putchar(',');
+                csv_value(stdout, json_object_get(e, "terminal"));
+                putchar('\n');
+            }
+        }
+    } else {
+        char *t = json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (t != NULL)
+            printf("%s\n", t);
+        free(t);
+    }
+    json_decref(rep);
+    free(cfg);
+    return CLI_OK;
+}
+
+int
+cmd_audit(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+        return audit_verify_cmd(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "query") == 0)
+        return audit_query_cmd(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "review") == 0)
+        return audit_review_cmd(argc - 1, argv + 1);
+    cli_usage(CMD_AUDIT_SYNOPSIS);
+    return CLI_USAGE;
+}
