@@ -142,4 +142,11 @@ void cli_ca_free(struct cli_ca *ca);
 /* "YYYY-MM-DDTHH:MM:SSZ" (out needs 21 bytes). */
 void cli_iso8601(time_t t, char out[21]);
 
+/* mamori staff {enrol,terminal-register} (cmd_staff.c, docs/access.md). */
+#define CMD_STAFF_SYNOPSIS \
+    "staff enrol -c CONFIG --tenant CODE --user ID\n" \
+    "staff terminal-register -c CONFIG --tenant CODE --name NAME " \
+    "(--cert FILE | --fingerprint HEX)"
+int cmd_staff(int argc, char **argv);
+
 #endif

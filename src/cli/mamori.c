@@ -23,6 +23,8 @@ static const struct cli_command commands[] = {
       "issue, list and revoke terminal (client) certificates" },
     { "audit", cmd_audit, CMD_AUDIT_SYNOPSIS,
       "verify the audit log, query it, review one staff member's access" },
+    { "staff", cmd_staff, CMD_STAFF_SYNOPSIS,
+      "enrol a tenant's first administrator, register terminals to a tenant" },
     { "version", cmd_version, "version", "print the version" },
     { "help", cmd_help, "help", "print this summary" },
 };

@@ -161,6 +161,25 @@ pending(struct acct *a)
     store_close(st);
 }
 
+/* The first tenant admin, as the operator makes it: `mamori staff enrol`
+ * prints the one-time secret (only its hash is stored). */
+static void
+cli_pending(struct acct *a)
+{
+    char *argv[] = { (char *)h_bin("mamori"), "staff", "enrol", "-c", inst.conf,
+                     "--tenant", T1, "--user", (char *)a->user, NULL };
+    char out[1024], *line;
+
+    assert_int_equal(h_run(argv, out, sizeof(out)), 0);
+    for (line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        if (strlen(line) == SESSION_TOKEN_HEX && strspn(line, "0123456789abcdef") == 64)
+            break;
+    assert_non_null(line);
+    snprintf(a->enrol, sizeof(a->enrol), "%s", line);
+    /* R6.1: the same ID again is refused */
+    assert_int_not_equal(h_run(argv, NULL, 0), 0);
+}
+
 /* Enrol over HTTPS from the demo terminal: password, and read the TOTP key. */
 static void
 enrol(CURL *c, struct acct *a, const char *password)
@@ -234,34 +253,6 @@ demo_terminal(void)
 
 /* ---- fixture ------------------------------------------------------------------------ */
 
-static void
-register_terminal(const char *crt_rel, const char *name)
-{
-    CURL *c = h_curl(&inst, crt_rel, NULL);
-    struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
-                               .conninfo = cfg.store_conninfo };
-    struct store *st;
-    struct h_response r;
-    uint8_t fp[32];
-    json_t *j;
-    char key[128];
-
-    curl_easy_cleanup(c);
-    snprintf(key, sizeof(key), "%.*s.key", (int)(strlen(crt_rel) - 4), crt_rel);
-    c = h_curl(&inst, crt_rel, key);
-    h_request(&inst, c, true, "GET", "/v1/terminal", NULL, &r);
-    assert_int_equal(r.status, 200);
-    j = h_json(&r);
-    assert_int_equal(util_hex_decode(json_string_value(json_object_get(j, "fingerprint")),
-                                     fp, 32), 0);
-    json_decref(j);
-    h_response_free(&r);
-    curl_easy_cleanup(c);
-    assert_int_equal(store_open(&sc, 0, &st), STORE_OK);
-    assert_int_equal(store_terminal_register(st, T1, fp, name), STORE_OK);
-    store_close(st);
-}
-
 static int
 group_setup(void **state)
 {
@@ -294,7 +285,15 @@ group_setup(void **state)
     store_close(st);
     if (h_launch(&inst) != 0)
         return -1;
-    register_terminal("terminals/demo.crt", "counter-1");
+    {   /* R3.5: the demo terminal, registered to the tenant by the operator */
+        char crt[400];
+        snprintf(crt, sizeof(crt), "%s/terminals/demo.crt", inst.dir);
+        char *argv[] = { (char *)h_bin("mamori"), "staff", "terminal-register", "-c",
+                         inst.conf, "--tenant", T1, "--name", "counter-1", "--cert", crt,
+                         NULL };
+        if (h_run(argv, NULL, 0) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -389,7 +388,7 @@ test_lockout_and_helpdesk_reset(void **state)
     json_t *j;
 
     (void)state;
-    pending(&admin);
+    cli_pending(&admin);
     enrol(c, &admin, "Adm1n!Strong");
     pending(&a);
     enrol(c, &a, "Wx3$kobaYZ");
