@@ -201,10 +201,11 @@ detect_feed(struct detect *d, const json_t *ev, int64_t now, json_t *alerts)
         }
     }
     if (is_resident_access(action) && actor != NULL) {
-        json_t *objs = json_object_get(ev, "objects"), *o;
-        size_t i;
+        json_t *objs = json_object_get(ev, "objects");
         int64_t rwin = (int64_t)d->c.read_window * 1000000;
         if ((k = lookup(&d->reads, actor, d->c.distinct_residents, true, now)) != NULL) {
+            size_t i;
+            json_t *o;
             json_array_foreach(objs, i, o) {
                 const char *id = json_string_value(o);
                 unsigned j, live = 0;

@@ -147,17 +147,18 @@ review_one(void *arg, json_t *entry, json_t *ev, int64_t t)
     const char *outcome = json_string_value(json_object_get(ev, "outcome"));
     bool resident = action != NULL && strncmp(action, "resident.", 9) == 0;
     int h = audit_jst_hour(t);
-    size_t i;
-    json_t *o;
 
     r->events++;
-    if (resident)
+    if (resident) {
+        size_t i;
+        json_t *o;
         json_array_foreach(json_object_get(ev, "objects"), i, o) {
             const char *id = json_string_value(o);
             json_int_t c = json_integer_value(json_object_get(r->touched, id));
             if (id != NULL)
                 json_object_set_new(r->touched, id, json_integer(c + 1));
         }
+    }
     if (resident && ((unsigned)h < r->start || (unsigned)h >= r->end))
         json_array_append_new(r->off_hours, brief(entry));
     if (outcome != NULL && strcmp(outcome, "failure") == 0)

@@ -53,9 +53,8 @@ errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(print
 static int
 errf(char *err, size_t errlen, const char *fmt, ...)
 {
-    va_list ap;
-
     if (err != NULL && errlen > 0) {
+        va_list ap;
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);

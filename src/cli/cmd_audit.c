@@ -14,6 +14,10 @@
 #include "cli/cli.h"
 #include "config/config.h"
 
+#ifndef CLI_DEFAULT_CONFIG          /* cli.h gains it with the store commands */
+#define CLI_DEFAULT_CONFIG "/etc/mamori/mamorid.conf"
+#endif
+
 static struct mamori_config *
 load_config(const char *who, const char *path)
 {
