@@ -456,8 +456,8 @@ load_checkpoints(const struct audit_segment *s, const uint8_t pk[AUDIT_PK_LEN],
         c.seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
         c.line = line;
         if (strcmp(seg, s->base) != 0) {
-            json_decref(o);
             fail(r, s->ckpt, line, c.seq, "checkpoint names segment %s, not %s", seg, s->base);
+            json_decref(o);
             goto out;
         }
         json_decref(o);
