@@ -340,7 +340,7 @@ auth_h_login(const struct http_request *req, struct http_response *resp)
     struct worker_env *env = wenv(req);
     const struct auth_env *a = env->auth;
     const char *user = body_str(req, "user"), *pw = body_str(req, "password");
-    struct staff_account acct;
+    struct staff_account acct = { .failures = 0 };
     char ttenant[TENANT_ID_LEN + 1] = "", tstate[12] = "";
     uint8_t secret[TOTP_SECRET_LEN];
     int64_t now = auth_now(), step = 0;
@@ -431,8 +431,8 @@ int
 auth_authorize(struct http_request *req, struct http_response *resp)
 {
     struct worker_env *env = wenv(req);
-    struct staff_session s;
-    struct staff_account acct;
+    struct staff_session s = { .created_at = 0 };
+    struct staff_account acct = { .failures = 0 };
     char ttenant[TENANT_ID_LEN + 1], tstate[12], csrf[SESSION_TOKEN_HEX + 1];
     int64_t now = auth_now();
     const char *m = req->route->method;

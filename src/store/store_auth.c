@@ -74,6 +74,8 @@ staff_select(struct store *st, const char *sql, const struct qarg *a, size_t na,
              struct staff_account *o)
 {
     int64_t must = 0, locked = 0;
+
+    memset(o, 0, sizeof(*o));
     const struct qcol cols[] = {
         { .t = QT_TEXT, .s = o->user_id, .ssz = sizeof(o->user_id) },
         { .t = QT_TEXT, .s = o->tenant, .ssz = sizeof(o->tenant) },
@@ -90,10 +92,7 @@ staff_select(struct store *st, const char *sql, const struct qarg *a, size_t na,
         { .t = QT_INT, .i = &o->enrol_expires },
     };
     bool found = false;
-    enum store_status rc;
-
-    memset(o, 0, sizeof(*o));
-    rc = run1(st, sql, a, na, cols, sizeof(cols) / sizeof(cols[0]), &found, NULL);
+    enum store_status rc = run1(st, sql, a, na, cols, sizeof(cols) / sizeof(cols[0]), &found, NULL);
     if (rc == STORE_OK && !found)
         rc = STORE_NOTFOUND;
     o->must_change = must != 0;
@@ -319,6 +318,8 @@ store_session_get(struct store *st, const uint8_t h[AUTH_HASH_LEN],
     const struct qarg a[] = { BLB(h, AUTH_HASH_LEN) };
     int64_t must = 0;
     size_t fplen = 0;
+
+    memset(o, 0, sizeof(*o));
     const struct qcol cols[] = {
         { .t = QT_TEXT, .s = o->user_id, .ssz = sizeof(o->user_id) },
         { .t = QT_TEXT, .s = o->tenant, .ssz = sizeof(o->tenant) },
@@ -329,10 +330,7 @@ store_session_get(struct store *st, const uint8_t h[AUTH_HASH_LEN],
         { .t = QT_INT, .i = &o->last_seen },
     };
     bool found = false;
-    enum store_status rc;
-
-    memset(o, 0, sizeof(*o));
-    rc = run1(st, "SELECT user_id, tenant_id, role, fingerprint, must_change, "
+    enum store_status rc = run1(st, "SELECT user_id, tenant_id, role, fingerprint, must_change, "
               "created_at, last_seen FROM sessions WHERE token_hash = $1",
               a, 1, cols, 7, &found, NULL);
     if (rc == STORE_OK && (!found || fplen != 32))

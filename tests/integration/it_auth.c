@@ -73,7 +73,10 @@ areq(CURL *c, const char *method, const char *path, const char *body, const char
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    /* no header callback and no header data: headers are dropped (else
+     * libcurl would hand them to on_body with a stale HEADERDATA) */
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
     if (body != NULL) {
         hd = curl_slist_append(hd, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -589,7 +592,7 @@ test_uniform_failure(void **state)
     struct acct p = { .user = "pendingone", .role = "clerk" };
     CURL *c = demo_terminal();
     char body[256], code[7], *ref = NULL;
-    double unknown[30], wrong[30];
+    double unknown[30] = { 0 }, wrong[30] = { 0 };
     struct resp r;
 
     (void)state;

@@ -321,9 +321,9 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
 
     if (!f->skip) {
+        char cmd[128];
         store_close(f->st);
         if (f->schema[0] != '\0') {
             snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
