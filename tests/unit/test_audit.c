@@ -811,11 +811,6 @@ test_canary_secrets_hashed_or_refused(void **state)
 
 /* ---- crash safety of the writer process (R7.2, R9.6) ---------------------- */
 
-struct crash_env {
-    struct mamori_config cfg;
-    char owner[64];
-};
-
 static pid_t
 start_writer(struct mamori_config *cfg, int *ctl, int *wrk)
 {
@@ -940,7 +935,7 @@ test_crash_loses_no_acknowledged_event(void **state)
     assert_int_equal(audit_query_run(e->dir, &q, &rows), 0);
     size_t found = 0, i;
     json_t *row;
-    json_array_foreach(rows, i, row) {
+    for (i = 0; i < json_array_size(rows) && (row = json_array_get(rows, i)) != NULL; i++) {
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(row, "seq"));
         if (seq < (1u << 16) && acked[seq] != NULL) {
             json_t *want = json_loads(acked[seq], 0, NULL);
@@ -958,7 +953,7 @@ test_crash_loses_no_acknowledged_event(void **state)
     q.action = "audit.tail_truncated";
     json_decref(rows);
     assert_int_equal(audit_query_run(e->dir, &q, &rows), 0);
-    json_array_foreach(rows, i, row)
+    for (i = 0; i < json_array_size(rows) && (row = json_array_get(rows, i)) != NULL; i++)
         assert_true(json_integer_value(json_object_get(json_object_get(json_object_get(row,
                     "event"), "info"), "bytes")) > 0);
     print_message("crash: %d rounds, %llu acknowledged events, %zu torn tails cut\n", rounds,
@@ -978,8 +973,7 @@ test_torn_tail_cut_and_recorded(void **state)
     struct env *e = *state;
     struct audit_writer_opts o = opts(e);
     char path[512], err[256];
-    struct audit_writer *w;
-    uint64_t cut, seq;
+    uint64_t seq;
 
     write_log(e, &o, 4, true);
     seg_file(e, ".log", path, sizeof(path));
@@ -991,8 +985,6 @@ test_torn_tail_cut_and_recorded(void **state)
     json_t *ev = audit_event_new("x.y", AUDIT_SUCCESS);
     assert_int_equal(audit_append_offline(e->dir, ev, &seq, err, sizeof(err)), 0);
     json_decref(ev);
-    (void)w;
-    (void)cut;
     expect_good(e, e->pk, 0);
     struct audit_query q = { .action = "audit.tail_truncated" };
     json_t *rows;
@@ -1024,7 +1016,7 @@ feed(struct detect *d, json_t *ev, int64_t t, const char *rule)
     json_t *a;
 
     detect_feed(d, ev, t, alerts);
-    json_array_foreach(alerts, i, a) {
+    for (i = 0; i < json_array_size(alerts) && (a = json_array_get(alerts, i)) != NULL; i++) {
         char why[64];
         assert_int_equal(audit_event_validate(a, why, sizeof(why)), 0);
         if (strcmp(json_string_value(json_object_get(json_object_get(a, "info"), "rule")),
