@@ -652,6 +652,47 @@ test_uniform_failure(void **state)
     curl_easy_cleanup(c);
 }
 
+/* R6.8: an account lapses a year after its last re-confirmation: login
+ * and its open sessions fail; a tenant admin's re-confirmation restores it. */
+static void
+test_lapse_and_reconfirm(void **state)
+{
+    struct acct admin = { .user = "admin3", .role = "tenant_admin" };
+    struct acct a = { .user = "hayashi", .role = "clerk" };
+    struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
+                               .conninfo = cfg.store_conninfo };
+    CURL *c = demo_terminal();
+    char tok[65], atok[65];
+    struct store *st;
+
+    (void)state;
+    pending(&admin);
+    enrol(c, &admin, "Adm3n!Strong");
+    pending(&a);
+    enrol(c, &a, "Ha4ya!shiQz");
+    assert_int_equal(login_at(c, &a, a.password, -1, tok, NULL), 200);
+    assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, tok), 200);
+    /* last confirmed 365 days ago (default auth.account_lapse_days) */
+    assert_int_equal(store_open(&sc, 0, &st), STORE_OK);
+    assert_int_equal(store_staff_reconfirm(st, "hayashi", time(NULL) - 365 * 86400), STORE_OK);
+    store_close(st);
+    assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, tok), 401);
+    assert_int_equal(login_at(c, &a, a.password, 0, NULL, NULL), 401);
+    /* one day short of a year: still valid */
+    assert_int_equal(store_open(&sc, 0, &st), STORE_OK);
+    assert_int_equal(store_staff_reconfirm(st, "hayashi", time(NULL) - 364 * 86400), STORE_OK);
+    store_close(st);
+    assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, tok), 200);
+    /* lapse again, then the tenant admin re-confirms */
+    assert_int_equal(store_open(&sc, 0, &st), STORE_OK);
+    assert_int_equal(store_staff_reconfirm(st, "hayashi", time(NULL) - 400 * 86400), STORE_OK);
+    store_close(st);
+    assert_int_equal(login_at(c, &admin, admin.password, 0, atok, NULL), 200);
+    assert_int_equal(get_status(c, "POST", "/v1/staff/hayashi/reconfirm", NULL, atok), 200);
+    assert_int_equal(login_at(c, &a, a.password, 1, NULL, NULL), 200);
+    curl_easy_cleanup(c);
+}
+
 int
 main(void)
 {
@@ -661,6 +702,7 @@ main(void)
         cmocka_unit_test(test_lockout_and_helpdesk_reset),
         cmocka_unit_test(test_terminal_binding_and_revocation),
         cmocka_unit_test(test_cookie_session_csrf),
+        cmocka_unit_test(test_lapse_and_reconfirm),
         cmocka_unit_test(test_uniform_failure),
         cmocka_unit_test(test_session_timeouts),
     };
