@@ -388,6 +388,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                                   (double)(now.tv_nsec - rs->start.tv_nsec) / 1e6,
                         "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
 done:
+    /* the session token and CSRF value are credentials: wipe them */
+    util_wipe(rs->req.token, sizeof(rs->req.token));
+    util_wipe(rs->req.csrf_header, sizeof(rs->req.csrf_header));
     json_decref(rs->resp.body);
     json_decref(rs->req.body);
     free(rs->body);
