@@ -15,11 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <pthread.h>
+
+#include "auth/api.h"
 #include "auth/password.h"
 #include "auth/session.h"
 #include "auth/totp.h"
+#include "ipc/ipc.h"
 #include "store/store_auth.h"
+#include "worker/worker.h"
 
 #define BLOCKLIST MAMORI_TEST_SOURCE_DIR "/data/auth/common-passwords.txt"
 #define T1 "131016"   /* 千代田区 */
@@ -506,6 +512,82 @@ test_store_terminals_and_sessions(void **state)
     assert_int_equal(store_session_get(f->st, h, &g), STORE_NOTFOUND);
 }
 
+/* ---- fail closed when the audit writer refuses (R6.9, R7.7) ---------------- */
+
+struct fake_writer {
+    int      fd;
+    bool     refuse;
+    unsigned events;
+};
+
+/* Answers one IPC_AUDIT_APPEND: an error (refused) or an ack. */
+static void *
+fake_writer_run(void *arg)
+{
+    struct fake_writer *w = arg;
+    uint8_t buf[IPC_MAX_PAYLOAD], seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+    struct ipc_hdr h;
+
+    if (ipc_recv(w->fd, &h, buf, sizeof(buf)) == 1 && h.type == IPC_AUDIT_APPEND) {
+        w->events++;
+        if (w->refuse ? ipc_send(w->fd, IPC_ERROR, h.id, 0, "refused", 7) :
+                        ipc_send(w->fd, IPC_AUDIT_ACK, h.id, 0, seq, sizeof(seq)))
+            return NULL;
+    }
+    return NULL;
+}
+
+static void
+register_with_writer(struct fx *f, bool refuse, unsigned *status, bool *registered)
+{
+    struct worker_env env = { .store = f->st };
+    struct http_request req = { .listener = LISTENER_INTERNAL, .has_terminal = true,
+                                .authed = true, .role = ROLE_TENANT_ADMIN, .env = &env };
+    struct http_response resp = { .status = 0 };
+    struct fake_writer w = { .refuse = refuse };
+    uint8_t fp[32];
+    char hex[65], tenant[7], st[12];
+    pthread_t t;
+    int fds[2];
+
+    randombytes_buf(fp, sizeof(fp));
+    sodium_bin2hex(hex, sizeof(hex), fp, sizeof(fp));
+    strcpy(req.user_id, "admin");
+    strcpy(req.tenant, T1);
+    req.body = json_pack("{s:s,s:s}", "fingerprint", hex, "name", "counter-9");
+    assert_int_equal(ipc_socketpair(fds), 0);
+    ipc_chan_init(&env.audit, fds[0]);
+    w.fd = fds[1];
+    assert_int_equal(pthread_create(&t, NULL, fake_writer_run, &w), 0);
+    auth_h_terminal_register(&req, &resp);
+    pthread_join(t, NULL);
+    assert_int_equal(w.events, 1);
+    *status = resp.status;
+    *registered = store_terminal_get(f->st, fp, tenant, st) == STORE_OK;
+    json_decref(resp.body);
+    json_decref(req.body);
+    ipc_chan_destroy(&env.audit);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void
+test_audit_refusal_fails_closed(void **state)
+{
+    BEGIN_CASE(f);
+    unsigned status;
+    bool registered;
+
+    /* positive control: the writer acknowledges, the terminal is registered */
+    register_with_writer(f, false, &status, &registered);
+    assert_int_equal(status, 201);
+    assert_true(registered);
+    /* the writer refuses: 503 and nothing changed */
+    register_with_writer(f, true, &status, &registered);
+    assert_int_equal(status, 503);
+    assert_false(registered);
+}
+
 int
 main(void)
 {
@@ -529,6 +611,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_success_resets_count_and_blocks_replay,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_terminals_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_refusal_fails_closed, setup, teardown),
     };
     int failed;
 
