@@ -525,10 +525,11 @@ static void *
 fake_writer_run(void *arg)
 {
     struct fake_writer *w = arg;
-    uint8_t buf[IPC_MAX_PAYLOAD], seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+    static uint8_t buf[IPC_MAX_PAYLOAD];
     struct ipc_hdr h;
 
     if (ipc_recv(w->fd, &h, buf, sizeof(buf)) == 1 && h.type == IPC_AUDIT_APPEND) {
+        const uint8_t seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
         w->events++;
         if (w->refuse ? ipc_send(w->fd, IPC_ERROR, h.id, 0, "refused", 7) :
                         ipc_send(w->fd, IPC_AUDIT_ACK, h.id, 0, seq, sizeof(seq)))
