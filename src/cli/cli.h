@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "pki/pki.h"
@@ -47,6 +48,26 @@ struct cli_command {
 #define CMD_AUDIT_SYNOPSIS CMD_AUDIT_VERIFY_SYNOPSIS "\n" CMD_AUDIT_QUERY_SYNOPSIS "\n" \
     CMD_AUDIT_REVIEW_SYNOPSIS
 
+/* The store and key commands (cmd_store.c, cmd_key.c) read mamorid.conf. */
+#define CLI_DEFAULT_CONFIG "/etc/mamori/mamorid.conf"
+#define CMD_MIGRATE_SYNOPSIS "migrate [-c CONFIG] [--check]"
+#define CMD_TENANT_CREATE_SYNOPSIS "tenant create [-c CONFIG] CODE"
+#define CMD_TENANT_LIST_SYNOPSIS "tenant list [-c CONFIG]"
+#define CMD_TENANT_ERASE_SYNOPSIS "tenant erase [-c CONFIG] --confirm CODE CODE"
+#define CMD_TENANT_SYNOPSIS CMD_TENANT_CREATE_SYNOPSIS "\n" \
+    CMD_TENANT_LIST_SYNOPSIS "\n" CMD_TENANT_ERASE_SYNOPSIS
+#define CMD_KEY_ROTATE_SYNOPSIS "key rotate [-c CONFIG] CODE"
+#define CMD_KEY_REWRAP_SYNOPSIS "key rewrap [-c CONFIG] CODE"
+#define CMD_KEY_REENCRYPT_SYNOPSIS "key reencrypt [-c CONFIG] [--batch N] CODE"
+#define CMD_KEY_VERSIONS_SYNOPSIS "key versions [-c CONFIG] CODE"
+#define CMD_KEY_SYNOPSIS CMD_KEY_ROTATE_SYNOPSIS "\n" \
+    CMD_KEY_REWRAP_SYNOPSIS "\n" CMD_KEY_REENCRYPT_SYNOPSIS "\n" \
+    CMD_KEY_VERSIONS_SYNOPSIS
+
+/* Rows per transaction of `key reencrypt` (--batch). */
+#define CLI_REENCRYPT_BATCH     500u
+#define CLI_REENCRYPT_BATCH_MAX 100000u
+
 /* Validity periods of what `mamori init` and `terminal issue` make. */
 #define CLI_CA_DAYS       3653u         /* ten years */
 #define CLI_LEAF_DAYS     365u
@@ -73,6 +94,15 @@ int cmd_audit(int argc, char **argv);
 struct json_t;
 int cli_audit_record(const char *config, const struct json_t *ev)
     __attribute__((warn_unused_result));
+
+/* mamori migrate (cmd_store.c). */
+int cmd_migrate(int argc, char **argv);
+
+/* mamori tenant {create,list,erase} (cmd_store.c). */
+int cmd_tenant(int argc, char **argv);
+
+/* mamori key {rotate,rewrap,reencrypt,versions} (cmd_key.c). */
+int cmd_key(int argc, char **argv);
 
 /* Issue terminal certificate `name` (subject CN `cn`) into
  * dir/terminals/ from the terminal CA `ca`: sign `csr_pem` when not NULL
@@ -141,6 +171,71 @@ void cli_ca_free(struct cli_ca *ca);
 
 /* "YYYY-MM-DDTHH:MM:SSZ" (out needs 21 bytes). */
 void cli_iso8601(time_t t, char out[21]);
+
+/* Send SIGHUP to the mamorid whose pid `pidfile` holds, so it reloads
+ * `what` ("the list", "the keystore"), and say so on stdout.  No pid
+ * file, a stale one, or a pid that is not a process called mamori* is
+ * reported and not signalled (a reused pid is never hit).  Returns -1
+ * only when a running mamorid could not be told. */
+int cli_daemon_reload(const char *who, const char *pidfile, const char *what);
+
+/* --- the store and key commands (shared by cmd_store.c, cmd_key.c) --- */
+
+struct mamori_config;
+struct keyring;
+struct store;
+
+/* Options of those commands; which ones a command takes is a mask. */
+#define CLI_OPT_CHECK   0x1u            /* --check */
+#define CLI_OPT_CONFIRM 0x2u            /* --confirm CODE */
+#define CLI_OPT_BATCH   0x4u            /* --batch N */
+#define CLI_OPT_CODE    0x8u            /* one CODE operand (else none) */
+
+struct cli_store_opts {
+    const char *config;                 /* -c, default CLI_DEFAULT_CONFIG */
+    bool        check;
+    const char *confirm;
+    uint64_t    batch;                  /* default CLI_REENCRYPT_BATCH */
+    const char *code;                   /* a valid local government code */
+};
+
+/* Parse argv of one store or key command.  Returns -1 when parsed (carry
+ * on), else the exit status (usage printed, -h answered, bad CODE named). */
+int cli_store_parse(int argc, char **argv, const char *who,
+                    const char *synopsis, unsigned allowed,
+                    struct cli_store_opts *o);
+
+/*
+ * What one such command works with.  cli_session_begin loads the
+ * configuration; cli_session_keys takes the keys directory lock (shared
+ * for readers, exclusive for commands that change the keystore, so two
+ * operators never lose each other's change) and opens the keyring with
+ * the default key_op hook (R7.7); cli_session_store opens the store.
+ * Each prints its own error and returns 0 or -1.  cli_session_end closes
+ * everything (also after a failure) and, when run as root, gives files
+ * this command created to the owner of their directory, so the daemon's
+ * user can still read them.
+ */
+struct cli_session {
+    const char           *who;
+    struct mamori_config *cfg;
+    int                   lockfd;       /* keys directory, flock'd; -1 */
+    struct keyring       *kr;
+    struct store         *st;
+    bool                  keys_changed; /* keystore rewritten */
+};
+
+int cli_session_begin(struct cli_session *s, const char *who,
+                      const char *config) __attribute__((warn_unused_result));
+int cli_session_keys(struct cli_session *s, bool exclusive)
+    __attribute__((warn_unused_result));
+int cli_session_store(struct cli_session *s, unsigned flags)
+    __attribute__((warn_unused_result));
+/* Record that the keystore was rewritten (its owner is fixed at once). */
+void cli_session_keys_changed(struct cli_session *s);
+/* Tell a running mamorid to re-read the keystore; 0 or -1. */
+int cli_session_notify(struct cli_session *s);
+void cli_session_end(struct cli_session *s);
 
 /* mamori staff {enrol,terminal-register} (cmd_staff.c, docs/access.md). */
 #define CMD_STAFF_SYNOPSIS \

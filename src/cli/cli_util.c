@@ -1,6 +1,7 @@
 /*
  * cli_util.c - helpers shared by the `mamori` subcommands: messages,
- * option parsing, no-overwrite durable file creation, PEM reading.
+ * option parsing, no-overwrite durable file creation, PEM reading,
+ * telling a running mamorid to reload.
  */
 #include "cli/cli.h"
 
@@ -9,6 +10,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,4 +206,69 @@ cli_iso8601(time_t t, char out[21])
     if (gmtime_r(&t, &tm) == NULL ||
         strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(out, 21, "%s", "?");
+}
+
+/* Is `pid` plausibly mamorid?  A stale pid file may name a reused pid;
+ * SIGHUP kills most other programs, so look before signalling.  Where
+ * /proc is not available, trust the pid file. */
+static bool
+pid_is_mamorid(long pid)
+{
+    char path[64], comm[32] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    if ((f = fopen(path, "re")) == NULL)
+        return true;
+    if (fgets(comm, sizeof(comm), f) == NULL)
+        comm[0] = '\0';
+    fclose(f);
+    return strncmp(comm, "mamori", 6) == 0;
+}
+
+int
+cli_daemon_reload(const char *who, const char *pidfile, const char *what)
+{
+    char *buf = NULL;
+    size_t len;
+    uint64_t pid;
+
+    if (util_read_file(pidfile, 32, &buf, &len) != 0) {
+        if (errno == ENOENT) {
+            printf("mamorid is not running (no %s); it reads %s when it "
+                   "starts\n", pidfile, what);
+            return 0;
+        }
+        cli_err(who, "warning: cannot read %s", pidfile);
+        return 0;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ' ||
+                       buf[len - 1] == '\t' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    if (util_parse_u64(buf, 1, INT_MAX, &pid) != 0) {
+        free(buf);
+        cli_errx(who, "warning: %s does not hold a process id; "
+                 "mamorid not signalled", pidfile);
+        return 0;
+    }
+    free(buf);
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        printf("mamorid is not running (stale %s); it reads %s when it "
+               "starts\n", pidfile, what);
+        return 0;
+    }
+    if (!pid_is_mamorid((long)pid)) {
+        printf("process %ld named in %s is not mamorid; not signalled\n",
+               (long)pid, pidfile);
+        return 0;
+    }
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        cli_errx(who, "%s is updated but mamorid (pid %ld) could not be "
+                 "told to reload it (%s); run kill -HUP %ld as its user",
+                 what, (long)pid, strerror(errno), (long)pid);
+        return -1;
+    }
+    printf("sent SIGHUP to mamorid (pid %ld): it reloads %s now\n",
+           (long)pid, what);
+    return 0;
 }

@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,12 +299,6 @@ terminal_csr(int argc, char **argv)
 }
 
 /* ---- the revocation list ---- */
-
-static bool
-is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r';
-}
 
 static int
 revlist_path(char *out, size_t outsz, const char *dir)
@@ -653,72 +646,16 @@ revlist_write(const char *who, const char *path, const char *buf, size_t len,
     return 0;
 }
 
-/* Is `pid` plausibly mamorid?  A stale pid file may name a reused pid;
- * SIGHUP kills most other programs, so look before signalling.  Where
- * /proc is not available, trust the pid file. */
-static bool
-pid_is_mamorid(long pid)
-{
-    char path[64], comm[32] = "";
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-    if ((f = fopen(path, "re")) == NULL)
-        return true;
-    if (fgets(comm, sizeof(comm), f) == NULL)
-        comm[0] = '\0';
-    fclose(f);
-    return strncmp(comm, "mamori", 6) == 0;
-}
-
 /* R6.2: tell a running daemon to reload the list now.  Returns -1 only
  * when a running mamorid could not be told. */
 static int
 revoke_notify(const char *who, const char *dir)
 {
-    char path[PATH_MAX], *buf = NULL;
-    size_t len;
-    uint64_t pid;
+    char path[PATH_MAX];
 
     if (util_path_join(path, sizeof(path), dir, "run/mamorid.pid") != 0)
         return -1;
-    if (util_read_file(path, 32, &buf, &len) != 0) {
-        if (errno == ENOENT) {
-            printf("mamorid is not running (no %s); it reads the list "
-                   "when it starts\n", path);
-            return 0;
-        }
-        cli_err(who, "warning: cannot read %s", path);
-        return 0;
-    }
-    while (len > 0 && (buf[len - 1] == '\n' || is_blank(buf[len - 1])))
-        buf[--len] = '\0';
-    if (util_parse_u64(buf, 1, INT_MAX, &pid) != 0) {
-        free(buf);
-        cli_errx(who, "warning: %s does not hold a process id; "
-                 "mamorid not signalled", path);
-        return 0;
-    }
-    free(buf);
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-        printf("mamorid is not running (stale %s); it reads the list "
-               "when it starts\n", path);
-        return 0;
-    }
-    if (!pid_is_mamorid((long)pid)) {
-        printf("process %ld named in %s is not mamorid; not signalled\n",
-               (long)pid, path);
-        return 0;
-    }
-    if (kill((pid_t)pid, SIGHUP) != 0) {
-        cli_errx(who, "the list is updated but mamorid (pid %ld) could not "
-                 "be told to reload it (%s); run kill -HUP %ld as its user",
-                 (long)pid, strerror(errno), (long)pid);
-        return -1;
-    }
-    printf("sent SIGHUP to mamorid (pid %ld): it reloads the list now\n",
-           (long)pid);
-    return 0;
+    return cli_daemon_reload(who, path, "the list");
 }
 
 /* Add fp to the list under an exclusive lock on DIR/pki, so two
