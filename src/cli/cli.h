@@ -95,6 +95,12 @@ struct json_t;
 int cli_audit_record(const char *config, const struct json_t *ev)
     __attribute__((warn_unused_result));
 
+/* After a subcommand ran (argv[0] is its name): if it changes state,
+ * append its audit record with the outcome (R7.7).  Returns the exit
+ * status to use: exit_code, or CLI_FAIL when the record cannot be
+ * written (cli_audit.c). */
+int cli_audit_command(int argc, char **argv, int exit_code);
+
 /* mamori migrate (cmd_store.c). */
 int cmd_migrate(int argc, char **argv);
 

@@ -100,7 +100,8 @@ main(int argc, char **argv)
         name = "version";
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(name, commands[i].name) == 0)
-            exit(commands[i].run(argc - 1, argv + 1));
+            exit(cli_audit_command(argc - 1, argv + 1,
+                                   commands[i].run(argc - 1, argv + 1)));
     fprintf(stderr, "mamori: unknown command \"%s\"\n", argv[1]);
     usage();
     exit(CLI_USAGE);
