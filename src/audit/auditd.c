@@ -26,7 +26,9 @@
 #include "audit/writer.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/keyring.h"
 #include "ipc/ipc.h"
+#include "keyholder/keyholder.h"
 #include "sandbox/sandbox.h"
 
 #define SIGN_TIMEOUT_MS 5000
@@ -55,6 +57,7 @@ struct auditd {
     struct pending       p[MAX_FDS];
     size_t               np;
     bool                 began;
+    bool                 pull_due;   /* a sign call may have eaten a key-event hint */
 };
 
 static void
@@ -68,10 +71,14 @@ reply_error(int fd, uint32_t id, const char *reason)
 static int
 sign_via_keyholder(void *arg, const uint8_t req[AUDIT_SIGN_REQ_LEN], uint8_t sig[AUDIT_SIG_LEN])
 {
-    struct ipc_chan *c = arg;
+    struct auditd *a = arg;
+    struct ipc_chan *c = &a->kh;
     struct ipc_hdr h;
     uint8_t buf[128];
 
+    /* ipc_call skips messages that are not its reply, such as an
+     * IPC_KEY_EVENTS_PENDING hint: pull after every call (R7.7). */
+    a->pull_due = true;
     if (ipc_call(c, IPC_AUDIT_SIGN, req, AUDIT_SIGN_REQ_LEN, &h, buf, sizeof(buf),
                  SIGN_TIMEOUT_MS) != 0 || h.type != IPC_AUDIT_SIGNATURE ||
         h.len != AUDIT_SIG_LEN)
@@ -171,6 +178,146 @@ on_block_query(struct auditd *a, int fd, const struct ipc_hdr *h, const uint8_t 
         log_debug("ipc_send_failed", "audit: %s", strerror(errno));
 }
 
+/* ---- key operations from the key holder (R7.7) ---------------------------- */
+
+static const char *const kh_why[KH_WHY_END] = {
+    [KH_WHY_NONE] = NULL, [KH_WHY_NOT_FOUND] = "no_such_key",
+    [KH_WHY_CORRUPT] = "keystore_corrupt", [KH_WHY_PERMISSION] = "permission_denied",
+    [KH_WHY_EXISTS] = "already_exists", [KH_WHY_INVALID] = "invalid_request",
+    [KH_WHY_ERROR] = "error",
+};
+
+static uint32_t
+get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* One 22-byte record (keyholder/keyholder.h) into an event.  Every byte
+ * is checked: the key holder's messages are as hostile as anyone's.
+ * NULL for a malformed record. */
+static json_t *
+key_event(const uint8_t *r)
+{
+    unsigned op = r[0], ok = r[1], why = r[2], ctx = r[3];
+    unsigned worker = (unsigned)r[4] << 8 | r[5];
+    uint32_t version = get32(r + 12), kek = get32(r + 16);
+    bool grant = op == KEYRING_OP_GRANT_DATA || op == KEYRING_OP_GRANT_INDEX;
+    bool has_tenant = false;
+    char action[64], tenant[7];
+    json_t *ev;
+
+    if (op < KEYRING_OP_OPEN || op > KEYRING_OP_GRANT_INDEX || ok > 1 ||
+        why >= KH_WHY_END || ctx >= KH_CTX_END || (ok == 1) != (why == KH_WHY_NONE) ||
+        (grant && ok))
+        return NULL;
+    for (int i = 0; i < 6; i++)
+        if (r[6 + i] != 0)
+            has_tenant = true;
+    if (has_tenant) {
+        for (int i = 0; i < 6; i++) {
+            if (r[6 + i] < '0' || r[6 + i] > '9')
+                return NULL;
+            tenant[i] = (char)r[6 + i];
+        }
+        tenant[6] = '\0';
+    }
+    if (op == KEYRING_OP_OPEN)
+        snprintf(action, sizeof(action), "key.%s",
+                 ctx == KH_CTX_RELOAD ? "keystore_reload" : "keystore_open");
+    else if (grant)
+        snprintf(action, sizeof(action), "key.grant_refused");
+    else
+        snprintf(action, sizeof(action), "key.%s", keyring_op_name((enum keyring_op)op));
+    ev = audit_event_new(action, ok ? AUDIT_SUCCESS : grant ? AUDIT_REFUSED : AUDIT_FAILURE);
+    if (ev == NULL ||
+        (has_tenant && audit_event_set(ev, AUDIT_F_TENANT, tenant) != 0) ||
+        (kh_why[why] != NULL && audit_event_set(ev, AUDIT_F_REASON, kh_why[why]) != 0) ||
+        audit_event_info_str(ev, "process", "keyholder") != 0 ||
+        (grant && audit_event_info_str(ev, "kind", op == KEYRING_OP_GRANT_DATA ?
+                                       "data" : "index") != 0) ||
+        (worker > 0 && audit_event_info_int(ev, "worker", (int64_t)worker - 1) != 0) ||
+        (version > 0 && audit_event_info_int(ev, "key_version", version) != 0) ||
+        (kek > 0 && audit_event_info_int(ev, "kek_version", kek) != 0)) {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* Drain the key holder's channel (hints, late replies to timed-out sign
+ * calls) without blocking; true if anything was there. */
+static bool
+drain_keyholder(struct auditd *a, uint8_t *buf)
+{
+    struct pollfd p = { .fd = a->kh.fd, .events = POLLIN };
+    struct ipc_hdr h;
+    bool any = false;
+
+    while (poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0) {
+        int r = ipc_recv(a->kh.fd, &h, buf, IPC_MAX_PAYLOAD);
+        if (r == 0 || (r < 0 && errno != EBADMSG))
+            break;
+        if (r < 0)
+            log_warn("ipc_refused", "audit: malformed message from the key holder");
+        any = true;
+    }
+    return any;
+}
+
+/* Pull the key holder's queued key events and append them to the batch
+ * being written (they share its fsync).  0, or -1 on a write failure. */
+static int
+pull_key_events(struct auditd *a, uint8_t *buf)
+{
+    a->pull_due = false;
+    /* Bounded: at most 16 replies per round; IPC_F_MORE brings us back. */
+    for (int round = 0; round < 16; round++) {
+        struct ipc_hdr h;
+        size_t n;
+        uint32_t dropped;
+
+        if (ipc_call(&a->kh, IPC_KEY_EVENTS_PULL, NULL, 0, &h, buf, IPC_MAX_PAYLOAD,
+                     SIGN_TIMEOUT_MS) != 0) {
+            /* They stay queued; the next hint or checkpoint brings us back. */
+            log_warn("key_events_unavailable", "audit: cannot pull key events: %s",
+                     strerror(errno));
+            return 0;
+        }
+        if (h.type != IPC_KEY_EVENTS || h.len < KEYHOLDER_EVENTS_HDR ||
+            (h.len - KEYHOLDER_EVENTS_HDR) % KEYHOLDER_EVENT_LEN != 0) {
+            log_warn("ipc_refused", "audit: malformed key events (%s, %u bytes)",
+                     ipc_type_name(h.type), (unsigned)h.len);
+            return 0;
+        }
+        n = (h.len - KEYHOLDER_EVENTS_HDR) / KEYHOLDER_EVENT_LEN;
+        dropped = get32(buf);
+        if (dropped > 0) {
+            json_t *ev = audit_event_new("key.events_dropped", AUDIT_FAILURE);
+            if (ev == NULL || audit_event_info_int(ev, "count", dropped) != 0 ||
+                audit_event_info_str(ev, "process", "keyholder") != 0) {
+                json_decref(ev);
+                ev = NULL;
+            }
+            if (own_event(a, ev) != 0)
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *ev = key_event(buf + KEYHOLDER_EVENTS_HDR + i * KEYHOLDER_EVENT_LEN);
+            if (ev == NULL) {
+                log_warn("ipc_refused", "audit: malformed key event record");
+                continue;
+            }
+            if (own_event(a, ev) != 0)
+                return -1;
+        }
+        if ((h.flags & IPC_F_MORE) == 0)
+            return 0;
+    }
+    a->pull_due = true;
+    return 0;
+}
+
 /* Serve one message; returns 0 go on, 1 shutdown, -1 fail (stop). */
 static int
 serve_one(struct auditd *a, int fd, bool from_parent, uint8_t *buf)
@@ -247,30 +394,49 @@ finish_batch(struct auditd *a, bool ok)
 static int
 loop(struct auditd *a, const int *fds, size_t n)
 {
-    struct pollfd pfd[MAX_FDS];
+    struct pollfd pfd[MAX_FDS + 1];
     uint8_t *buf = malloc(IPC_MAX_PAYLOAD);
+    size_t np = n;
     int rc = 1;
 
     if (buf == NULL || n > MAX_FDS)
         goto out;
     for (size_t i = 0; i < n; i++)
         pfd[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+    if (keyholder_fd >= 0)        /* last: key-event hints (R7.7) */
+        pfd[np++] = (struct pollfd){ .fd = keyholder_fd, .events = POLLIN };
     for (;;) {
         int timeout = audit_writer_tick_ms(a->w);
         bool stop = false, failed = false;
 
         if (timeout < 0 || timeout > 60000)
             timeout = 60000;          /* daily rotation, archival, retention */
-        int r = poll(pfd, (nfds_t)n, timeout);
+        if (a->pull_due)
+            timeout = 0;
+        int r = poll(pfd, (nfds_t)np, timeout);
         if (r < 0 && errno != EINTR)
             goto out;
-        if (r <= 0) {
+        if (r <= 0 && !a->pull_due) {
             if (audit_writer_tick(a->w) != 0)
                 goto out;
             continue;
         }
+        if (r > 0 && np > n && pfd[n].fd >= 0 && pfd[n].revents != 0) {
+            if (!drain_keyholder(a, buf) && (pfd[n].revents & (POLLHUP | POLLERR)) != 0)
+                pfd[n].fd = -1;        /* the key holder is gone */
+            else
+                a->pull_due = true;
+        }
+        if (np == n || pfd[n].fd < 0)
+            a->pull_due = false;
+        if (a->pull_due && pull_key_events(a, buf) != 0) {
+            finish_batch(a, false);
+            goto out;
+        }
+        if (r < 0)
+            r = 0;
         /* One message from every ready channel, then one fsync for all. */
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && r > 0; i++) {
             if (pfd[i].fd < 0 || pfd[i].revents == 0)
                 continue;
             int s = serve_one(a, pfd[i].fd, i == 0, buf);
@@ -362,7 +528,7 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
     if (keyholder_fd >= 0) {
         ipc_chan_init(&a.kh, keyholder_fd);
         wo.signer.sign = sign_via_keyholder;
-        wo.signer.arg = &a.kh;
+        wo.signer.arg = &a;
     } else {
         log_warn("audit_unsigned", "no key holder channel: checkpoints are not signed");
     }

@@ -32,6 +32,9 @@ static const struct type_desc types[IPC_TYPE_END] = {
     [IPC_AUDIT_SIGNATURE] = { "audit_signature", 64 },
     [IPC_BLOCK_QUERY]   = { "block_query", 46 },         /* R7.4 */
     [IPC_BLOCK_STATUS]  = { "block_status", 5 },
+    [IPC_KEY_EVENTS_PENDING] = { "key_events_pending", 0 },   /* R7.7 */
+    [IPC_KEY_EVENTS_PULL] = { "key_events_pull", 0 },
+    [IPC_KEY_EVENTS]    = { "key_events", 4 + 48 * 22 },    /* keyholder/keyholder.h */
 };
 
 size_t

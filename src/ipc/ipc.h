@@ -36,12 +36,18 @@ enum ipc_type {
     IPC_AUDIT_SIGNATURE,  /* key holder -> audit writer: Ed25519 signature, 64 bytes */
     IPC_BLOCK_QUERY,      /* worker -> audit writer: source address text (R7.4) */
     IPC_BLOCK_STATUS,     /* audit writer -> worker: blocked(1) seconds left(4, BE) */
+    IPC_KEY_EVENTS_PENDING,/* key holder -> audit writer: key events are queued; empty (R7.7) */
+    IPC_KEY_EVENTS_PULL,  /* audit writer -> key holder: send queued key events; empty */
+    IPC_KEY_EVENTS,       /* key holder -> audit writer: dropped(4, BE) + n * 22-byte
+                           * records (keyholder/keyholder.h); flag IPC_F_MORE */
     IPC_TYPE_END          /* not a type: one past the last */
 };
 
 /* Flags of IPC_REVOKED_CHUNK: a set may span several messages. */
 #define IPC_F_FIRST 0x1u   /* discard what was being assembled, start anew */
 #define IPC_F_LAST  0x2u   /* the set is complete: install it */
+/* Flag of IPC_KEY_EVENTS: more events are queued, pull again. */
+#define IPC_F_MORE  0x1u
 
 struct ipc_hdr {
     uint16_t magic;

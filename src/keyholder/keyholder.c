@@ -9,6 +9,8 @@
 #include "keyholder/keyholder.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -30,6 +32,15 @@ struct keyholder {
     struct keyring             *kr;
     unsigned char              *sign_sk;   /* audit signing key, guarded memory */
     int                         audit_fd;  /* the audit writer's channel */
+    const int                  *fds;       /* parent, then one per worker */
+    size_t                      nfds;
+    /* Key events waiting for the audit writer (R7.7): a ring. */
+    uint8_t  q[KEYHOLDER_EVENT_QUEUE][KEYHOLDER_EVENT_LEN];
+    size_t   qhead, qlen;
+    uint32_t dropped;         /* lost to a full queue since the last pull */
+    bool     hinted;          /* IPC_KEY_EVENTS_PENDING sent, no pull since */
+    uint8_t  ctx;             /* enum keyholder_ctx of the operation under way */
+    uint16_t worker;          /* worker number + 1 of the request under way */
 };
 
 static int audit_channel = -1;
@@ -114,6 +125,94 @@ answer_sign(struct keyholder *k, int fd, const struct ipc_hdr *h, const uint8_t 
         log_debug("ipc_send_failed", "keyholder: %s", strerror(errno));
 }
 
+static uint8_t
+why_of(int err)
+{
+    switch (err) {
+    case 0:       return KH_WHY_NONE;
+    case ENOENT:  return KH_WHY_NOT_FOUND;
+    case EBADMSG: return KH_WHY_CORRUPT;
+    case EPERM:
+    case EACCES:  return KH_WHY_PERMISSION;
+    case EEXIST:  return KH_WHY_EXISTS;
+    case EINVAL:  return KH_WHY_INVALID;
+    default:      return KH_WHY_ERROR;
+    }
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+/* The keyring's hook (R7.7): log the operation as before and queue it for
+ * the audit log.  Runs under the keyring lock: no keyring calls here. */
+static void
+on_key_event(void *arg, const struct keyring_event *ev)
+{
+    struct keyholder *k = arg;
+    bool grant = ev->op == KEYRING_OP_GRANT_DATA || ev->op == KEYRING_OP_GRANT_INDEX;
+    uint8_t *r;
+
+    keyring_log_event(NULL, ev);
+    /* Granted keys are covered by the worker's access event; refusals,
+     * opens, reloads and key changes go to the audit log. */
+    if (k->audit_fd < 0 || (grant && ev->ok))
+        return;
+    if (k->qlen == KEYHOLDER_EVENT_QUEUE) {
+        if (k->dropped < UINT32_MAX)
+            k->dropped++;
+        return;
+    }
+    r = k->q[(k->qhead + k->qlen++) % KEYHOLDER_EVENT_QUEUE];
+    memset(r, 0, KEYHOLDER_EVENT_LEN);
+    r[0] = (uint8_t)ev->op;
+    r[1] = ev->ok ? 1 : 0;
+    r[2] = ev->ok ? KH_WHY_NONE : why_of(ev->err);
+    r[3] = k->ctx;
+    r[4] = (uint8_t)(k->worker >> 8);
+    r[5] = (uint8_t)k->worker;
+    if (ev->tenant != NULL && strlen(ev->tenant) == 6)
+        memcpy(r + 6, ev->tenant, 6);
+    put32(r + 12, ev->version);
+    put32(r + 16, ev->kek_version);
+    if (!k->hinted) {
+        /* One hint at a time: the writer pulls everything before the next. */
+        if (ipc_send(k->audit_fd, IPC_KEY_EVENTS_PENDING, 0, 0, NULL, 0) == 0)
+            k->hinted = true;
+        else
+            log_warn("ipc_send_failed", "keyholder: cannot notify the audit writer: %s",
+                     strerror(errno));
+    }
+}
+
+/* The audit writer pulls queued key events (R7.7). */
+static void
+answer_pull(struct keyholder *k, int fd, const struct ipc_hdr *h)
+{
+    uint8_t out[KEYHOLDER_EVENTS_HDR + KEYHOLDER_EVENTS_PER_MSG * KEYHOLDER_EVENT_LEN];
+    size_t n = 0;
+
+    put32(out, k->dropped);
+    while (n < k->qlen && n < KEYHOLDER_EVENTS_PER_MSG) {
+        memcpy(out + KEYHOLDER_EVENTS_HDR + n * KEYHOLDER_EVENT_LEN,
+               k->q[(k->qhead + n) % KEYHOLDER_EVENT_QUEUE], KEYHOLDER_EVENT_LEN);
+        n++;
+    }
+    if (ipc_send(fd, IPC_KEY_EVENTS, h->id, k->qlen > n ? IPC_F_MORE : 0, out,
+                 KEYHOLDER_EVENTS_HDR + n * KEYHOLDER_EVENT_LEN) != 0) {
+        log_warn("ipc_send_failed", "keyholder: %s", strerror(errno));
+        return;      /* still queued: the writer pulls again */
+    }
+    k->qhead = (k->qhead + n) % KEYHOLDER_EVENT_QUEUE;
+    k->qlen -= n;
+    k->dropped = 0;
+    if (k->qlen == 0)
+        k->hinted = false;
+}
+
 static void
 refuse(int fd, uint32_t id, const char *reason)
 {
@@ -137,9 +236,15 @@ answer_key_request(struct keyholder *k, int fd, const struct ipc_hdr *h,
         refuse(fd, h->id, "malformed_request");
         return;
     }
+    k->ctx = KH_CTX_REQUEST;
+    k->worker = 0;
+    for (size_t i = 1; i < k->nfds && i <= UINT16_MAX; i++)
+        if (k->fds[i] == fd)
+            k->worker = (uint16_t)i;      /* worker i - 1, plus one */
     rc = rq.kind == TENANT_KEY_INDEX
              ? keyring_grant_index_key(k->kr, rq.tenant, &grant)
              : keyring_grant_data_key(k->kr, rq.tenant, rq.version, &grant);
+    k->worker = 0;
     if (rc != 0 || keygrant_encode(grant, wire) != 0) {
         /* Unknown or erased tenant, or no such version. */
         tenant_key_free(grant);
@@ -158,8 +263,10 @@ static void
 reload(struct keyholder *k)
 {
     struct keyring *fresh;
+    struct keyring_events ev = { on_key_event, k };
 
-    if (keyring_open(k->cfg->master_key, k->cfg->keys_dir, NULL, &fresh) != 0) {
+    k->ctx = KH_CTX_RELOAD;
+    if (keyring_open(k->cfg->master_key, k->cfg->keys_dir, &ev, &fresh) != 0) {
         log_error("keystore_reload_failed", "cannot re-read the keystore: %s; "
                   "the keys in use stay", strerror(errno));
         return;
@@ -183,6 +290,11 @@ keyholder_handle(void *arg, int fd, int from_parent, const struct ipc_hdr *h,
         answer_sign(k, fd, h, payload);
         return 0;
     }
+    if (h->type == IPC_KEY_EVENTS_PULL && !from_parent && fd == k->audit_fd &&
+        k->audit_fd >= 0) {
+        answer_pull(k, fd, h);
+        return 0;
+    }
     if (h->type == IPC_KEYS_RELOAD && from_parent) {
         reload(k);
         return 0;
@@ -197,7 +309,8 @@ keyholder_handle(void *arg, int fd, int from_parent, const struct ipc_hdr *h,
 int
 keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
 {
-    struct keyholder k = { cfg, NULL, NULL, audit_channel };
+    static struct keyholder k;     /* the queue is large: not on the stack */
+    struct keyring_events kev = { on_key_event, &k };
     int all[1 + 64];
     const char *paths[] = { cfg->keys_dir, NULL };
     struct sandbox_policy pol = {
@@ -209,10 +322,14 @@ keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
     };
     int rc = 1;
 
+    memset(&k, 0, sizeof(k));
+    k.cfg = cfg;
+    k.audit_fd = audit_channel;
+    k.ctx = KH_CTX_START;
     log_setup("keyholder", cfg->log_target, cfg->log_level);
     if (sodium_init() < 0 || sandbox_no_core_dumps() != 0)
         goto out;
-    if (keyring_open(cfg->master_key, cfg->keys_dir, NULL, &k.kr) != 0) {
+    if (keyring_open(cfg->master_key, cfg->keys_dir, &kev, &k.kr) != 0) {
         log_error("keyholder_init_failed", "cannot open the keyring (%s, %s): %s",
                   cfg->master_key, cfg->keys_dir, strerror(errno));
         goto out;
@@ -220,6 +337,8 @@ keyholder_main(const struct mamori_config *cfg, const int *fds, size_t n)
     if (load_signing_key(&k) != 0 || n >= sizeof(all) / sizeof(all[0]))
         goto out;
     memcpy(all, fds, n * sizeof(*fds));
+    k.fds = all;
+    k.nfds = n;            /* parent and workers, not the audit channel */
     if (k.audit_fd >= 0)
         all[n++] = k.audit_fd;     /* the audit writer asks for signatures here */
     if (sandbox_drop_privileges(cfg->user) != 0 || sandbox_enter(&pol) != 0)
