@@ -111,10 +111,16 @@ audit_verify_cmd(int argc, char **argv)
     return CLI_OK;
 }
 
+/* One quoted CSV cell.  A cell a spreadsheet would take for a formula
+ * (first character = + - @, or a tab or carriage return) gets a leading
+ * apostrophe, quoted or not (CSV injection; actor names may start with
+ * '-' or '@', R7.5). */
 static void
 csv_field(FILE *f, const char *s)
 {
     fputc('"', f);
+    if (s != NULL && strchr("=+-@\t\r", *s) != NULL && *s != '\0')
+        fputc('\'', f);
     for (; s != NULL && *s; s++) {
         if (*s == '"')
             fputc('"', f);
