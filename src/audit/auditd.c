@@ -578,8 +578,14 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
         goto out;
     rc = loop(&a, fds, n);
     if (rc == 0) {
-        /* R7.7: the stop is an event; sign the final head. */
-        if (own_event(&a, audit_event_new("audit.stop", AUDIT_SUCCESS)) != 0 ||
+        /* R7.7: key events still queued in the key holder, then the stop
+         * is an event; sign the final head. */
+        uint8_t *kbuf = keyholder_fd >= 0 ? malloc(IPC_MAX_PAYLOAD) : NULL;
+        if (kbuf != NULL && pull_key_events(&a, kbuf) != 0)
+            rc = 1;
+        free(kbuf);
+        if (rc != 0 ||
+            own_event(&a, audit_event_new("audit.stop", AUDIT_SUCCESS)) != 0 ||
             commit(&a) != 0 || audit_writer_checkpoint(a.w) != 0)
             rc = 1;
     }
