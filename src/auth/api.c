@@ -182,6 +182,8 @@ audit(const struct http_request *req, const char *action, const char *outcome,
         json_object_set_new(ev, "reason", json_string(reason));
     if (req->has_terminal && util_hex_encode(req->terminal_fp, 32, hex, sizeof(hex)) == 0)
         json_object_set_new(ev, "terminal", json_string(hex));
+    if (req->source[0] != '\0')
+        json_object_set_new(ev, "source", json_string(req->source));
     if (info != NULL)
         json_object_set(ev, "info", info);
     text = json_dumps(ev, JSON_COMPACT);
@@ -334,6 +336,25 @@ out:
     util_wipe(token, sizeof(token));
 }
 
+/* R7.4: has the audit writer's intrusion rule blocked this source for a
+ * while (repeated login failures)?  If the writer does not answer, the
+ * answer is yes: fail closed. */
+static bool
+source_blocked(const struct http_request *req)
+{
+    struct worker_env *env = wenv(req);
+    uint8_t reply[16];
+    struct ipc_hdr rh;
+    size_t n = strlen(req->source);
+
+    if (n == 0)
+        return false;
+    if (ipc_call(&env->audit, IPC_BLOCK_QUERY, req->source, n, &rh, reply, sizeof(reply),
+                 AUDIT_TIMEOUT_MS) != 0 || rh.type != IPC_BLOCK_STATUS || rh.len != 5)
+        return true;
+    return reply[0] == 1;
+}
+
 void
 auth_h_login(const struct http_request *req, struct http_response *resp)
 {
@@ -370,7 +391,11 @@ auth_h_login(const struct http_request *req, struct http_response *resp)
                                found ? acct.totp_last_step : 0, &step) && have_secret;
     util_wipe(secret, sizeof(secret));
 
-    if (!found)
+    /* Checked after the work above so a blocked source learns nothing from
+     * the timing either; a blocked source never signs in (R7.4). */
+    if (source_blocked(req))
+        why = "source_blocked";
+    else if (!found)
         why = "unknown_user";
     else if (strcmp(acct.state, "active") != 0)
         why = "not_active";

@@ -76,6 +76,7 @@ struct http_request {
     bool                has_terminal;
     uint8_t             terminal_fp[32];      /* internal listener: the verified terminal */
     char                request_id[17];
+    char                source[48];           /* client IP address, for audit and blocking (R7.4) */
     void               *env;                  /* worker environment (worker.h) */
     /* Credentials as presented (server.c fills, auth/api.c checks). */
     char                token[65];            /* Bearer or mamori_session cookie */

@@ -11,7 +11,9 @@
  */
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -143,6 +145,26 @@ declared_length(struct MHD_Connection *c, bool *bad)
     return n;
 }
 
+/* The peer's IP address as text ("" if unknown): who is knocking, for
+ * the audit log and the intrusion rules' temporary blocks (R7.4). */
+static void
+client_address(struct MHD_Connection *c, char *out, size_t outsz)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    out[0] = '\0';
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)outsz);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)outsz);
+}
+
 /* "application/json", optionally with parameters such as charset=utf-8. */
 static bool
 json_content_type(struct MHD_Connection *c)
@@ -190,6 +212,7 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
     rs->req.listener = s->listener;
     rs->req.env = s->env;
     new_request_id(rs->req.request_id);
+    client_address(c, rs->req.source, sizeof(rs->req.source));
     if (s->listener == LISTENER_INTERNAL && bind_terminal(c, rs) != 0) {
         reply_error(&rs->resp, 403, "terminal_revoked",
                     "This terminal's certificate is revoked or not valid.", NULL);
