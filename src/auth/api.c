@@ -184,6 +184,14 @@ audit(const struct http_request *req, const char *action, const char *outcome,
         json_object_set_new(ev, "terminal", json_string(hex));
     if (req->source[0] != '\0')
         json_object_set_new(ev, "source", json_string(req->source));
+    /* The session reference (R7.1): the stored hash of the session token,
+     * never the token.  The token is 256 random bits, so its hash cannot
+     * be turned back, and it matches the sessions table for review. */
+    if (req->authed) {
+        char ref[5 + 65] = "hmac:";
+        if (util_hex_encode(req->session_hash, 32, ref + 5, sizeof(ref) - 5) == 0)
+            json_object_set_new(ev, "session", json_string(ref));
+    }
     if (info != NULL)
         json_object_set(ev, "info", info);
     text = json_dumps(ev, JSON_COMPACT);

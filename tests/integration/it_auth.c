@@ -322,6 +322,34 @@ group_teardown(void **state)
 /* ---- tests ----------------------------------------------------------------------------- */
 
 /* R6.2, R6.5: enrol, log in with password + TOTP, use the session, log out. */
+/* R7.1: the logout is on the record with a reference to its session (the
+ * token's stored hash), and the token itself is nowhere in the log. */
+static void
+session_reference_recorded(const char *tok)
+{
+    uint8_t hash[SESSION_HASH_LEN];
+    char want[96] = "\"session\":\"hmac:", cmd[1024], line[8192];
+    bool referenced = false, leaked = false;
+    FILE *p;
+
+    assert_int_equal(auth_session_hash(tok, hash), 0);
+    for (size_t i = 0; i < sizeof(hash); i++)
+        snprintf(want + 16 + 2 * i, 3, "%02x", hash[i]);
+    snprintf(cmd, sizeof(cmd), "%s/mamori audit query -c %s --action auth.logout",
+             MAMORI_TEST_BINARY_DIR, inst.conf);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        referenced |= strstr(line, want) != NULL;
+    pclose(p);
+    snprintf(cmd, sizeof(cmd), "grep -rl %s %s/audit", tok, inst.dir);
+    p = popen(cmd, "r");
+    leaked = fgets(line, sizeof(line), p) != NULL;
+    pclose(p);
+    assert_true(referenced);
+    assert_false(leaked);
+}
+
 static void
 test_enrol_login_logout(void **state)
 {
@@ -364,6 +392,7 @@ test_enrol_login_logout(void **state)
     assert_int_equal(get_status(c, "POST", "/v1/auth/logout", NULL, tok), 200);
     assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, tok), 401);
     curl_easy_cleanup(c);
+    session_reference_recorded(tok);
 }
 
 /* R6.2: a code is accepted once; +-1 step accepted, +-2 refused. */
