@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "config/config.h"
 #include "tls/revoke.h"
 
 #define TERMINAL_NAME_MAX 64
@@ -646,19 +647,25 @@ revlist_write(const char *who, const char *path, const char *buf, size_t len,
     return 0;
 }
 
-/* R6.2: tell a running daemon to reload the list now.  Returns -1 only
- * when a running mamorid could not be told. */
+/* R6.2: tell a running daemon to reload the list now: the pid file the
+ * data directory's mamorid.conf names (DIR/run/mamorid.pid when there is
+ * no readable configuration).  Returns -1 only when a running mamorid
+ * could not be told. */
 static int
 revoke_notify(const char *who, const char *dir)
 {
-    char path[PATH_MAX];
+    static struct mamori_config cfg;     /* large: not on the stack */
+    char path[PATH_MAX], conf[PATH_MAX], err[256];
 
+    if (util_path_join(conf, sizeof(conf), dir, "mamorid.conf") == 0 &&
+        config_load(conf, &cfg, err, sizeof(err)) == 0)
+        return cli_daemon_reload(who, cfg.pidfile, "the list");
     if (util_path_join(path, sizeof(path), dir, "run/mamorid.pid") != 0)
         return -1;
     return cli_daemon_reload(who, path, "the list");
 }
 
-/* Add fp to the list under an exclusive lock on DIR/pki, so two
+/* Add fp to the list under an exclusive lock on DIR/revocation, so two
  * concurrent revocations cannot lose one another's line.  Returns 1 if
  * it was already there, 0 if added, -1 on failure. */
 static int

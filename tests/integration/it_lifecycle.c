@@ -273,6 +273,34 @@ test_detached_mode(void **state)
     h_cleanup(&in);
 }
 
+/* R6.2: `mamori terminal revoke` finds the running daemon through the pid
+ * file its configuration names, not a fixed path, so the revocation
+ * applies at once there too. */
+static void
+test_revoke_follows_configured_pidfile(void **state)
+{
+    struct instance in;
+    char *argv_issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", in.dir,
+                           "moved-pid", NULL };
+    char *argv_revoke[] = { (char *)h_bin("mamori"), "terminal", "revoke", "-d", in.dir,
+                            "moved-pid", NULL };
+    long gen;
+
+    (void)state;
+    assert_int_equal(h_init(&in), 0);
+    assert_int_equal(h_set_conf(&in, "pidfile", "run/elsewhere.pid"), 0);
+    assert_int_equal(h_launch(&in), 0);
+    argv_issue[4] = in.dir;
+    argv_revoke[4] = in.dir;
+    assert_int_equal(h_run(argv_issue, NULL, 0), 0);
+    gen = h_state(&in, "revocation_generation");
+    assert_int_equal(h_run(argv_revoke, NULL, 0), 0);
+    assert_true(h_wait_state_above(&in, "revocation_generation", gen));
+    assert_int_equal(h_state(&in, "revoked_terminals"), 1);
+    assert_int_equal(h_stop(&in), 0);
+    h_cleanup(&in);
+}
+
 int
 main(void)
 {
@@ -283,6 +311,7 @@ main(void)
         cmocka_unit_test(test_child_death_stops_all),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_detached_mode),
+        cmocka_unit_test(test_revoke_follows_configured_pidfile),
     };
     return cmocka_run_group_tests_name("integration/lifecycle", tests, global_setup,
                                        global_teardown);
