@@ -7,7 +7,8 @@
  *    handshake (see tls.c);
  *  - keep-alive silently stops unless the response is queued on the
  *    handler's second call or later, so every request answers only once
- *    its body (if any) has been consumed.
+ *    its body (if any) has been consumed; only refusals that close the
+ *    connection anyway (refuse(..., close=true)) are sent at once.
  */
 #include "http/server.h"
 
@@ -46,6 +47,10 @@ struct conn_state {
     uint8_t fp[TLS_FP_LEN];
 };
 
+/* How much of a refused chunked body is read (and dropped) so the client
+ * still gets its answer. */
+#define DISCARD_MAX ((size_t)1024 * 1024)
+
 /* Per request. */
 struct req_state {
     struct http_request  req;
@@ -53,6 +58,7 @@ struct req_state {
     bool                 decided;   /* resp already holds an early error */
     char                *body;
     size_t               len, max;
+    size_t               discarded;   /* bytes dropped after a refusal */
     struct timespec      start;
 };
 
@@ -200,6 +206,31 @@ take_credentials(struct MHD_Connection *c, struct req_state *rs)
         snprintf(rs->req.csrf_header, sizeof(rs->req.csrf_header), "%s", csrf);
 }
 
+/* Decide the response before the handler runs.  `close` refusals end the
+ * connection and are sent at once, without reading the body. */
+static void
+refuse(struct req_state *rs, unsigned status, const char *code, const char *message,
+       bool close)
+{
+    reply_error(&rs->resp, status, code, message, NULL);
+    rs->resp.close = close;
+    rs->decided = true;
+}
+
+static void
+refuse_media_type(struct req_state *rs)
+{
+    refuse(rs, 415, "unsupported_media_type", "The body must be sent as application/json.",
+           true);
+}
+
+static void
+refuse_too_large(struct req_state *rs)
+{
+    refuse(rs, 413, "body_too_large", "The request body is larger than this path accepts.",
+           true);
+}
+
 /* First call: everything that can be decided from the headers. */
 static void
 begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state *rs,
@@ -214,23 +245,18 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
     new_request_id(rs->req.request_id);
     client_address(c, rs->req.source, sizeof(rs->req.source));
     if (s->listener == LISTENER_INTERNAL && bind_terminal(c, rs) != 0) {
-        reply_error(&rs->resp, 403, "terminal_revoked",
-                    "This terminal's certificate is revoked or not valid.", NULL);
-        rs->resp.close = true;
-        rs->decided = true;
+        refuse(rs, 403, "terminal_revoked",
+               "This terminal's certificate is revoked or not valid.", true);
         return;
     }
     switch (router_match(s->routes, s->nroutes, method, url, s->listener, &rs->req,
                          allow, sizeof(allow))) {
     case ROUTE_NOT_FOUND:
-        reply_error(&rs->resp, 404, "not_found", "There is no such path.", NULL);
-        rs->decided = true;
+        refuse(rs, 404, "not_found", "There is no such path.", false);
         return;
     case ROUTE_BAD_METHOD:
-        reply_error(&rs->resp, 405, "method_not_allowed",
-                    "This path does not accept that method.", NULL);
+        refuse(rs, 405, "method_not_allowed", "This path does not accept that method.", false);
         snprintf(rs->resp.allow, sizeof(rs->resp.allow), "%s", allow);
-        rs->decided = true;
         return;
     case ROUTE_FOUND:
         break;
@@ -238,23 +264,12 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
     take_credentials(c, rs);
     rs->max = rs->req.route->max_body;
     clen = declared_length(c, &bad_len);
-    if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c)) {
-        reply_error(&rs->resp, 415, "unsupported_media_type",
-                    "The body must be sent as application/json.", NULL);
-        rs->resp.close = true;
-        rs->decided = true;
-        return;
-    }
-    if (bad_len) {
-        reply_error(&rs->resp, 400, "bad_request", "The Content-Length header is invalid.", NULL);
-        rs->resp.close = true;
-        rs->decided = true;
-    } else if (clen > rs->max) {
-        reply_error(&rs->resp, 413, "body_too_large",
-                    "The request body is larger than this path accepts.", NULL);
-        rs->resp.close = true;   /* do not read what we refuse */
-        rs->decided = true;
-    }
+    if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c))
+        refuse_media_type(rs);
+    else if (bad_len)
+        refuse(rs, 400, "bad_request", "The Content-Length header is invalid.", true);
+    else if (clen > rs->max)
+        refuse_too_large(rs);
 }
 
 /* Later calls with upload data: keep it within the route's limit. */
@@ -265,26 +280,16 @@ take_body(struct MHD_Connection *c, struct req_state *rs, const char *data, size
         return;
     /* Chunked bodies carry no Content-Length: check the type here too. */
     if (rs->len == 0 && rs->req.route->fields != NULL && !json_content_type(c)) {
-        reply_error(&rs->resp, 415, "unsupported_media_type",
-                    "The body must be sent as application/json.", NULL);
-        rs->resp.close = true;
-        rs->decided = true;
+        refuse_media_type(rs);
         return;
     }
     if (n > rs->max - rs->len) {
-        reply_error(&rs->resp, 413, "body_too_large",
-                    "The request body is larger than this path accepts.", NULL);
-        rs->resp.close = true;
-        rs->decided = true;
+        refuse_too_large(rs);
         return;
     }
-    if (rs->body == NULL) {
-        rs->body = malloc(rs->max);
-        if (rs->body == NULL) {
-            reply_error(&rs->resp, 503, "unavailable", "The server is out of memory.", NULL);
-            rs->decided = true;
-            return;
-        }
+    if (rs->body == NULL && (rs->body = malloc(rs->max)) == NULL) {
+        refuse(rs, 503, "unavailable", "The server is out of memory.", false);
+        return;
     }
     memcpy(rs->body + rs->len, data, n);
     rs->len += n;
@@ -377,8 +382,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        take_body(c, rs, upload_data, *upload_data_size);
+        size_t n = *upload_data_size;
+        take_body(c, rs, upload_data, n);
         *upload_data_size = 0;
+        /* A chunked body refused part-way is read and dropped, so the
+         * client can still read the 413/415 (closing on unread data would
+         * reset the connection) -- but only up to a bound: past it the
+         * connection is cut without an answer. */
+        if (rs->decided && rs->resp.close) {
+            rs->discarded += n;
+            if (rs->discarded > DISCARD_MAX)
+                return MHD_NO;
+        }
         return MHD_YES;
     }
     if (!rs->decided)

@@ -109,6 +109,64 @@ test_too_large_body_is_413(void **state)
     expect_error("GET", "/healthz", "{}", 413, "body_too_large", NULL);
 }
 
+struct chunked_src {
+    size_t left;
+};
+
+static size_t
+read_chunk(char *buf, size_t size, size_t n, void *arg)
+{
+    struct chunked_src *src = arg;
+    size_t take = size * n < src->left ? size * n : src->left;
+
+    memset(buf, ' ', take);      /* JSON whitespace: valid, just too much */
+    src->left -= take;
+    return take;
+}
+
+static long
+post_chunked(size_t total, struct chunked_src *src, CURLcode *rc)
+{
+    CURL *c = h_curl(&inst, NULL, NULL);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[128];
+    long status = 0;
+
+    src->left = total;
+    hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+    snprintf(url, sizeof(url), "https://localhost:%u/v1/municipalities/lookup",
+             (unsigned)inst.public_port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_chunk);
+    curl_easy_setopt(c, CURLOPT_READDATA, src);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, NULL);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, stderr);
+    *rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* A chunked body (no Content-Length) over the limit is refused with 413
+ * too; and a client that keeps streaming after the refusal is cut off
+ * after a bounded amount instead of being read for ever. */
+static void
+test_chunked_body_too_large_is_413(void **state)
+{
+    struct chunked_src src;
+    CURLcode rc;
+
+    (void)state;
+    assert_int_equal(post_chunked(256u * 1024u, &src, &rc), 413);
+    assert_int_equal(rc, CURLE_OK);
+    (void)post_chunked(64u * 1024u * 1024u, &src, &rc);
+    assert_int_not_equal(rc, CURLE_OK);
+    assert_true(src.left > 0);    /* cut off long before 64 MiB were sent */
+}
+
 static void
 test_malformed_json_is_400(void **state)
 {
@@ -261,6 +319,7 @@ main(void)
         cmocka_unit_test(test_undeclared_path_is_404),
         cmocka_unit_test(test_wrong_method_is_405_with_allow),
         cmocka_unit_test(test_too_large_body_is_413),
+        cmocka_unit_test(test_chunked_body_too_large_is_413),
         cmocka_unit_test(test_malformed_json_is_400),
         cmocka_unit_test(test_wrong_content_type_is_415),
         cmocka_unit_test(test_duplicate_key_json_is_400),
