@@ -54,8 +54,9 @@ for l in $LOG_LEVELS; do
 done
 
 TMP=$(mktemp -d /tmp/mamori-bench.XXXXXX)
-# Started as root, mamorid drops to the `mamori` user before its workers
-# read the certificates: that user must be able to reach the data dir.
+# Started as root, mamorid's processes drop to the `mamori` user once they
+# have read their files; they (and the SQLite store) must still reach the
+# data dir afterwards.
 chmod 0755 "$TMP"
 DATA=$TMP/data
 CONF=$DATA/mamorid.conf
