@@ -35,6 +35,10 @@ static const struct type_desc types[IPC_TYPE_END] = {
     [IPC_KEY_EVENTS_PENDING] = { "key_events_pending", 0 },   /* R7.7 */
     [IPC_KEY_EVENTS_PULL] = { "key_events_pull", 0 },
     [IPC_KEY_EVENTS]    = { "key_events", 4 + 48 * 22 },    /* keyholder/keyholder.h */
+    [IPC_AUDIT_QUERY]   = { "audit_query", 4096 },          /* R7.5 */
+    [IPC_AUDIT_ROWS]    = { "audit_rows", IPC_MAX_PAYLOAD },
+    [IPC_TERMINAL_REVOKE] = { "terminal_revoke", 32 },      /* R6.2 */
+    [IPC_TERMINAL_REVOKED] = { "terminal_revoked", 0 },
 };
 
 size_t

@@ -40,6 +40,12 @@ enum ipc_type {
     IPC_KEY_EVENTS_PULL,  /* audit writer -> key holder: send queued key events; empty */
     IPC_KEY_EVENTS,       /* key holder -> audit writer: dropped(4, BE) + n * 22-byte
                            * records (keyholder/keyholder.h); flag IPC_F_MORE */
+    IPC_AUDIT_QUERY,      /* worker -> audit writer: one query, JSON object text (R7.5) */
+    IPC_AUDIT_ROWS,       /* audit writer -> worker: one page of results, JSON text;
+                           * flag IPC_F_MORE while further pages of it follow */
+    IPC_TERMINAL_REVOKE,  /* worker -> parent: a terminal was revoked through the API:
+                           * its 32-byte certificate fingerprint (R6.2) */
+    IPC_TERMINAL_REVOKED, /* parent -> worker: the revocation list now holds it; empty */
     IPC_TYPE_END          /* not a type: one past the last */
 };
 
