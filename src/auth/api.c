@@ -659,21 +659,30 @@ out:
 
 /* ---- staff management (tenant_admin) ---------------------------------------------------------- */
 
-/* Roles a tenant admin may give: the tenant's own staff only (R6.7). */
-static bool
-tenant_role(const char *role)
+const char *
+auth_check_role(const char *v)
 {
-    enum role r = auth_role_parse(role);
-
-    return r == ROLE_CLERK || r == ROLE_SUPERVISOR || r == ROLE_TENANT_ADMIN ||
-           r == ROLE_AUDITOR || r == ROLE_SITE_DEVICE;
+    return auth_role_parse(v) != ROLE_NONE ? NULL :
+        "must be one of clerk, supervisor, tenant_admin, auditor, site_device, "
+        "prefecture_viewer, national_viewer, platform_operator";
 }
 
-const char *
-auth_check_tenant_role(const char *v)
+/* Roles a tenant admin may give: those of the tenant's scope only
+ * (auth_role_in_scope: R1.2, R1.3, R6.7).  The role name was checked
+ * by auth_check_role, so it may be echoed. */
+static bool
+role_fits_tenant(const struct http_request *req, struct http_response *resp,
+                 const char *role)
 {
-    return tenant_role(v) ? NULL :
-        "must be clerk, supervisor, tenant_admin, auditor or site_device";
+    enum lgcode_scope scope = lgcode_scope(wenv(req)->lgcodes, req->tenant);
+    char msg[160];
+
+    if (auth_role_in_scope(auth_role_parse(role), scope))
+        return true;
+    snprintf(msg, sizeof(msg), "A %s tenant cannot have staff with the role %s.",
+             lgcode_scope_name(scope), role);
+    reply_error(resp, 400, "role_not_in_scope", msg, "role");
+    return false;
 }
 
 void
@@ -686,6 +695,8 @@ auth_h_staff_create(const struct http_request *req, struct http_response *resp)
     int64_t now = auth_now(), exp = now + env->cfg->auth_enrol_ttl;
     enum store_status st;
 
+    if (!role_fits_tenant(req, resp, role))
+        return;
     auth_session_new(secret, h);
     st = store_staff_create(env->store, user, req->tenant, role, h, exp, now);
     if (st == STORE_EXISTS) {
@@ -858,5 +869,155 @@ auth_h_terminal_revoke(const struct http_request *req, struct http_response *res
         store_failed(resp);
         return;
     }
+    /* ... and its TLS connections: every worker refuses the certificate
+     * from the next handshake or request on (R6.2). */
+    if (worker_notify_revoked(env, fp) != 0)
+        log_error("terminal_revoke_partial", "the terminal is revoked in the store; "
+                  "the TLS revocation set could not be updated everywhere");
     reply_json(resp, 200, json_pack("{s:s}", "state", "revoked"));
+}
+
+/* ---- staff listing, role and state (tenant_admin; R6.1, R6.6, R6.7, R6.9) ---- */
+
+struct staff_listing {
+    const struct worker_env *env;
+    json_t                  *rows;
+    int64_t                  now;
+};
+
+static int
+staff_row(const struct staff_summary *s, void *p)
+{
+    struct staff_listing *l = p;
+    int64_t lapse = (int64_t)l->env->cfg->auth_account_lapse_days * 86400;
+    json_t *row = json_pack("{s:s,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:b}", "user", s->user_id,
+                            "role", s->role, "state", s->state, "locked", s->locked,
+                            "must_change_password", s->must_change,
+                            "consecutive_failures", (json_int_t)s->failures,
+                            "password_changed_at", (json_int_t)s->pw_changed_at,
+                            "lapses_at", (json_int_t)(s->confirmed_at + lapse),
+                            "lapsed", l->now - s->confirmed_at >= lapse);
+
+    return json_array_append_new(l->rows, row) == 0 ? 0 : 1;
+}
+
+void
+auth_h_staff_list(const struct http_request *req, struct http_response *resp)
+{
+    struct staff_listing l = { wenv(req), json_array(), auth_now() };
+
+    if (l.rows == NULL || store_staff_list(l.env->store, req->tenant, staff_row, &l) != STORE_OK) {
+        json_decref(l.rows);
+        store_failed(resp);
+        return;
+    }
+    reply_json(resp, 200, json_pack("{s:s,s:o}", "tenant", req->tenant, "staff", l.rows));
+}
+
+/* R6.7: a role change is another administrator's act, recorded with
+ * the role before and after (R6.9); the account's sessions end. */
+void
+auth_h_staff_role(const struct http_request *req, struct http_response *resp)
+{
+    struct worker_env *env = wenv(req);
+    const char *role = body_str(req, "role");
+    struct staff_account acct;
+    enum store_status st;
+
+    if (managed_account(req, resp, &acct) != 0 || !role_fits_tenant(req, resp, role))
+        return;
+    if (strcmp(acct.role, role) == 0) {
+        reply_json(resp, 200, json_pack("{s:s,s:s,s:b}", "user", acct.user_id, "role", role,
+                                        "changed", 0));
+        return;
+    }
+    if (audit(req, "staff.role", "success", req->user_id, req->tenant,
+              auth_role_name(req->role), NULL,
+              json_pack("{s:s,s:s,s:s}", "user", acct.user_id, "before", acct.role,
+                        "after", role)) != 0) {
+        audit_failed(resp);
+        return;
+    }
+    st = store_staff_set_role(env->store, acct.user_id, req->tenant, role);
+    if (st != STORE_OK) {
+        store_failed(resp);
+        return;
+    }
+    reply_json(resp, 200, json_pack("{s:s,s:s,s:b}", "user", acct.user_id, "role", role,
+                                    "changed", 1));
+}
+
+static void
+staff_enable(const struct http_request *req, struct http_response *resp, bool enable)
+{
+    struct worker_env *env = wenv(req);
+    const char *action = enable ? "staff.enable" : "staff.disable";
+    struct staff_account acct;
+    enum store_status st;
+
+    if (managed_account(req, resp, &acct) != 0)
+        return;
+    if (strcmp(acct.state, enable ? "disabled" : "active") != 0) {
+        reply_error(resp, 409, "wrong_state", enable ? "Only a disabled account can be "
+                    "enabled." : "Only an active account can be disabled.", "user");
+        return;
+    }
+    if (audit(req, action, "success", req->user_id, req->tenant, auth_role_name(req->role),
+              NULL, json_pack("{s:s}", "user", acct.user_id)) != 0) {
+        audit_failed(resp);
+        return;
+    }
+    st = store_staff_set_enabled(env->store, acct.user_id, req->tenant, enable);
+    if (st == STORE_NOTFOUND) {         /* changed by someone else meanwhile */
+        reply_error(resp, 409, "wrong_state", "The account changed meanwhile; look again.",
+                    "user");
+        return;
+    }
+    if (st != STORE_OK) {
+        store_failed(resp);
+        return;
+    }
+    reply_json(resp, 200, json_pack("{s:s,s:s}", "user", acct.user_id, "state",
+                                    enable ? "active" : "disabled"));
+}
+
+/* A leaver's account is disabled, never deleted: the audit log keeps
+ * referring to it and the ID is never given to anyone else (R6.1). */
+void
+auth_h_staff_disable(const struct http_request *req, struct http_response *resp)
+{
+    staff_enable(req, resp, false);
+}
+
+void
+auth_h_staff_enable(const struct http_request *req, struct http_response *resp)
+{
+    staff_enable(req, resp, true);
+}
+
+static int
+terminal_row(const struct terminal_info *t, void *p)
+{
+    char hex[65];
+
+    if (util_hex_encode(t->fingerprint, 32, hex, sizeof(hex)) != 0)
+        return 1;
+    return json_array_append_new(p, json_pack("{s:s,s:s,s:s,s:s,s:s}", "fingerprint", hex,
+                                              "name", t->name, "state", t->state,
+                                              "registered_at", t->created_at,
+                                              "changed_at", t->changed_at)) == 0 ? 0 : 1;
+}
+
+void
+auth_h_terminal_list(const struct http_request *req, struct http_response *resp)
+{
+    json_t *rows = json_array();
+
+    if (rows == NULL ||
+        store_terminal_list(wenv(req)->store, req->tenant, terminal_row, rows) != STORE_OK) {
+        json_decref(rows);
+        store_failed(resp);
+        return;
+    }
+    reply_json(resp, 200, json_pack("{s:s,s:o}", "tenant", req->tenant, "terminals", rows));
 }

@@ -49,12 +49,17 @@ void auth_h_staff_reset(const struct http_request *req, struct http_response *re
 void auth_h_staff_reconfirm(const struct http_request *req, struct http_response *resp);
 void auth_h_terminal_register(const struct http_request *req, struct http_response *resp);
 void auth_h_terminal_revoke(const struct http_request *req, struct http_response *resp);
+void auth_h_staff_list(const struct http_request *req, struct http_response *resp);
+void auth_h_staff_role(const struct http_request *req, struct http_response *resp);
+void auth_h_staff_disable(const struct http_request *req, struct http_response *resp);
+void auth_h_staff_enable(const struct http_request *req, struct http_response *resp);
+void auth_h_terminal_list(const struct http_request *req, struct http_response *resp);
 
 /* Field validators for the route table. */
 const char *auth_check_user_id(const char *v);
 const char *auth_check_code(const char *v);
 const char *auth_check_fingerprint(const char *v);
 const char *auth_check_reason(const char *v);
-const char *auth_check_tenant_role(const char *v);
+const char *auth_check_role(const char *v);
 
 #endif

@@ -33,6 +33,27 @@ static const unsigned matrix[ROLE_END] = {
     [ROLE_SITE_DEVICE] = A(PERM_SESSION) | A(PERM_SITE_SUBMIT),
 };
 
+#define R(r) (1u << (r))
+
+static const unsigned scope_roles[] = {
+    [LGCODE_SCOPE_UNKNOWN] = 0,
+    [LGCODE_SCOPE_MUNICIPALITY] = R(ROLE_CLERK) | R(ROLE_SUPERVISOR) | R(ROLE_TENANT_ADMIN) |
+        R(ROLE_AUDITOR) | R(ROLE_SITE_DEVICE),
+    [LGCODE_SCOPE_PREFECTURE] = R(ROLE_TENANT_ADMIN) | R(ROLE_AUDITOR) |
+        R(ROLE_PREFECTURE_VIEWER),
+    [LGCODE_SCOPE_NATIONAL] = R(ROLE_TENANT_ADMIN) | R(ROLE_AUDITOR) |
+        R(ROLE_PLATFORM_OPERATOR) | R(ROLE_NATIONAL_VIEWER),
+};
+
+bool
+auth_role_in_scope(enum role role, enum lgcode_scope scope)
+{
+    if ((unsigned)role >= ROLE_END || role == ROLE_NONE ||
+        (unsigned)scope >= sizeof(scope_roles) / sizeof(scope_roles[0]))
+        return false;
+    return (scope_roles[scope] & R(role)) != 0;
+}
+
 static const char *const role_names[ROLE_END] = {
     [ROLE_CLERK] = "clerk",
     [ROLE_SUPERVISOR] = "supervisor",

@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include "ref/lgcode.h"
+
 /* Permissions.  0 is deliberately invalid so a route that forgets to
  * declare one is caught by the route-table test (deny by default). */
 enum perm {
@@ -46,6 +48,17 @@ enum role {
 /* The matrix.  PERM_ANONYMOUS is allowed to everyone, PERM_INVALID and
  * out-of-range values to no one, ROLE_NONE (no session) only anonymous. */
 bool auth_role_allows(enum role role, enum perm perm);
+
+/*
+ * Which roles a tenant of each scope may hold (R1.2, R1.3, R6.7):
+ *  - a municipality: clerk, supervisor, tenant_admin, auditor, site_device;
+ *  - a prefecture: tenant_admin, auditor, prefecture_viewer;
+ *  - the national scope (LGCODE_NATIONAL): tenant_admin, auditor,
+ *    platform_operator, national_viewer.
+ * So no municipality account can see other tenants' aggregates and no
+ * platform or viewer account can belong to a municipality.
+ */
+bool auth_role_in_scope(enum role role, enum lgcode_scope scope);
 
 /* "clerk", "tenant_admin", ... ; NULL for ROLE_NONE or out of range. */
 const char *auth_role_name(enum role role);

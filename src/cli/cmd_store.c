@@ -504,11 +504,13 @@ tenant_create(int argc, char **argv)
         municipalities_load(&s, &lg) != 0)
         goto out;
     /* The check digit catches most typos, not all: a tenant must be a
-     * municipality of the table (which also keeps `tenant list` whole). */
-    if (lgcode_lookup(lg, o.code) == NULL) {
+     * municipality or prefecture of the table (which also keeps `tenant
+     * list` whole), or the national scope of platform operators and
+     * national viewers (LGCODE_NATIONAL, docs/access.md). */
+    if (lgcode_scope(lg, o.code) == LGCODE_SCOPE_UNKNOWN) {
         cli_errx(who, "%s has a valid check digit but is not in the "
-                 "municipality table (%s/%s)", o.code, s.cfg->refdata,
-                 LGCODE_TABLE);
+                 "municipality table (%s/%s), nor the national scope %s",
+                 o.code, s.cfg->refdata, LGCODE_TABLE, LGCODE_NATIONAL);
         goto out;
     }
     if (cli_session_keys(&s, true) != 0 || cli_session_store(&s, 0) != 0)
@@ -524,8 +526,10 @@ tenant_create(int argc, char **argv)
                  store_strerror(st));
         goto out;
     }
-    if (tenant_make(&s, o.code) == 0)
+    if (tenant_make(&s, o.code) == 0) {
+        printf("scope: %s\n", lgcode_scope_name(lgcode_scope(lg, o.code)));
         rc = CLI_OK;
+    }
     if (s.keys_changed && cli_session_notify(&s) != 0)
         rc = CLI_FAIL;
 out:

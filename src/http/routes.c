@@ -123,7 +123,12 @@ static const struct field_rule password_fields[] = {
 
 static const struct field_rule staff_fields[] = {
     { "user", FIELD_STRING, true, 1, 32, 0, auth_check_user_id },
-    { "role", FIELD_STRING, true, 1, 23, 0, auth_check_tenant_role },
+    { "role", FIELD_STRING, true, 1, 23, 0, auth_check_role },
+    { NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static const struct field_rule role_fields[] = {
+    { "role", FIELD_STRING, true, 1, 23, 0, auth_check_role },
     { NULL, 0, false, 0, 0, 0, NULL },
 };
 
@@ -176,6 +181,17 @@ const struct route mamori_routes[] = {
       terminal_fields, auth_h_terminal_register },
     { "POST", "/v1/terminals/{fingerprint}/revoke", LISTENER_INTERNAL,
       PERM_TERMINAL_MANAGE, 0, fp_param, NULL, auth_h_terminal_revoke },
+    /* A tenant's staff and terminals as its administrator sees them (R6.1, R6.7). */
+    { "GET",  "/v1/staff", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 0, NULL, NULL,
+      auth_h_staff_list },
+    { "POST", "/v1/staff/{user}/role", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 1024,
+      user_param, role_fields, auth_h_staff_role },
+    { "POST", "/v1/staff/{user}/disable", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 0,
+      user_param, NULL, auth_h_staff_disable },
+    { "POST", "/v1/staff/{user}/enable", LISTENER_INTERNAL, PERM_STAFF_MANAGE, 0,
+      user_param, NULL, auth_h_staff_enable },
+    { "GET",  "/v1/terminals", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 0, NULL, NULL,
+      auth_h_terminal_list },
 };
 
 const size_t mamori_nroutes = sizeof(mamori_routes) / sizeof(mamori_routes[0]);

@@ -517,6 +517,10 @@ handle_child_message(struct daemon_state *d, struct child *c)
         c->ready = true;
     else if (h.type == IPC_REVOKED_INSTALLED && c->desc->kind == PROC_WORKER)
         revocation_acked(d, c, h.id);
+    else if (h.type == IPC_TERMINAL_REVOKE && c->desc->kind == PROC_WORKER && h.len == 32)
+        /* A terminal revoked through the API (R6.2): every worker rebuilds
+         * its set from the list file and the store, as on SIGHUP. */
+        push_revocations(d);
     else if (h.type == IPC_AUDIT_ACK && c->desc->kind == PROC_AUDIT)
         ;                  /* a daemon.* event of ours is durable */
     else

@@ -698,3 +698,28 @@ lgcode_table_free(struct lgcode_table *t)
     free(t->arena);
     free(t);
 }
+
+enum lgcode_scope
+lgcode_scope(const struct lgcode_table *t, const char *code)
+{
+    const struct lgcode_entry *e;
+
+    if (code != NULL && strcmp(code, LGCODE_NATIONAL) == 0)
+        return LGCODE_SCOPE_NATIONAL;
+    if (t == NULL || (e = lgcode_lookup(t, code)) == NULL)
+        return LGCODE_SCOPE_UNKNOWN;
+    return strcmp(e->kind, "prefecture") == 0 ? LGCODE_SCOPE_PREFECTURE
+                                              : LGCODE_SCOPE_MUNICIPALITY;
+}
+
+const char *
+lgcode_scope_name(enum lgcode_scope s)
+{
+    switch (s) {
+    case LGCODE_SCOPE_MUNICIPALITY: return "municipality";
+    case LGCODE_SCOPE_PREFECTURE: return "prefecture";
+    case LGCODE_SCOPE_NATIONAL: return "national";
+    case LGCODE_SCOPE_UNKNOWN: break;
+    }
+    return "unknown";
+}

@@ -40,6 +40,27 @@ const struct lgcode_entry *lgcode_lookup(const struct lgcode_table *t,
 
 size_t lgcode_count(const struct lgcode_table *t);
 
+/*
+ * The national scope: the tenant of platform operators and national
+ * viewers, who belong to no local government (docs/access.md).  No
+ * prefecture has the prefix 00, and its check digit is right, so the
+ * code passes every tenant-id check without meaning a place.
+ */
+#define LGCODE_NATIONAL "000001"
+
+enum lgcode_scope {
+    LGCODE_SCOPE_UNKNOWN = 0,    /* not in the table, not national */
+    LGCODE_SCOPE_MUNICIPALITY,   /* city, town, village, ward */
+    LGCODE_SCOPE_PREFECTURE,
+    LGCODE_SCOPE_NATIONAL,
+};
+
+/* What kind of tenant `code` can be. */
+enum lgcode_scope lgcode_scope(const struct lgcode_table *t, const char *code);
+
+/* "municipality", "prefecture", "national" or "unknown". */
+const char *lgcode_scope_name(enum lgcode_scope s);
+
 void lgcode_table_free(struct lgcode_table *t);
 
 #endif

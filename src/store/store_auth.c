@@ -21,6 +21,8 @@ struct stmt {
     size_t             nc;
     bool              *found;
     int64_t           *changes;
+    int              (*each)(void *ctx);   /* NULL: first row only */
+    void              *ctx;
 };
 
 /* Run statements in one transaction; commit only if all succeed. */
@@ -35,7 +37,7 @@ run_tx(struct store *st, const struct stmt *s, size_t n)
     rc = st->ops->begin(c);
     for (size_t i = 0; i < n && rc == STORE_OK; i++)
         rc = st->ops->query(c, s[i].sql, s[i].a, s[i].na, s[i].cols, s[i].nc,
-                            s[i].found, s[i].changes);
+                            s[i].found, s[i].changes, s[i].each, s[i].ctx);
     rc = store_finish(st, c, rc);
     store_conn_put(st, c, rc);
     return rc;
@@ -45,7 +47,17 @@ static enum store_status
 run1(struct store *st, const char *sql, const struct qarg *a, size_t na,
      const struct qcol *cols, size_t nc, bool *found, int64_t *changes)
 {
-    struct stmt s = { sql, a, na, cols, nc, found, changes };
+    struct stmt s = { sql, a, na, cols, nc, found, changes, NULL, NULL };
+
+    return run_tx(st, &s, 1);
+}
+
+/* Every row of `sql`, filled into `cols` and handed to each(ctx). */
+static enum store_status
+run_each(struct store *st, const char *sql, const struct qarg *a, size_t na,
+         const struct qcol *cols, size_t nc, int (*each)(void *), void *ctx)
+{
+    struct stmt s = { sql, a, na, cols, nc, NULL, NULL, each, ctx };
 
     return run_tx(st, &s, 1);
 }
@@ -177,8 +189,9 @@ store_staff_fail(struct store *st, const char *user_id, int64_t lock_after, bool
         /* R6.3: consecutive failures; the lock is set in the same UPDATE. */
         { "UPDATE staff SET failures = failures + 1, locked = CASE WHEN "
           "failures + 1 >= $2 THEN 1 ELSE locked END WHERE user_id = $1",
-          a, 2, NULL, 0, NULL, &changes },
-        { "SELECT locked FROM staff WHERE user_id = $1", a, 1, &col, 1, &found, NULL },
+          a, 2, NULL, 0, NULL, &changes, NULL, NULL },
+        { "SELECT locked FROM staff WHERE user_id = $1", a, 1, &col, 1, &found, NULL,
+          NULL, NULL },
     };
     enum store_status rc = run_tx(st, s, 2);
 
@@ -213,15 +226,15 @@ store_staff_set_password(struct store *st, const char *user_id, const char *pw_h
         /* R6.3: a helpdesk reset is the only way to clear a lock. */
         { "UPDATE staff SET pw_hash = $2, pw_changed_at = $4, must_change = $3, "
           "failures = 0, locked = 0, changed_at = $5 WHERE user_id = $1 AND "
-          "state = 'active'", a, 5, NULL, 0, NULL, &changes },
-        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL },
+          "state = 'active'", a, 5, NULL, 0, NULL, &changes, NULL, NULL },
+        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL, NULL, NULL },
     };
     const struct stmt change[] = {
         { "UPDATE staff SET pw_hash = $2, pw_changed_at = $4, must_change = $3, "
           "changed_at = $5 WHERE user_id = $1 AND state = 'active' AND locked = 0",
-          a, 5, NULL, 0, NULL, &changes },
+          a, 5, NULL, 0, NULL, &changes, NULL, NULL },
         { "UPDATE sessions SET must_change = 0 WHERE user_id = $1", a, 1, NULL, 0,
-          NULL, NULL },
+          NULL, NULL, NULL, NULL },
     };
     enum store_status rc = must_change ? run_tx(st, reset, 2) : run_tx(st, change, 2);
 
@@ -288,8 +301,9 @@ store_terminal_revoke(struct store *st, const uint8_t fp[32])
     const struct qarg a[] = { BLB(fp, 32), TXT(ts) };
     const struct stmt s[] = {
         { "UPDATE terminals SET state = 'revoked', changed_at = $2 WHERE "
-          "fingerprint = $1", a, 2, NULL, 0, NULL, &changes },
-        { "DELETE FROM sessions WHERE fingerprint = $1", a, 1, NULL, 0, NULL, NULL },
+          "fingerprint = $1", a, 2, NULL, 0, NULL, &changes, NULL, NULL },
+        { "DELETE FROM sessions WHERE fingerprint = $1", a, 1, NULL, 0, NULL, NULL, NULL,
+          NULL },
     };
     enum store_status rc = run_tx(st, s, 2);
 
@@ -358,4 +372,136 @@ store_session_delete(struct store *st, const uint8_t h[AUTH_HASH_LEN])
                                 a, 1, NULL, 0, NULL, &changes);
 
     return rc == STORE_OK && changes != 1 ? STORE_NOTFOUND : rc;
+}
+
+/* ---- listings and changes of role and state (R6.1, R6.6, R6.7, R6.9) ---- */
+
+struct staff_walk {
+    struct staff_summary row;
+    int64_t must, locked;
+    int (*fn)(const struct staff_summary *, void *);
+    void *ctx;
+};
+
+static int
+staff_walk_row(void *p)
+{
+    struct staff_walk *w = p;
+
+    w->row.must_change = w->must != 0;
+    w->row.locked = w->locked != 0;
+    return w->fn(&w->row, w->ctx);
+}
+
+enum store_status
+store_staff_list(struct store *st, const char *tenant,
+                 int (*fn)(const struct staff_summary *, void *), void *ctx)
+{
+    struct staff_walk w = { .fn = fn, .ctx = ctx };
+    const struct qarg a[] = { TXT(tenant) };
+    const struct qcol cols[] = {
+        { .t = QT_TEXT, .s = w.row.user_id, .ssz = sizeof(w.row.user_id) },
+        { .t = QT_TEXT, .s = w.row.role, .ssz = sizeof(w.row.role) },
+        { .t = QT_TEXT, .s = w.row.state, .ssz = sizeof(w.row.state) },
+        { .t = QT_INT, .i = &w.must },
+        { .t = QT_INT, .i = &w.row.failures },
+        { .t = QT_INT, .i = &w.locked },
+        { .t = QT_INT, .i = &w.row.pw_changed_at },
+        { .t = QT_INT, .i = &w.row.confirmed_at },
+    };
+
+    if (!tenant_id_valid(tenant) || fn == NULL)
+        return STORE_INVALID;
+    /* Only what an administrator needs: never a hash or a secret. */
+    return run_each(st, "SELECT user_id, role, state, must_change, failures, locked, "
+                    "pw_changed_at, confirmed_at FROM staff WHERE tenant_id = $1 "
+                    "ORDER BY user_id", a, 1, cols, sizeof(cols) / sizeof(cols[0]),
+                    staff_walk_row, &w);
+}
+
+enum store_status
+store_staff_set_role(struct store *st, const char *user_id, const char *tenant,
+                     const char *role)
+{
+    char ts[25];
+    int64_t changes = 0;
+
+    if (!store_staff_id_valid(user_id) || !tenant_id_valid(tenant) || role == NULL ||
+        strlen(role) >= STAFF_ROLE_MAX)
+        return STORE_INVALID;
+    util_utc_now(ts);
+    const struct qarg a[] = { TXT(user_id), TXT(tenant), TXT(role), TXT(ts) };
+    const struct stmt s[] = {
+        { "UPDATE staff SET role = $3, changed_at = $4 WHERE user_id = $1 AND "
+          "tenant_id = $2", a, 4, NULL, 0, NULL, &changes, NULL, NULL },
+        /* A session carries the role it was made with: end them all. */
+        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL, NULL, NULL },
+    };
+    enum store_status rc = run_tx(st, s, 2);
+
+    return rc == STORE_OK && changes != 1 ? STORE_NOTFOUND : rc;
+}
+
+enum store_status
+store_staff_set_enabled(struct store *st, const char *user_id, const char *tenant,
+                        bool enabled)
+{
+    char ts[25];
+    int64_t changes = 0;
+
+    if (!store_staff_id_valid(user_id) || !tenant_id_valid(tenant))
+        return STORE_INVALID;
+    util_utc_now(ts);
+    const struct qarg a[] = { TXT(user_id), TXT(tenant), TXT(ts),
+                              TXT(enabled ? "active" : "disabled"),
+                              TXT(enabled ? "disabled" : "active") };
+    const struct stmt s[] = {
+        /* A pending account is neither: it is enrolled or it expires. */
+        { "UPDATE staff SET state = $4, changed_at = $3 WHERE user_id = $1 AND "
+          "tenant_id = $2 AND state = $5", a, 5, NULL, 0, NULL, &changes, NULL, NULL },
+        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL, NULL, NULL },
+    };
+    enum store_status rc = run_tx(st, s, 2);
+
+    return rc == STORE_OK && changes != 1 ? STORE_NOTFOUND : rc;
+}
+
+struct terminal_walk {
+    struct terminal_info row;
+    size_t fplen;
+    int (*fn)(const struct terminal_info *, void *);
+    void *ctx;
+};
+
+static int
+terminal_walk_row(void *p)
+{
+    struct terminal_walk *w = p;
+
+    return w->fplen == 32 ? w->fn(&w->row, w->ctx) : 0;
+}
+
+enum store_status
+store_terminal_list(struct store *st, const char *tenant,
+                    int (*fn)(const struct terminal_info *, void *), void *ctx)
+{
+    struct terminal_walk w = { .fn = fn, .ctx = ctx };
+    const struct qarg a[] = { TXT(tenant) };
+    const struct qcol cols[] = {
+        { .t = QT_BLOB, .b = w.row.fingerprint, .bsz = 32, .blen = &w.fplen },
+        { .t = QT_TEXT, .s = w.row.name, .ssz = sizeof(w.row.name) },
+        { .t = QT_TEXT, .s = w.row.state, .ssz = sizeof(w.row.state) },
+        { .t = QT_TEXT, .s = w.row.created_at, .ssz = sizeof(w.row.created_at) },
+        { .t = QT_TEXT, .s = w.row.changed_at, .ssz = sizeof(w.row.changed_at) },
+    };
+    const char *sql = tenant != NULL
+        ? "SELECT fingerprint, name, state, created_at, changed_at FROM terminals "
+          "WHERE tenant_id = $1 ORDER BY created_at, fingerprint"
+        : "SELECT fingerprint, name, state, created_at, changed_at FROM terminals "
+          "WHERE state = 'revoked' ORDER BY fingerprint";
+
+    if ((tenant != NULL && !tenant_id_valid(tenant)) || fn == NULL)
+        return STORE_INVALID;
+    return run_each(st, sql, a, tenant != NULL ? 1 : 0, cols,
+                    sizeof(cols) / sizeof(cols[0]), terminal_walk_row, &w);
 }

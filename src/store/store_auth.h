@@ -104,6 +104,54 @@ enum store_status store_terminal_get(struct store *st, const uint8_t fp[32],
 enum store_status store_terminal_revoke(struct store *st, const uint8_t fp[32])
     MAMORI_WARN_UNUSED;
 
+/* ---- listings, role and state changes (R6.1, R6.6, R6.7) ---- */
+
+/* What an administrator sees of an account: no hash, no secret. */
+struct staff_summary {
+    char    user_id[STAFF_ID_MAX];
+    char    role[STAFF_ROLE_MAX];
+    char    state[12];
+    bool    must_change;
+    int64_t failures;
+    bool    locked;
+    int64_t pw_changed_at;
+    int64_t confirmed_at;
+};
+
+/* Every account of `tenant`, by user ID; fn returns non-zero to stop.
+ * The row passed to fn is valid only during the call. */
+enum store_status store_staff_list(struct store *st, const char *tenant,
+                                   int (*fn)(const struct staff_summary *, void *),
+                                   void *ctx) MAMORI_WARN_UNUSED;
+
+/* Give an account of `tenant` another role and end its sessions (their
+ * role was fixed at login).  STORE_NOTFOUND if `tenant` has no such user.
+ * Which roles a tenant may hold is the caller's rule (auth/perm.h). */
+enum store_status store_staff_set_role(struct store *st, const char *user_id,
+                                       const char *tenant, const char *role)
+    MAMORI_WARN_UNUSED;
+
+/* Disable an active account (a leaver: R6.1) and end its sessions, or
+ * enable a disabled one.  STORE_NOTFOUND if no account of `tenant` is in
+ * the state to change from. */
+enum store_status store_staff_set_enabled(struct store *st, const char *user_id,
+                                          const char *tenant, bool enabled)
+    MAMORI_WARN_UNUSED;
+
+struct terminal_info {
+    uint8_t fingerprint[32];
+    char    name[TERMINAL_NAME_MAX];
+    char    state[12];
+    char    created_at[25];
+    char    changed_at[25];
+};
+
+/* The terminals of `tenant`; with tenant NULL, every revoked terminal of
+ * every tenant (what the TLS layer must refuse, R6.2).  fn as above. */
+enum store_status store_terminal_list(struct store *st, const char *tenant,
+                                      int (*fn)(const struct terminal_info *, void *),
+                                      void *ctx) MAMORI_WARN_UNUSED;
+
 /* ---- sessions (R6.5) ---- */
 
 struct staff_session {

@@ -112,10 +112,13 @@ struct store_ops {
      * arguments.  If nc > 0, the first row (if any) fills `cols` and
      * *found says whether there was one; *changes (may be NULL) gets
      * the rows a write touched.  A value too big for its buffer is
-     * STORE_ERROR. */
+     * STORE_ERROR.  With `each` non-NULL every row fills `cols` in turn
+     * and each(ctx) is called after it; a non-zero return stops the walk
+     * (STORE_OK).  Listings use this; nothing here holds personal data. */
     enum store_status (*query)(void *c, const char *sql, const struct qarg *a,
                                size_t na, const struct qcol *cols, size_t nc,
-                               bool *found, int64_t *changes);
+                               bool *found, int64_t *changes,
+                               int (*each)(void *ctx), void *ctx);
 };
 
 extern const struct store_ops store_sqlite_ops;

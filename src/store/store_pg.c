@@ -849,25 +849,25 @@ pg_res_stale(void *conn, const char *t, uint32_t below, int64_t *ids, size_t max
 /* ---- generic query (identity tables, store_auth.c) ------------------------ */
 
 static enum store_status
-pg_col(const PGresult *r, int i, const struct qcol *c)
+pg_col(const PGresult *r, int row, int i, const struct qcol *c)
 {
-    bool null = PQgetisnull(r, 0, i);
-    size_t n = null ? 0 : (size_t)PQgetlength(r, 0, i);
+    bool null = PQgetisnull(r, row, i);
+    size_t n = null ? 0 : (size_t)PQgetlength(r, row, i);
 
     switch (c->t) {
     case QT_TEXT:
         if (n >= c->ssz)
             return STORE_ERROR;
-        memcpy(c->s, PQgetvalue(r, 0, i), n);
+        memcpy(c->s, PQgetvalue(r, row, i), n);
         c->s[n] = '\0';
         return STORE_OK;
     case QT_INT:
-        *c->i = null ? 0 : get_int(r, 0, i);
+        *c->i = null ? 0 : get_int(r, row, i);
         return STORE_OK;
     case QT_BLOB:
         if (n > c->bsz)
             return STORE_ERROR;
-        memcpy(c->b, PQgetvalue(r, 0, i), n);
+        memcpy(c->b, PQgetvalue(r, row, i), n);
         *c->blen = n;
         return STORE_OK;
     case QT_NULL:
@@ -878,7 +878,8 @@ pg_col(const PGresult *r, int i, const struct qcol *c)
 
 static enum store_status
 pg_query(void *conn, const char *sql, const struct qarg *a, size_t na,
-         const struct qcol *cols, size_t nc, bool *found, int64_t *changes)
+         const struct qcol *cols, size_t nc, bool *found, int64_t *changes,
+         int (*each)(void *ctx), void *ctx)
 {
     struct pg *c = conn;
     struct params p = { .n = 0 };
@@ -901,8 +902,12 @@ pg_query(void *conn, const char *sql, const struct qarg *a, size_t na,
     case PGRES_TUPLES_OK:
         if (found != NULL)
             *found = PQntuples(r) > 0;
-        for (size_t i = 0; PQntuples(r) > 0 && i < nc && st == STORE_OK; i++)
-            st = pg_col(r, (int)i, &cols[i]);
+        for (int row = 0; row < PQntuples(r) && st == STORE_OK; row++) {
+            for (size_t i = 0; i < nc && st == STORE_OK; i++)
+                st = pg_col(r, row, (int)i, &cols[i]);
+            if (each == NULL || st != STORE_OK || each(ctx) != 0)
+                break;
+        }
         break;
     case PGRES_COMMAND_OK:
         if (found != NULL)

@@ -708,7 +708,8 @@ sq_col(sqlite3_stmt *s, int i, const struct qcol *c)
 
 static enum store_status
 sq_query(void *conn, const char *sql, const struct qarg *a, size_t na,
-         const struct qcol *cols, size_t nc, bool *found, int64_t *changes)
+         const struct qcol *cols, size_t nc, bool *found, int64_t *changes,
+         int (*each)(void *ctx), void *ctx)
 {
     struct sq *c = conn;
     char *text = strdup(sql);
@@ -739,12 +740,15 @@ sq_query(void *conn, const char *sql, const struct qarg *a, size_t na,
     rc = sqlite3_step(s);
     if (found != NULL)
         *found = rc == SQLITE_ROW;
-    if (rc == SQLITE_ROW) {
+    while (rc == SQLITE_ROW) {
         for (size_t i = 0; i < nc && st == STORE_OK; i++)
             st = sq_col(s, (int)i, &cols[i]);
-    } else if (rc != SQLITE_DONE) {
-        st = map(rc);
+        if (each == NULL || st != STORE_OK || each(ctx) != 0)
+            break;
+        rc = sqlite3_step(s);
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        st = map(rc);
     if (changes != NULL)
         *changes = sqlite3_changes(c->db);
     sqlite3_finalize(s);

@@ -228,3 +228,34 @@ revoke_current_count(void)
     pthread_rwlock_unlock(&current_lock);
     return n;
 }
+
+int
+revoke_current_add(const uint8_t *fps, size_t n)
+{
+    struct revoke_set *next = NULL;
+    uint8_t *all;
+    size_t have;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    /* The write lock is held across the rebuild so two adds cannot race
+     * and lose one another's entries; adds are rare (an API revocation). */
+    pthread_rwlock_wrlock(&current_lock);
+    have = revoke_set_count(current);
+    if (have + n > REVOKE_MAX_ENTRIES || (all = malloc((have + n) * REVOKE_FP_LEN)) == NULL) {
+        pthread_rwlock_unlock(&current_lock);
+        return -1;
+    }
+    if (have > 0)
+        memcpy(all, current->fps, have * REVOKE_FP_LEN);
+    memcpy(all + have * REVOKE_FP_LEN, fps, n * REVOKE_FP_LEN);
+    rc = revoke_set_from_raw(all, have + n, &next);
+    if (rc == 0) {
+        revoke_set_free(current);
+        current = next;
+    }
+    pthread_rwlock_unlock(&current_lock);
+    free(all);
+    return rc;
+}

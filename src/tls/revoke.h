@@ -45,5 +45,8 @@ void revoke_set_free(struct revoke_set *s);
 void revoke_current_install(struct revoke_set *s);
 bool revoke_current_contains(const uint8_t fp[REVOKE_FP_LEN]);
 size_t revoke_current_count(void);
+/* Install the current set together with n more fingerprints (copied);
+ * -1 (nothing changes) if memory runs out or the set would be too big. */
+int revoke_current_add(const uint8_t *fps, size_t n) __attribute__((warn_unused_result));
 
 #endif

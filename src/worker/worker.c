@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "keyholder/keyclient.h"
 #include "sandbox/sandbox.h"
+#include "store/store_auth.h"
 #include "tls/revoke.h"
 
 #define PEM_MAX (256u * 1024u)
@@ -186,6 +187,79 @@ start_servers(struct worker *w)
     return 0;
 }
 
+/* ---- the revocation set: the list file's and the store's (R6.2) ---- */
+
+/* Fingerprints gathered from the store; owned by the caller (free fps). */
+struct fp_list {
+    uint8_t *fps;
+    size_t   n, cap;
+    bool     failed;
+};
+
+static int
+fp_list_add(const struct terminal_info *t, void *p)
+{
+    struct fp_list *l = p;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        uint8_t *grown = cap <= REVOKE_MAX_ENTRIES ? realloc(l->fps, cap * REVOKE_FP_LEN) : NULL;
+        if (grown == NULL) {
+            l->failed = true;
+            return 1;
+        }
+        l->fps = grown;
+        l->cap = cap;
+    }
+    memcpy(l->fps + l->n * REVOKE_FP_LEN, t->fingerprint, REVOKE_FP_LEN);
+    l->n++;
+    return 0;
+}
+
+/* Every terminal the store marks revoked (through the API): with the
+ * list file's entries they make the set the TLS layer refuses.  If the
+ * store cannot be read the list file's set still applies, and so does
+ * the store's own check of every session (auth_authorize). */
+static void
+store_revoked(struct store *st, struct fp_list *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return;
+    if (store_terminal_list(st, NULL, fp_list_add, out) != STORE_OK || out->failed) {
+        log_error("revocation_store_unread", "cannot read the terminals revoked in the "
+                  "store; the list file's set applies");
+        out->n = 0;
+    }
+}
+
+/* The set inherited from the parent is the list file's; add the
+ * terminals revoked in the store before serving anything. */
+static void
+add_store_revocations(struct worker *w)
+{
+    struct fp_list db;
+
+    store_revoked(w->env.store, &db);
+    if (db.n > 0 && revoke_current_add(db.fps, db.n) != 0)
+        log_error("revocation_set_failed", "cannot add the store's revoked terminals");
+    free(db.fps);
+}
+
+int
+worker_notify_revoked(struct worker_env *env, const uint8_t fp[32])
+{
+    int rc = revoke_current_add(fp, 1);
+
+    if (rc != 0)
+        log_error("revocation_set_failed", "cannot add a revoked terminal to this worker's set");
+    if (ipc_send(env->parent_fd, IPC_TERMINAL_REVOKE, 0, 0, fp, REVOKE_FP_LEN) != 0) {
+        log_error("ipc_send_failed", "cannot ask the parent to push the revocation set");
+        rc = -1;
+    }
+    return rc;
+}
+
 static void
 take_revocation_chunk(struct worker *w, const struct ipc_hdr *h, const uint8_t *buf)
 {
@@ -218,6 +292,16 @@ take_revocation_chunk(struct worker *w, const struct ipc_hdr *h, const uint8_t *
         w->nrevoked += n;
     }
     if (h->flags & IPC_F_LAST) {
+        struct fp_list db;
+
+        store_revoked(w->env.store, &db);
+        if (db.n > 0 && w->nrevoked + db.n <= REVOKE_MAX_ENTRIES &&
+            (grown = realloc(w->revoked, (w->nrevoked + db.n) * REVOKE_FP_LEN)) != NULL) {
+            w->revoked = grown;
+            memcpy(w->revoked + w->nrevoked * REVOKE_FP_LEN, db.fps, db.n * REVOKE_FP_LEN);
+            w->nrevoked += db.n;
+        }
+        free(db.fps);
         if (revoke_set_from_raw(w->revoked, w->nrevoked, &set) == 0) {
             size_t count = revoke_set_count(set);
             revoke_current_install(set);
@@ -349,6 +433,7 @@ worker_main(const struct worker_args *a)
     w.args = a;
     w.env.cfg = a->cfg;
     w.env.index = a->index;
+    w.env.parent_fd = a->parent_fd;
     ipc_chan_init(&w.env.keyholder, a->keyholder_fd);
     ipc_chan_init(&w.env.audit, a->audit_fd);
     keyclient_provider(&w.env.keyholder, &w.env.keys);
@@ -357,6 +442,7 @@ worker_main(const struct worker_args *a)
         worker_enter_sandbox(a->cfg) != 0 || open_store(&w) != 0 ||
         start_servers(&w) != 0)
         goto out;
+    add_store_revocations(&w);
     if (ipc_send(a->parent_fd, IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
     rc = serve(&w, sigfd);

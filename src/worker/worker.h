@@ -27,6 +27,7 @@ struct worker_env {
     struct store               *store;     /* opened after the sandbox */
     struct auth_env            *auth;      /* staff authentication (auth/api.h) */
     unsigned                    index;
+    int                         parent_fd; /* notices to the parent (worker_notify_revoked) */
 };
 
 struct worker_args {
@@ -44,6 +45,17 @@ struct worker_args {
  * sockets, the worker syscall allowlist.  Exposed so tests can show what
  * a worker can and cannot do (e.g. open the master key file). */
 int worker_enter_sandbox(const struct mamori_config *cfg) __attribute__((warn_unused_result));
+
+/*
+ * A terminal was revoked through the API (R6.2): refuse it in this
+ * worker's TLS layer at once and ask the parent to push the revocation
+ * set to every worker.  Each worker's set is the revocation list file
+ * together with every terminal the store marks revoked.  0 on success,
+ * -1 if this worker's set could not be rebuilt (the store still refuses
+ * the terminal's sessions).
+ */
+int worker_notify_revoked(struct worker_env *env, const uint8_t fp[32])
+    __attribute__((warn_unused_result));
 
 /* Run a worker until told to stop.  Returns the process exit status. */
 int worker_main(const struct worker_args *a);

@@ -119,6 +119,7 @@ jbody(const struct resp *r)
 struct acct {
     const char *user;
     const char *role;
+    const char *tenant;         /* NULL: T1 */
     char        password[64];
     uint8_t     secret[TOTP_SECRET_LEN];
     char        enrol[SESSION_TOKEN_HEX + 1];
@@ -170,7 +171,8 @@ static void
 cli_pending(struct acct *a)
 {
     char *argv[] = { (char *)h_bin("mamori"), "staff", "enrol", "-c", inst.conf,
-                     "--tenant", T1, "--user", (char *)a->user, NULL };
+                     "--tenant", (char *)(a->tenant ? a->tenant : T1), "--user",
+                     (char *)a->user, NULL };
     char out[1024], *line;
 
     assert_int_equal(h_run(argv, out, sizeof(out)), 0);
@@ -191,7 +193,9 @@ enrol(CURL *c, struct acct *a, const char *password)
     struct resp r;
     json_t *j;
     const char *uri, *sec;
+    char prefix[64];
 
+    snprintf(prefix, sizeof(prefix), "otpauth://totp/mamori:%s-", a->tenant ? a->tenant : T1);
     snprintf(a->password, sizeof(a->password), "%s", password);
     snprintf(body, sizeof(body), "{\"secret\":\"%s\",\"password\":\"%s\"}", a->enrol,
              a->password);
@@ -200,7 +204,7 @@ enrol(CURL *c, struct acct *a, const char *password)
     j = jbody(&r);
     uri = json_string_value(json_object_get(j, "otpauth_uri"));
     assert_non_null(uri);
-    assert_true(strncmp(uri, "otpauth://totp/mamori:" T1 "-", 24) == 0);
+    assert_true(strncmp(uri, prefix, strlen(prefix)) == 0);
     sec = strstr(uri, "secret=");
     assert_non_null(sec);
     assert_int_equal(b32_decode(sec + 7, a->secret, TOTP_SECRET_LEN), 0);
@@ -513,6 +517,8 @@ test_terminal_binding_and_revocation(void **state)
     CURL *c = demo_terminal(), *c2;
     char tok[65], atok[65], path[160], hex[65];
     struct h_response hr;
+    struct resp r;
+    long gen, st;
     json_t *j;
 
     (void)state;
@@ -540,12 +546,211 @@ test_terminal_binding_and_revocation(void **state)
     assert_int_equal(get_status(c, "POST", "/v1/terminals", path, atok), 201);
     assert_int_equal(login_at(c2, &a, a.password, 1, tok, NULL), 200);
     assert_int_equal(get_status(c2, "GET", "/v1/auth/me", NULL, tok), 200);
+    gen = h_state(&inst, "revocation_generation");
     snprintf(path, sizeof(path), "/v1/terminals/%s/revoke", hex);
     assert_int_equal(get_status(c, "POST", path, NULL, atok), 200);
-    /* revoked mid-session: the very next request is refused */
-    assert_int_equal(get_status(c2, "GET", "/v1/auth/me", NULL, tok), 401);
+    /* revoked mid-session: the very next request is refused, by the
+     * session check (401) or already by the TLS layer (403) */
+    st = get_status(c2, "GET", "/v1/auth/me", NULL, tok);
+    assert_true(st == 401 || st == 403);
+    /* ... and not only sessions: the TLS layer of every worker refuses the
+     * certificate, without a restart or a list file edit (R6.2) */
+    assert_true(h_wait_state_above(&inst, "revocation_generation", gen));
+    h_request(&inst, c2, true, "GET", "/v1/terminal", NULL, &hr);
+    assert_true(hr.rc != CURLE_OK || hr.status == 403);
+    h_response_free(&hr);
+    curl_easy_cleanup(c2);
+    c2 = h_curl(&inst, "terminals/counter-2.crt", "terminals/counter-2.key");
+    h_request(&inst, c2, true, "GET", "/v1/terminal", NULL, &hr);
+    assert_int_not_equal(hr.rc, CURLE_OK);               /* refused at the handshake */
+    h_response_free(&hr);
+    /* the tenant's terminal list shows it revoked */
+    areq(c, "GET", "/v1/terminals", NULL, atok, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, hex));
+    assert_non_null(strstr(r.body, "\"revoked\""));
+    free(r.body);
     curl_easy_cleanup(c);
     curl_easy_cleanup(c2);
+}
+
+/* An account made over the API (POST /v1/staff) and enrolled. */
+static void
+api_pending(CURL *c, const char *atok, struct acct *a)
+{
+    char body[160];
+    struct resp r;
+    json_t *j;
+
+    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", a->user, a->role);
+    areq(c, "POST", "/v1/staff", body, atok, NULL, NULL, &r);
+    assert_int_equal(r.status, 201);
+    j = jbody(&r);
+    snprintf(a->enrol, sizeof(a->enrol), "%s",
+             json_string_value(json_object_get(j, "enrolment_secret")));
+    json_decref(j);
+    free(r.body);
+}
+
+static const char *
+error_code(const struct resp *r, char *buf, size_t n)
+{
+    json_t *j = jbody(r);
+
+    snprintf(buf, n, "%s", json_string_value(json_object_get(json_object_get(j, "error"),
+                                                               "code")));
+    json_decref(j);
+    return buf;
+}
+
+/* R6.1, R6.7, R6.9: a tenant admin lists the tenant's staff (never a
+ * secret), changes a role (the account's sessions end, the change is on
+ * the record with before and after), disables a leaver and enables them
+ * again; never their own account; roles only of the tenant's scope. */
+static void
+test_staff_management(void **state)
+{
+    struct acct admin = { .user = "admin4", .role = "tenant_admin" };
+    struct acct k = { .user = "kondo", .role = "clerk" };
+    CURL *c = demo_terminal();
+    char atok[65], ktok[65], buf[64], cmd[1024], line[8192];
+    struct resp r;
+    bool recorded = false;
+    FILE *p;
+
+    (void)state;
+    pending(&admin);
+    enrol(c, &admin, "Adm4n!Strong");
+    assert_int_equal(login_at(c, &admin, admin.password, 0, atok, NULL), 200);
+    api_pending(c, atok, &k);
+    enrol(c, &k, "Ko9nd@Wxyz");
+    /* TOTP steps -1, 0, +1: three sign-ins fit in one 30 s step (R6.2) */
+    assert_int_equal(login_at(c, &k, k.password, -1, ktok, NULL), 200);
+
+    /* the list: the tenant's accounts, no hash, no TOTP key */
+    areq(c, "GET", "/v1/staff", NULL, atok, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"user\":\"kondo\""));
+    assert_non_null(strstr(r.body, "\"user\":\"admin4\""));
+    assert_null(strstr(r.body, "argon2"));
+    assert_null(strstr(r.body, "totp"));
+    free(r.body);
+    /* a clerk may not (R6.6) */
+    assert_int_equal(get_status(c, "GET", "/v1/staff", NULL, ktok), 403);
+
+    /* roles outside the municipality's scope, or not roles at all */
+    areq(c, "POST", "/v1/staff", "{\"user\":\"op9\",\"role\":\"platform_operator\"}",
+         atok, NULL, NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(error_code(&r, buf, sizeof(buf)), "role_not_in_scope");
+    free(r.body);
+    areq(c, "POST", "/v1/staff/kondo/role", "{\"role\":\"national_viewer\"}", atok, NULL,
+         NULL, &r);
+    assert_int_equal(r.status, 400);
+    free(r.body);
+    assert_int_equal(get_status(c, "POST", "/v1/staff/kondo/role", "{\"role\":\"root\"}",
+                                atok), 400);
+    assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, ktok), 200);  /* unchanged */
+
+    /* a role change ends the session; the new one carries the new role */
+    assert_int_equal(get_status(c, "POST", "/v1/staff/kondo/role",
+                                "{\"role\":\"supervisor\"}", atok), 200);
+    assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, ktok), 401);
+    assert_int_equal(login_at(c, &k, k.password, 0, ktok, NULL), 200);
+    areq(c, "GET", "/v1/auth/me", NULL, ktok, NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "\"supervisor\""));
+    free(r.body);
+    /* not one's own role (R6.7) */
+    areq(c, "POST", "/v1/staff/admin4/role", "{\"role\":\"clerk\"}", atok, NULL, NULL, &r);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(error_code(&r, buf, sizeof(buf)), "self_service");
+    free(r.body);
+    /* another tenant's or nobody's account: the same "no such user" */
+    assert_int_equal(get_status(c, "POST", "/v1/staff/nobody/disable", NULL, atok), 404);
+
+    /* a leaver: disabled, sessions end, sign-in fails like any failure */
+    assert_int_equal(get_status(c, "POST", "/v1/staff/kondo/disable", NULL, atok), 200);
+    assert_int_equal(get_status(c, "GET", "/v1/auth/me", NULL, ktok), 401);
+    assert_int_equal(login_at(c, &k, k.password, 1, NULL, NULL), 401);
+    assert_int_equal(get_status(c, "POST", "/v1/staff/kondo/disable", NULL, atok), 409);
+    assert_int_equal(get_status(c, "POST", "/v1/staff/kondo/enable", NULL, atok), 200);
+    assert_int_equal(login_at(c, &k, k.password, 1, NULL, NULL), 200);
+
+    /* R6.9: the role change is on the record with before and after */
+    snprintf(cmd, sizeof(cmd), "%s/mamori audit query -c %s --action staff.role",
+             MAMORI_TEST_BINARY_DIR, inst.conf);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        recorded |= strstr(line, "\"before\":\"clerk\"") != NULL &&
+                    strstr(line, "\"after\":\"supervisor\"") != NULL &&
+                    strstr(line, "\"actor\":\"admin4\"") != NULL;
+    pclose(p);
+    assert_true(recorded);
+    curl_easy_cleanup(c);
+}
+
+/* R1.2, R1.3: platform operators and national viewers belong to the
+ * national scope (000001), prefecture viewers to a prefecture; each scope
+ * has its own tenant admin, and holds only its own roles. */
+static void
+test_national_and_prefecture_scopes(void **state)
+{
+    char *create_nat[] = { (char *)h_bin("mamori"), "tenant", "create", "-c", inst.conf,
+                           "000001", NULL };
+    char *create_pref[] = { (char *)h_bin("mamori"), "tenant", "create", "-c", inst.conf,
+                            "130001", NULL };
+    char *create_bad[] = { (char *)h_bin("mamori"), "tenant", "create", "-c", inst.conf,
+                           "990001", NULL };
+    char *issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", inst.dir,
+                      "ops-1", NULL };
+    char crt[400], out[512], buf[64], otok[65], atok[65];
+    struct acct nadmin = { .user = "nat-admin", .role = "tenant_admin", .tenant = "000001" };
+    struct acct padmin = { .user = "pref-admin", .role = "tenant_admin", .tenant = "130001" };
+    struct acct op = { .user = "op1", .role = "platform_operator", .tenant = "000001" };
+    struct resp r;
+    CURL *c;
+
+    (void)state;
+    assert_int_equal(h_run(create_nat, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "scope: national"));
+    assert_int_equal(h_run(create_pref, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "scope: prefecture"));
+    assert_int_not_equal(h_run(create_bad, NULL, 0), 0);    /* valid digit, no such place */
+    cli_pending(&nadmin);
+    cli_pending(&padmin);
+    /* the operators' own terminal, registered to the national scope */
+    assert_int_equal(h_run(issue, NULL, 0), 0);
+    snprintf(crt, sizeof(crt), "%s/terminals/ops-1.crt", inst.dir);
+    {
+        char *reg[] = { (char *)h_bin("mamori"), "staff", "terminal-register", "-c", inst.conf,
+                        "--tenant", "000001", "--name", "ops-1", "--cert", crt, NULL };
+        assert_int_equal(h_run(reg, NULL, 0), 0);
+    }
+    c = h_curl(&inst, "terminals/ops-1.crt", "terminals/ops-1.key");
+    enrol(c, &nadmin, "NatAdm!n42");
+    assert_int_equal(login_at(c, &nadmin, nadmin.password, 0, atok, NULL), 200);
+    /* a national tenant holds no municipal roles */
+    areq(c, "POST", "/v1/staff", "{\"user\":\"clerk9\",\"role\":\"clerk\"}", atok, NULL,
+         NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(error_code(&r, buf, sizeof(buf)), "role_not_in_scope");
+    free(r.body);
+    api_pending(c, atok, &op);
+    enrol(c, &op, "Op3rator!x");
+    assert_int_equal(login_at(c, &op, op.password, 0, otok, NULL), 200);
+    areq(c, "GET", "/v1/auth/me", NULL, otok, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"platform_operator\""));
+    free(r.body);
+    /* R1.3: the operator manages no staff and no terminals, of any tenant */
+    assert_int_equal(get_status(c, "GET", "/v1/staff", NULL, otok), 403);
+    assert_int_equal(get_status(c, "GET", "/v1/terminals", NULL, otok), 403);
+    /* the national staff cannot sign in at a municipality's terminal */
+    curl_easy_cleanup(c);
+    c = demo_terminal();
+    assert_int_equal(login_at(c, &op, op.password, 1, NULL, NULL), 401);
+    curl_easy_cleanup(c);
 }
 
 /* CSRF: a cookie session's state change needs X-CSRF-Token. */
@@ -741,6 +946,8 @@ main(void)
         cmocka_unit_test(test_lockout_and_helpdesk_reset),
         cmocka_unit_test(test_terminal_binding_and_revocation),
         cmocka_unit_test(test_cookie_session_csrf),
+        cmocka_unit_test(test_staff_management),
+        cmocka_unit_test(test_national_and_prefecture_scopes),
         cmocka_unit_test(test_lapse_and_reconfirm),
         cmocka_unit_test(test_uniform_failure),
         cmocka_unit_test(test_session_timeouts),

@@ -512,6 +512,125 @@ test_store_terminals_and_sessions(void **state)
     assert_int_equal(store_session_get(f->st, h, &g), STORE_NOTFOUND);
 }
 
+/* ---- listings, role and state changes (R6.1, R6.7) --------------------------- */
+
+struct seen {
+    char   users[8][STAFF_ID_MAX];
+    char   roles[8][STAFF_ROLE_MAX];
+    size_t n;
+    int    stop_after;           /* 0: never stop */
+};
+
+static int
+see_staff(const struct staff_summary *s, void *p)
+{
+    struct seen *v = p;
+
+    assert_true(v->n < 8);
+    strcpy(v->users[v->n], s->user_id);
+    strcpy(v->roles[v->n], s->role);
+    v->n++;
+    return v->stop_after != 0 && (int)v->n >= v->stop_after;
+}
+
+static void
+test_store_staff_list_role_state(void **state)
+{
+    BEGIN_CASE(f);
+    struct seen v = { .n = 0 };
+    struct staff_account a;
+    struct staff_session s = { .created_at = 10, .last_seen = 10 }, g;
+    char tok[SESSION_TOKEN_HEX + 1];
+
+    enrolled(f, "ueda", T1, 1);
+    enrolled(f, "abe", T1, 1);
+    enrolled(f, "other", T2, 1);
+    /* a tenant sees its own staff only, in ID order */
+    assert_int_equal(store_staff_list(f->st, T1, see_staff, &v), STORE_OK);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.users[0], "abe");
+    assert_string_equal(v.users[1], "ueda");
+    assert_string_equal(v.roles[0], "clerk");
+    memset(&v, 0, sizeof(v));
+    v.stop_after = 1;                       /* the callback can stop the walk */
+    assert_int_equal(store_staff_list(f->st, T1, see_staff, &v), STORE_OK);
+    assert_int_equal(v.n, 1);
+
+    /* a role change ends the account's sessions (their role was fixed at login) */
+    auth_session_new(tok, s.token_hash);
+    strcpy(s.user_id, "abe");
+    strcpy(s.tenant, T1);
+    strcpy(s.role, "clerk");
+    assert_int_equal(store_session_create(f->st, &s), STORE_OK);
+    assert_int_equal(store_staff_set_role(f->st, "abe", T1, "supervisor"), STORE_OK);
+    assert_int_equal(store_session_get(f->st, s.token_hash, &g), STORE_NOTFOUND);
+    assert_int_equal(store_staff_get(f->st, "abe", &a), STORE_OK);
+    assert_string_equal(a.role, "supervisor");
+    /* never across tenants: another tenant's account is "not found" */
+    assert_int_equal(store_staff_set_role(f->st, "other", T1, "supervisor"), STORE_NOTFOUND);
+    assert_int_equal(store_staff_get(f->st, "other", &a), STORE_OK);
+    assert_string_equal(a.role, "clerk");
+
+    /* disable (a leaver) ends sessions; only active -> disabled -> active */
+    assert_int_equal(store_session_create(f->st, &s), STORE_OK);
+    assert_int_equal(store_staff_set_enabled(f->st, "abe", T1, false), STORE_OK);
+    assert_int_equal(store_session_get(f->st, s.token_hash, &g), STORE_NOTFOUND);
+    assert_int_equal(store_staff_get(f->st, "abe", &a), STORE_OK);
+    assert_string_equal(a.state, "disabled");
+    assert_int_equal(store_staff_set_enabled(f->st, "abe", T1, false), STORE_NOTFOUND);
+    assert_int_equal(store_staff_set_enabled(f->st, "other", T1, false), STORE_NOTFOUND);
+    assert_int_equal(store_staff_set_enabled(f->st, "abe", T1, true), STORE_OK);
+    assert_int_equal(store_staff_get(f->st, "abe", &a), STORE_OK);
+    assert_string_equal(a.state, "active");
+}
+
+struct seen_fp {
+    uint8_t fps[4][32];
+    char    states[4][12];
+    size_t  n;
+};
+
+static int
+see_terminal(const struct terminal_info *t, void *p)
+{
+    struct seen_fp *v = p;
+
+    assert_true(v->n < 4);
+    memcpy(v->fps[v->n], t->fingerprint, 32);
+    strcpy(v->states[v->n], t->state);
+    v->n++;
+    return 0;
+}
+
+/* R6.2: the revoked terminals of every tenant, for the TLS layer. */
+static void
+test_store_terminal_lists(void **state)
+{
+    BEGIN_CASE(f);
+    uint8_t a[32], b[32], c[32];
+    struct seen_fp v = { .n = 0 };
+
+    randombytes_buf(a, 32);
+    randombytes_buf(b, 32);
+    randombytes_buf(c, 32);
+    assert_int_equal(store_terminal_register(f->st, T1, a, "t1-a"), STORE_OK);
+    assert_int_equal(store_terminal_register(f->st, T1, b, "t1-b"), STORE_OK);
+    assert_int_equal(store_terminal_register(f->st, T2, c, "t2-c"), STORE_OK);
+    assert_int_equal(store_terminal_list(f->st, T1, see_terminal, &v), STORE_OK);
+    assert_int_equal(v.n, 2);                           /* T2's is not listed */
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(store_terminal_list(f->st, NULL, see_terminal, &v), STORE_OK);
+    assert_int_equal(v.n, 0);                           /* nothing revoked yet */
+    assert_int_equal(store_terminal_revoke(f->st, b), STORE_OK);
+    assert_int_equal(store_terminal_revoke(f->st, c), STORE_OK);
+    assert_int_equal(store_terminal_list(f->st, NULL, see_terminal, &v), STORE_OK);
+    assert_int_equal(v.n, 2);                           /* both tenants' */
+    assert_true((memcmp(v.fps[0], b, 32) == 0 && memcmp(v.fps[1], c, 32) == 0) ||
+                (memcmp(v.fps[0], c, 32) == 0 && memcmp(v.fps[1], b, 32) == 0));
+    assert_string_equal(v.states[0], "revoked");
+    assert_int_equal(store_terminal_list(f->st, "131017", see_terminal, &v), STORE_INVALID);
+}
+
 /* ---- fail closed when the audit writer refuses (R6.9, R7.7) ---------------- */
 
 struct fake_writer {
@@ -612,6 +731,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_success_resets_count_and_blocks_replay,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_terminals_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_staff_list_role_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_terminal_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_refusal_fails_closed, setup, teardown),
     };
     int failed;

@@ -54,6 +54,11 @@ static const struct { const char *method, *pattern; enum perm perm; } expected_r
     { "POST", "/v1/staff/{user}/reconfirm", PERM_STAFF_MANAGE },
     { "POST", "/v1/terminals", PERM_TERMINAL_MANAGE },
     { "POST", "/v1/terminals/{fingerprint}/revoke", PERM_TERMINAL_MANAGE },
+    { "GET",  "/v1/staff", PERM_STAFF_MANAGE },
+    { "POST", "/v1/staff/{user}/role", PERM_STAFF_MANAGE },
+    { "POST", "/v1/staff/{user}/disable", PERM_STAFF_MANAGE },
+    { "POST", "/v1/staff/{user}/enable", PERM_STAFF_MANAGE },
+    { "GET",  "/v1/terminals", PERM_TERMINAL_MANAGE },
 };
 #define NEXPECTED (sizeof(expected_routes) / sizeof(expected_routes[0]))
 
@@ -148,6 +153,35 @@ test_separation_of_duties(void **state)
         }
 }
 
+/* R1.2, R1.3, R6.7: which roles each kind of tenant may hold.  The table
+ * is this test's own (docs/access.md "Tenants and scopes"). */
+static void
+test_roles_by_scope(void **state)
+{
+    static const struct { enum role role; bool muni, pref, national; } want[] = {
+        { ROLE_CLERK,             true,  false, false },
+        { ROLE_SUPERVISOR,        true,  false, false },
+        { ROLE_TENANT_ADMIN,      true,  true,  true  },
+        { ROLE_AUDITOR,           true,  true,  true  },
+        { ROLE_SITE_DEVICE,       true,  false, false },
+        { ROLE_PREFECTURE_VIEWER, false, true,  false },
+        { ROLE_NATIONAL_VIEWER,   false, false, true  },
+        { ROLE_PLATFORM_OPERATOR, false, false, true  },
+    };
+    (void)state;
+    assert_int_equal(sizeof(want) / sizeof(want[0]), ROLE_END - 1);   /* every role */
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(auth_role_in_scope(want[i].role, LGCODE_SCOPE_MUNICIPALITY), want[i].muni);
+        assert_int_equal(auth_role_in_scope(want[i].role, LGCODE_SCOPE_PREFECTURE), want[i].pref);
+        assert_int_equal(auth_role_in_scope(want[i].role, LGCODE_SCOPE_NATIONAL),
+                         want[i].national);
+        assert_false(auth_role_in_scope(want[i].role, LGCODE_SCOPE_UNKNOWN));
+    }
+    assert_false(auth_role_in_scope(ROLE_NONE, LGCODE_SCOPE_MUNICIPALITY));
+    assert_false(auth_role_in_scope(ROLE_END, LGCODE_SCOPE_NATIONAL));
+    assert_false(auth_role_in_scope(ROLE_CLERK, (enum lgcode_scope)99));
+}
+
 static void
 test_role_names(void **state)
 {
@@ -170,6 +204,7 @@ main(void)
         cmocka_unit_test(test_every_route_every_role),
         cmocka_unit_test(test_matrix_cells),
         cmocka_unit_test(test_separation_of_duties),
+        cmocka_unit_test(test_roles_by_scope),
         cmocka_unit_test(test_role_names),
     };
 

@@ -272,6 +272,18 @@ test_lgcode_shipped_table(void **state)
     assert_string_equal(e->parent, "130001");
     assert_string_equal(e->pref_name, "東京都");
 
+    /* Tenant scopes (docs/access.md): a ward is a municipality, 東京都 a
+     * prefecture, 000001 the national scope though no table row has it. */
+    assert_int_equal(lgcode_scope(t, "131016"), LGCODE_SCOPE_MUNICIPALITY);
+    assert_int_equal(lgcode_scope(t, "130001"), LGCODE_SCOPE_PREFECTURE);
+    assert_int_equal(lgcode_scope(t, "011002"), LGCODE_SCOPE_MUNICIPALITY);
+    assert_true(lgcode_valid(LGCODE_NATIONAL));
+    assert_null(lgcode_lookup(t, LGCODE_NATIONAL));
+    assert_int_equal(lgcode_scope(t, LGCODE_NATIONAL), LGCODE_SCOPE_NATIONAL);
+    assert_int_equal(lgcode_scope(t, "131017"), LGCODE_SCOPE_UNKNOWN);   /* bad check digit */
+    assert_int_equal(lgcode_scope(t, "990001"), LGCODE_SCOPE_UNKNOWN);   /* valid, no such place */
+    assert_string_equal(lgcode_scope_name(LGCODE_SCOPE_PREFECTURE), "prefecture");
+
     e = lgcode_lookup(t, "011002");
     assert_non_null(e);
     assert_string_equal(e->name, "札幌市");
