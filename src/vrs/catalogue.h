@@ -15,8 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Longest code accepted, without the terminator. */
-#define VRS_CODE_MAX 32
+/* Longest code (and series) accepted, without the terminator: a code
+ * fits a 32-byte buffer (STORE_VACCINE_MAX in store/store_records.h). */
+#define VRS_CODE_MAX 31
 
 /* Language of a message: the staff interface speaks Japanese, logs and
  * the API's "message" English. */

@@ -270,7 +270,7 @@ test_R2_3_catalogue_bad_category(void **state)
     expect_refused(HDR "a-bcg,routine_b,a-bcg,結核,BCG,BCG,,1,,0,t\n",
                    "line 2: code a-bcg of category routine_b must start with \"b-\"");
     expect_refused(HDR "b-,routine_b,b-x,x,x,x,,1,,0,t\n",
-                   "line 2: code must be 1 to 32");
+                   "line 2: code must be 1 to 31");
     expect_refused(HDR "covid,covid,covid,x,x,x,,,,,t\n",
                    "line 2: code covid of category covid must start with \"covid-\"");
     /* One series, two categories: doses would be numbered together. */
@@ -286,7 +286,17 @@ test_R2_3_catalogue_bad_cells(void **state)
 {
     (void)state;
     expect_refused(HDR "A-BCG,routine_a,a-bcg,結核,BCG,BCG,,1,,0,t\n",
-                   "line 2: code must be 1 to 32 lower-case");
+                   "line 2: code must be 1 to 31 lower-case");
+    /* 31 characters fit a 32-byte buffer; 32 do not. */
+    expect_refused(HDR "a-abcdefghijklmnopqrstuvwxyz0123,routine_a,a-x,x,x,x,,1,,0,t\n",
+                   "line 2: code must be 1 to 31");
+    {
+        struct vrs_catalogue *c = load_text(HDR
+            "a-abcdefghijklmnopqrstuvwxyz012,routine_a,a-x,x,x,x,,1,,0,t\n");
+
+        assert_non_null(vrs_catalogue_lookup(c, "a-abcdefghijklmnopqrstuvwxyz012"));
+        vrs_catalogue_free(c);
+    }
     expect_refused(HDR " a-bcg,routine_a,a-bcg,結核,BCG,BCG,,1,,0,t\n",
                    "line 2: code must be");
     expect_refused(HDR "a-bcg,routine_a,a_bcg,結核,BCG,BCG,,1,,0,t\n",
