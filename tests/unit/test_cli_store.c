@@ -53,7 +53,7 @@
 #define T2 "011002"                     /* 札幌市 */
 
 /* Obviously synthetic (R9.4); the number has a valid check digit
- * (/work/shared/data/mynumber_examples.csv). */
+ * (tests/data/mynumber_examples.csv). */
 #define S_NAME     "テスト 太郎"
 #define S_KANA     "テスト タロウ"
 #define S_ADDRESS  "東京都千代田区試験町1丁目"

@@ -20,7 +20,7 @@
 #include "ref/lgcode.h"
 #include "ref/mynumber.h"
 
-#define EXAMPLES_CSV  MAMORI_TEST_SOURCE_DIR "/../shared/data/mynumber_examples.csv"
+#define EXAMPLES_CSV  MAMORI_TEST_SOURCE_DIR "/tests/data/mynumber_examples.csv"
 #define SHIPPED_CSV   MAMORI_TEST_SOURCE_DIR "/data/municipalities/municipalities_lgcode.csv"
 #define SHIPPED_ROWS  1959
 
