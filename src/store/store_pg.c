@@ -87,6 +87,63 @@ static const char *const migrations[] = {
     "  created_at BIGINT NOT NULL,"
     "  last_seen BIGINT NOT NULL);"
     "CREATE INDEX sessions_user ON sessions (user_id);",
+    /* 3: vouchers, vaccinations, corrections, imports (R2.3, R2.4, R2.6,
+     * R2.9, R2.10; see store_records.h and docs/storage.md).  Children name
+     * their resident with a real foreign key; the partial unique index lets
+     * a voided dose be entered again.  Record ids come from one sequence,
+     * so concurrent writers of a tenant do not serialise on max() + 1. */
+    "CREATE SEQUENCE record_id_seq;"
+    "CREATE TABLE vouchers ("
+    "  tenant_id TEXT NOT NULL,"
+    "  voucher_no TEXT NOT NULL CHECK (length(voucher_no) = 10),"
+    "  resident_id BIGINT NOT NULL,"
+    "  ticket_type INTEGER NOT NULL CHECK (ticket_type BETWEEN 0 AND 9),"
+    "  issued_date TEXT NOT NULL,"
+    "  voided INTEGER NOT NULL DEFAULT 0 CHECK (voided IN (0, 1)),"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, voucher_no),"
+    "  FOREIGN KEY (tenant_id, resident_id) REFERENCES residents (tenant_id, resident_id));"
+    "CREATE INDEX vouchers_resident ON vouchers (tenant_id, resident_id);"
+    "CREATE TABLE vaccinations ("
+    "  tenant_id TEXT NOT NULL,"
+    "  vaccination_id BIGINT NOT NULL,"
+    "  resident_id BIGINT NOT NULL,"
+    "  vaccine TEXT NOT NULL,"
+    "  dose INTEGER NOT NULL CHECK (dose BETWEEN 1 AND 99),"
+    "  vaccinated_on TEXT NOT NULL,"
+    "  voucher_no TEXT CHECK (voucher_no IS NULL OR length(voucher_no) = 10),"
+    "  entered_by TEXT NOT NULL,"
+    "  entered_at TEXT NOT NULL,"
+    "  voided INTEGER NOT NULL DEFAULT 0 CHECK (voided IN (0, 1)),"
+    "  key_version BIGINT NOT NULL,"
+    "  details_ct BYTEA NOT NULL,"
+    "  PRIMARY KEY (tenant_id, vaccination_id),"
+    "  FOREIGN KEY (tenant_id, resident_id) REFERENCES residents (tenant_id, resident_id));"
+    "CREATE UNIQUE INDEX vaccinations_dose ON vaccinations "
+    "  (tenant_id, resident_id, vaccine, dose) WHERE voided = 0;"
+    "CREATE INDEX vaccinations_resident ON vaccinations (tenant_id, resident_id);"
+    "CREATE INDEX vaccinations_keyver ON vaccinations (tenant_id, key_version);"
+    "CREATE TABLE corrections ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  correction_id BIGINT NOT NULL,"
+    "  object TEXT NOT NULL CHECK (object IN ('resident', 'vaccination')),"
+    "  object_id BIGINT NOT NULL,"
+    "  corrected_at TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  key_version BIGINT NOT NULL,"
+    "  reason_ct BYTEA NOT NULL, before_ct BYTEA NOT NULL, after_ct BYTEA NOT NULL,"
+    "  PRIMARY KEY (tenant_id, correction_id));"
+    "CREATE INDEX corrections_object ON corrections (tenant_id, object, object_id);"
+    "CREATE INDEX corrections_keyver ON corrections (tenant_id, key_version);"
+    "CREATE TABLE imports ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  sha256 BYTEA NOT NULL CHECK (length(sha256) = 32),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('residents', 'vouchers', 'vaccinations')),"
+    "  row_count BIGINT NOT NULL CHECK (row_count >= 0),"
+    "  actor TEXT NOT NULL,"
+    "  imported_at TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, sha256));"
+    "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -94,7 +151,8 @@ static const char *const migrations[] = {
 enum {
     Q_TENANT_CREATE, Q_TENANT_STATE, Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT,
     Q_COUNTS, Q_IDEM_GET, Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID,
-    Q_LOAD_ADDR, Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_COUNT
+    Q_LOAD_ADDR, Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_ERASE_COR, Q_ERASE_VAC,
+    Q_ERASE_VOU, Q_ERASE_IMP, Q_COUNT
 };
 
 #define LOAD_COLS "resident_id, address_no, key_version, birth_year::int8, " \
@@ -106,6 +164,11 @@ static const char *const fixed_sql[Q_COUNT] = {
     [Q_TENANT_STATE] = "SELECT state FROM tenants WHERE tenant_id = $1",
     [Q_ERASE_IDEM] = "DELETE FROM idempotency WHERE tenant_id = $1",
     [Q_ERASE_RES] = "DELETE FROM residents WHERE tenant_id = $1",
+    /* Children before the residents they name (foreign keys). */
+    [Q_ERASE_COR] = "DELETE FROM corrections WHERE tenant_id = $1",
+    [Q_ERASE_VAC] = "DELETE FROM vaccinations WHERE tenant_id = $1",
+    [Q_ERASE_VOU] = "DELETE FROM vouchers WHERE tenant_id = $1",
+    [Q_ERASE_IMP] = "DELETE FROM imports WHERE tenant_id = $1",
     [Q_ERASE_TENANT] = "UPDATE tenants SET state = 'erased', changed_at = $2 "
         "WHERE tenant_id = $1",
     [Q_COUNTS] = "SELECT (SELECT count(*) FROM tenants WHERE state = 'active' "
@@ -500,10 +563,13 @@ pg_tenant_erase(void *conn, const char *t, const char *now)
     PGresult *r;
     enum store_status st;
 
+    static const int order[] = { Q_ERASE_IDEM, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
+                                 Q_ERASE_IMP, Q_ERASE_RES };
+
     p_text(&p, t);
-    if ((st = exec_q(c, Q_ERASE_IDEM, &p)) != STORE_OK ||
-        (st = exec_q(c, Q_ERASE_RES, &p)) != STORE_OK)
-        return st;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if ((st = exec_q(c, order[i], &p)) != STORE_OK)
+            return st;
     p_text(&p, now);
     r = run(c, Q_ERASE_TENANT, &p);
     st = PQresultStatus(r) != PGRES_COMMAND_OK ? map(c->db, r) :

@@ -87,6 +87,63 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  last_seen INTEGER NOT NULL) STRICT;"
     "CREATE INDEX sessions_user ON sessions (user_id);",
+    /* 3: vouchers, vaccinations, corrections, imports (R2.3, R2.4, R2.6,
+     * R2.9, R2.10; see store_records.h and docs/storage.md).  Children name
+     * their resident with a real foreign key; the partial unique index lets
+     * a voided dose be entered again. */
+    "CREATE TABLE vouchers ("
+    "  tenant_id TEXT NOT NULL,"
+    "  voucher_no TEXT NOT NULL CHECK (length(voucher_no) = 10),"
+    "  resident_id INTEGER NOT NULL,"
+    "  ticket_type INTEGER NOT NULL CHECK (ticket_type BETWEEN 0 AND 9),"
+    "  issued_date TEXT NOT NULL,"
+    "  voided INTEGER NOT NULL DEFAULT 0 CHECK (voided IN (0, 1)),"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, voucher_no),"
+    "  FOREIGN KEY (tenant_id, resident_id) REFERENCES residents (tenant_id, resident_id)"
+    ") STRICT;"
+    "CREATE INDEX vouchers_resident ON vouchers (tenant_id, resident_id);"
+    "CREATE TABLE vaccinations ("
+    "  tenant_id TEXT NOT NULL,"
+    "  vaccination_id INTEGER NOT NULL,"
+    "  resident_id INTEGER NOT NULL,"
+    "  vaccine TEXT NOT NULL,"
+    "  dose INTEGER NOT NULL CHECK (dose BETWEEN 1 AND 99),"
+    "  vaccinated_on TEXT NOT NULL,"
+    "  voucher_no TEXT CHECK (voucher_no IS NULL OR length(voucher_no) = 10),"
+    "  entered_by TEXT NOT NULL,"
+    "  entered_at TEXT NOT NULL,"
+    "  voided INTEGER NOT NULL DEFAULT 0 CHECK (voided IN (0, 1)),"
+    "  key_version INTEGER NOT NULL,"
+    "  details_ct BLOB NOT NULL,"
+    "  PRIMARY KEY (tenant_id, vaccination_id),"
+    "  FOREIGN KEY (tenant_id, resident_id) REFERENCES residents (tenant_id, resident_id)"
+    ") STRICT;"
+    "CREATE UNIQUE INDEX vaccinations_dose ON vaccinations "
+    "  (tenant_id, resident_id, vaccine, dose) WHERE voided = 0;"
+    "CREATE INDEX vaccinations_resident ON vaccinations (tenant_id, resident_id);"
+    "CREATE INDEX vaccinations_keyver ON vaccinations (tenant_id, key_version);"
+    "CREATE TABLE corrections ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  correction_id INTEGER NOT NULL,"
+    "  object TEXT NOT NULL CHECK (object IN ('resident', 'vaccination')),"
+    "  object_id INTEGER NOT NULL,"
+    "  corrected_at TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  key_version INTEGER NOT NULL,"
+    "  reason_ct BLOB NOT NULL, before_ct BLOB NOT NULL, after_ct BLOB NOT NULL,"
+    "  PRIMARY KEY (tenant_id, correction_id)) STRICT;"
+    "CREATE INDEX corrections_object ON corrections (tenant_id, object, object_id);"
+    "CREATE INDEX corrections_keyver ON corrections (tenant_id, key_version);"
+    "CREATE TABLE imports ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('residents', 'vouchers', 'vaccinations')),"
+    "  row_count INTEGER NOT NULL CHECK (row_count >= 0),"
+    "  actor TEXT NOT NULL,"
+    "  imported_at TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, sha256)) STRICT;"
+    "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -95,7 +152,8 @@ enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_TENANT_CREATE, Q_TENANT_STATE,
     Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT, Q_COUNTS, Q_IDEM_GET,
     Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID, Q_LOAD_ADDR,
-    Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_COUNT
+    Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
+    Q_ERASE_IMP, Q_COUNT
 };
 
 #define LOAD_COLS "resident_id, address_no, key_version, birth_year, " \
@@ -110,6 +168,11 @@ static const char *const fixed_sql[Q_COUNT] = {
     [Q_TENANT_STATE] = "SELECT state FROM tenants WHERE tenant_id = ?1",
     [Q_ERASE_IDEM] = "DELETE FROM idempotency WHERE tenant_id = ?1",
     [Q_ERASE_RES] = "DELETE FROM residents WHERE tenant_id = ?1",
+    /* Children before the residents they name (foreign keys). */
+    [Q_ERASE_COR] = "DELETE FROM corrections WHERE tenant_id = ?1",
+    [Q_ERASE_VAC] = "DELETE FROM vaccinations WHERE tenant_id = ?1",
+    [Q_ERASE_VOU] = "DELETE FROM vouchers WHERE tenant_id = ?1",
+    [Q_ERASE_IMP] = "DELETE FROM imports WHERE tenant_id = ?1",
     [Q_ERASE_TENANT] = "UPDATE tenants SET state = 'erased', changed_at = ?2 "
         "WHERE tenant_id = ?1",
     [Q_COUNTS] = "SELECT (SELECT count(*) FROM tenants WHERE state = 'active' "
@@ -430,11 +493,13 @@ bind_tenant_exec(struct sq *c, int q, const char *t, const char *now)
 static enum store_status
 sq_tenant_erase(void *conn, const char *t, const char *now)
 {
+    static const int order[] = { Q_ERASE_IDEM, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
+                                 Q_ERASE_IMP, Q_ERASE_RES };
     struct sq *c = conn;
-    enum store_status rc = bind_tenant_exec(c, Q_ERASE_IDEM, t, NULL);
+    enum store_status rc = STORE_OK;
 
-    if (rc == STORE_OK)
-        rc = bind_tenant_exec(c, Q_ERASE_RES, t, NULL);
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && rc == STORE_OK; i++)
+        rc = bind_tenant_exec(c, order[i], t, NULL);
     if (rc == STORE_OK)
         rc = bind_tenant_exec(c, Q_ERASE_TENANT, t, now);
     if (rc == STORE_OK && sqlite3_changes(c->db) != 1)
