@@ -6,15 +6,19 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
+#include "audit/event.h"
 #include "common/util.h"
 
 #define SEGMENT_READ_MAX  (1024u * 1024u * 1024u)   /* 1 GiB uncompressed */
@@ -135,22 +139,40 @@ hex_lower(const char *s, size_t n)
     return 1;
 }
 
+/* Lower-case hex digit -> 0x10 | value; anything else -> 0. */
+static const uint8_t hexdig[256] = {
+    ['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14,
+    ['5'] = 0x15, ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19,
+    ['a'] = 0x1a, ['b'] = 0x1b, ['c'] = 0x1c, ['d'] = 0x1d, ['e'] = 0x1e, ['f'] = 0x1f,
+};
+
+/* Decode 64 lower-case hex digits.  A table rather than a comparison per
+ * character: a digest's digits are random, so branches on them are
+ * mispredicted half the time, and verify does this for every entry. */
+static int
+hex32_decode(const char *s, uint8_t out[AUDIT_HASH_LEN])
+{
+    unsigned valid = 0x10;
+
+    for (size_t i = 0; i < AUDIT_HASH_LEN; i++) {
+        unsigned hi = hexdig[(unsigned char)s[2 * i]], lo = hexdig[(unsigned char)s[2 * i + 1]];
+        valid &= hi & lo;
+        out[i] = (uint8_t)((hi & 0x0f) << 4 | (lo & 0x0f));
+    }
+    return valid ? 0 : -1;
+}
+
 int
 audit_line_split(const char *line, size_t len, size_t *canon_len,
                  uint8_t hash[AUDIT_HASH_LEN])
 {
     const char *suf;
-    char hex[2 * AUDIT_HASH_LEN + 1];
 
     if (len <= AUDIT_SUFFIX_LEN + 1 || line[0] != '{')
         return -1;
     suf = line + len - AUDIT_SUFFIX_LEN;
     if (memcmp(suf, ",\"hash\":\"", 9) != 0 || memcmp(suf + 73, "\"}", 2) != 0 ||
-        !hex_lower(suf + 9, 64))
-        return -1;
-    memcpy(hex, suf + 9, 64);
-    hex[64] = '\0';
-    if (util_hex_decode(hex, hash, AUDIT_HASH_LEN) != 0)
+        hex32_decode(suf + 9, hash) != 0)
         return -1;
     *canon_len = len - AUDIT_SUFFIX_LEN;
     return 0;
@@ -370,6 +392,170 @@ audit_segment_read(const struct audit_segment *s, char **buf, size_t *len)
     return 0;
 }
 
+/* ---- reading a segment line by line (verify) --------------------------- */
+
+/*
+ * verify streams each segment through one fixed buffer rather than
+ * reading it whole (audit_segment_read): a live segment may be
+ * segment_max_mb long and an archived one up to 1 GiB, and a buffer that
+ * stays in the CPU cache costs far less per entry than page-faulting a
+ * fresh allocation the size of the segment (docs/audit.md, Benchmark).
+ * Archived segments are decompressed with zstd's streaming API into the
+ * same buffer.
+ */
+#define RD_BUF_LEN  (1024u * 1024u)    /* also the longest line verify accepts */
+
+struct seg_reader {
+    int        fd;
+    ZSTD_DCtx *z;                  /* archived segments only */
+    uint8_t   *zin;                /* compressed input */
+    size_t     zin_cap, zin_len, zin_pos;
+    bool       zdone;              /* the (single) frame has ended */
+    unsigned long long zwant, zgot; /* declared and produced content size */
+    bool       eof;
+    char      *buf;                /* RD_BUF_LEN bytes; unread: [start, end) */
+    size_t     start, end;
+};
+
+static ssize_t
+read_some(int fd, void *p, size_t n)
+{
+    ssize_t k;
+
+    do
+        k = read(fd, p, n);
+    while (k < 0 && errno == EINTR);
+    return k;
+}
+
+static void
+reader_close(struct seg_reader *rd)
+{
+    if (rd->fd >= 0)
+        close(rd->fd);
+    ZSTD_freeDCtx(rd->z);
+    free(rd->zin);
+    free(rd->buf);
+    memset(rd, 0, sizeof(*rd));
+    rd->fd = -1;
+}
+
+/* Open s for reading.  0, or -1 with errno (EBADMSG: not one zstd frame
+ * with its content size).  The caller calls reader_close either way. */
+static int
+reader_open(struct seg_reader *rd, const struct audit_segment *s)
+{
+    struct stat st;
+    ssize_t k;
+
+    memset(rd, 0, sizeof(*rd));
+    rd->fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (rd->fd < 0 || fstat(rd->fd, &st) != 0)
+        return -1;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        return -1;
+    }
+    (void)posix_fadvise(rd->fd, 0, 0, POSIX_FADV_SEQUENTIAL);   /* a hint only */
+    if ((rd->buf = malloc(RD_BUF_LEN)) == NULL)
+        return -1;
+    if (!s->archived)
+        return 0;
+    rd->zin_cap = ZSTD_DStreamInSize();
+    if ((rd->z = ZSTD_createDCtx()) == NULL || (rd->zin = malloc(rd->zin_cap)) == NULL)
+        return -1;
+    /* The writer compresses a segment as one frame that declares its size
+     * (docs/audit.md); anything else is not an archive we wrote. */
+    if ((k = read_some(rd->fd, rd->zin, rd->zin_cap)) < 0)
+        return -1;
+    rd->zin_len = (size_t)k;
+    rd->zwant = ZSTD_getFrameContentSize(rd->zin, rd->zin_len);
+    if (rd->zwant == ZSTD_CONTENTSIZE_ERROR || rd->zwant == ZSTD_CONTENTSIZE_UNKNOWN ||
+        rd->zwant > SEGMENT_READ_MAX) {
+        errno = EBADMSG;
+        return -1;
+    }
+    return 0;
+}
+
+/* Decompress into buf[end, RD_BUF_LEN): bytes produced (0 at the end of
+ * a complete frame), or -1 with errno. */
+static ssize_t
+fill_zstd(struct seg_reader *rd)
+{
+    ZSTD_outBuffer out = { rd->buf + rd->end, RD_BUF_LEN - rd->end, 0 };
+
+    while (out.pos == 0) {
+        if (rd->zin_pos == rd->zin_len) {
+            ssize_t k = read_some(rd->fd, rd->zin, rd->zin_cap);
+            if (k < 0)
+                return -1;
+            rd->zin_len = (size_t)k;
+            rd->zin_pos = 0;
+            if (k == 0)
+                break;
+        }
+        if (rd->zdone) {
+            errno = EBADMSG;                /* bytes after the frame */
+            return -1;
+        }
+        ZSTD_inBuffer in = { rd->zin, rd->zin_len, rd->zin_pos };
+        size_t more = ZSTD_decompressStream(rd->z, &out, &in);
+        rd->zin_pos = in.pos;
+        if (ZSTD_isError(more)) {
+            errno = EBADMSG;
+            return -1;
+        }
+        rd->zdone = more == 0;
+    }
+    rd->zgot += out.pos;
+    if (out.pos == 0 && (!rd->zdone || rd->zgot != rd->zwant)) {
+        errno = EBADMSG;                    /* frame cut short, or not its size */
+        return -1;
+    }
+    return (ssize_t)out.pos;
+}
+
+/* The next line, without its '\n' (valid until the next call): 1, 0 at
+ * the end, -2 if the segment ends without a newline, -1 with errno on a
+ * read error, a damaged archive (EBADMSG) or a line longer than
+ * RD_BUF_LEN (E2BIG). */
+static int
+reader_next(struct seg_reader *rd, const char **line, size_t *len)
+{
+    size_t scanned = rd->start;
+
+    for (;;) {
+        const char *nl = memchr(rd->buf + scanned, '\n', rd->end - scanned);
+        ssize_t k;
+
+        if (nl != NULL) {
+            *line = rd->buf + rd->start;
+            *len = (size_t)(nl - *line);
+            rd->start = (size_t)(nl - rd->buf) + 1;
+            return 1;
+        }
+        if (rd->eof)
+            return rd->start == rd->end ? 0 : -2;
+        if (rd->start > 0) {                /* keep the partial line, read on */
+            memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+            rd->end -= rd->start;
+            rd->start = 0;
+        }
+        scanned = rd->end;
+        if (rd->end == RD_BUF_LEN) {
+            errno = E2BIG;
+            return -1;
+        }
+        k = rd->z != NULL ? fill_zstd(rd) : read_some(rd->fd, rd->buf + rd->end,
+                                                      RD_BUF_LEN - rd->end);
+        if (k < 0)
+            return -1;
+        rd->end += (size_t)k;
+        rd->eof = k == 0;
+    }
+}
+
 /* ---- verification ----------------------------------------------------- */
 
 struct ckpt {
@@ -496,160 +682,330 @@ out:
     return rc;
 }
 
+/*
+ * One entry as the envelope scanner sees it.  The writer emits every
+ * entry as
+ *
+ *   {"seq":N,"time":"<27>","event":{"action":"A",...},"hash":"<64 hex>"}
+ *
+ * ("action" is the alphabetically first member of every event, and events
+ * are written with sorted keys), so what verify needs -- seq, time and
+ * action -- is at fixed places that a strict scanner reads without
+ * parsing the JSON.  Whether the whole line is also parsed is decided in
+ * check_line (R7.2).
+ */
+struct entry {
+    uint64_t    seq;
+    int64_t     time_us;
+    const char *time;             /* AUDIT_TIME_LEN bytes in the line */
+    const char *action;           /* action_len bytes in the line */
+    size_t      action_len;
+    size_t      event_off;        /* the event is [event_off, canon_len) */
+    size_t      canon_len;
+    uint8_t     stored[AUDIT_HASH_LEN];
+};
+
+#define ENV_SEQ    "{\"seq\":"
+#define ENV_TIME   ",\"time\":\""
+#define ENV_EVENT  "\",\"event\":"
+#define ENV_ACTION "{\"action\":\""
+#define ACTION_MAX 64
+
+static bool
+action_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+}
+
+/* Read the envelope of the canonical bytes p[0, e->canon_len).  0, or -1
+ * if it is not exactly the form above. */
+static int
+scan_entry(const char *p, struct entry *e)
+{
+    const size_t n = e->canon_len;
+    size_t i = sizeof(ENV_SEQ) - 1, a;
+    char t[AUDIT_TIME_LEN + 1];
+
+    if (n < i + 1 || memcmp(p, ENV_SEQ, i) != 0 || p[i] < '1' || p[i] > '9')
+        return -1;
+    /* seq: decimal, no leading zero, at most INT64_MAX (a JSON parser's
+     * integer range; the writer counts from 1). */
+    e->seq = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+        if (e->seq > ((uint64_t)INT64_MAX - d) / 10)
+            return -1;
+        e->seq = e->seq * 10 + d;
+    }
+    if (n - i < sizeof(ENV_TIME) - 1 + AUDIT_TIME_LEN + sizeof(ENV_EVENT) - 1 +
+                sizeof(ENV_ACTION) - 1 + 3 ||
+        memcmp(p + i, ENV_TIME, sizeof(ENV_TIME) - 1) != 0)
+        return -1;
+    i += sizeof(ENV_TIME) - 1;
+    e->time = p + i;
+    memcpy(t, p + i, AUDIT_TIME_LEN);
+    t[AUDIT_TIME_LEN] = '\0';
+    if (strlen(t) != AUDIT_TIME_LEN || audit_time_parse(t, &e->time_us) != 0)
+        return -1;
+    i += AUDIT_TIME_LEN;
+    if (memcmp(p + i, ENV_EVENT, sizeof(ENV_EVENT) - 1) != 0)
+        return -1;
+    i += sizeof(ENV_EVENT) - 1;
+    e->event_off = i;
+    if (memcmp(p + i, ENV_ACTION, sizeof(ENV_ACTION) - 1) != 0)
+        return -1;
+    i += sizeof(ENV_ACTION) - 1;
+    e->action = p + i;
+    for (a = i; a < n && a - i <= ACTION_MAX && action_char(p[a]); a++)
+        ;
+    e->action_len = a - i;
+    /* "outcome" is required, so a comma follows the action; the event
+     * closes right before the hash member. */
+    if (e->action_len == 0 || e->action_len > ACTION_MAX || a + 2 > n || p[a] != '"' ||
+        p[a + 1] != ',' || p[n - 1] != '}')
+        return -1;
+    return 0;
+}
+
+static bool
+action_is(const struct entry *e, const char *name)
+{
+    return e->action_len == strlen(name) && memcmp(e->action, name, e->action_len) == 0;
+}
+
+/*
+ * The complete check of one entry: valid JSON with no duplicate key,
+ * exactly the four members and the same seq and time the scanner read,
+ * the event valid against the schema (audit_event_validate), and its
+ * bytes canonical -- exactly what the writer emits for that event.  So a
+ * line that passes reads the same to any JSON parser as to the scanner.
+ * Returns the parsed line (the caller json_decrefs it), or NULL with a
+ * reason in why.
+ */
+static json_t *
+full_check(const char *p, size_t len, const struct entry *e, char *why, size_t whylen)
+{
+    json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *ev = json_object_get(o, "event"), *seq = json_object_get(o, "seq");
+    const char *t = json_string_value(json_object_get(o, "time"));
+    size_t elen = e->canon_len - e->event_off;
+    char err[32], *canon;
+
+    if (!json_is_integer(seq) || (uint64_t)json_integer_value(seq) != e->seq ||
+        !json_is_object(ev) || t == NULL || strlen(t) != AUDIT_TIME_LEN ||
+        memcmp(t, e->time, AUDIT_TIME_LEN) != 0 ||
+        !json_is_string(json_object_get(o, "hash")) || json_object_size(o) != 4) {
+        snprintf(why, whylen, "malformed entry");
+        json_decref(o);
+        return NULL;
+    }
+    if (audit_event_validate(ev, err, sizeof(err)) != 0) {
+        snprintf(why, whylen, "the event does not match the schema (%s)", err);
+        json_decref(o);
+        return NULL;
+    }
+    canon = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+    if (canon == NULL || strlen(canon) != elen || memcmp(canon, p + e->event_off, elen) != 0) {
+        snprintf(why, whylen, "the event is not in canonical form (compact, sorted keys)");
+        free(canon);
+        json_decref(o);
+        return NULL;
+    }
+    free(canon);
+    return o;
+}
+
 struct walk {
     uint8_t  prev[AUDIT_HASH_LEN];
     uint64_t next_seq;         /* 0 before the first entry */
     int64_t  last_time;
     uint64_t deleted_through;  /* highest seq a retention event accounts for */
+    bool     deep;             /* AUDIT_VERIFY_DEEP */
 };
 
-/* Check one line of segment s. */
-static int
-check_line(struct walk *w, const struct audit_segment *s, char *p, size_t len,
-           uint64_t line, bool first_in_seg, struct ckpt *ck, size_t nck,
-           struct audit_verify_result *r)
-{
-    uint8_t stored[AUDIT_HASH_LEN], h[AUDIT_HASH_LEN];
-    size_t clen;
-    json_t *o, *ev, *info;
-    const char *t, *action;
-    int64_t tus;
-    uint64_t seq;
+/* The checkpoints of the segment being walked, sorted by seq. */
+struct seg_ckpts {
+    struct ckpt *v;
+    size_t       n;
+    size_t       next;         /* first one whose seq has not been reached */
+};
 
-    if (audit_line_split(p, len, &clen, stored) != 0)
-        return fail(r, s->path, line, 0, "not an audit entry (no hash member at the end)");
-    o = json_loadb(p, len, JSON_REJECT_DUPLICATES, NULL);
-    ev = json_object_get(o, "event");
-    t = json_string_value(json_object_get(o, "time"));
-    if (!json_is_integer(json_object_get(o, "seq")) || !json_is_object(ev) || t == NULL ||
-        strlen(t) != AUDIT_TIME_LEN || audit_time_parse(t, &tus) != 0 ||
-        json_object_size(o) != 4 || strncmp(p, "{\"seq\":", 7) != 0) {
-        json_decref(o);
-        return fail(r, s->path, line, 0, "malformed entry");
-    }
-    seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
-    action = json_string_value(json_object_get(ev, "action"));
-    info = json_object_get(ev, "info");
-    if (w->next_seq == 0) {
-        /* The first entry we have: seq 1 from the zero hash, or the first
-         * entry of a segment after retention, which carries prev_hash. */
-        if (seq != s->first_seq) {
-            json_decref(o);
-            return fail(r, s->path, line, seq, "first entry is seq %llu, the segment "
-                        "name says %llu", (unsigned long long)seq,
-                        (unsigned long long)s->first_seq);
-        }
-        if (seq != 1 && hex_field(info, "prev_hash", w->prev, AUDIT_HASH_LEN) != 0) {
-            json_decref(o);
-            return fail(r, s->path, line, seq, "the log starts at seq %llu without a "
-                        "segment start naming the previous hash", (unsigned long long)seq);
-        }
-        w->next_seq = seq;
-    }
-    if (seq != w->next_seq) {
-        json_decref(o);
-        return fail(r, s->path, line, seq, "seq %llu where %llu was expected "
-                    "(entry deleted, inserted or reordered)", (unsigned long long)seq,
-                    (unsigned long long)w->next_seq);
-    }
-    if (first_in_seg && seq != s->first_seq) {
-        json_decref(o);
-        return fail(r, s->path, line, seq, "segment name says it starts at %llu",
-                    (unsigned long long)s->first_seq);
-    }
-    if (first_in_seg && tus / 1000000 != s->start_s) {
-        json_decref(o);
-        return fail(r, s->path, line, seq, "segment name does not match its first entry's time");
-    }
-    if (tus < w->last_time) {
-        json_decref(o);
-        return fail(r, s->path, line, seq, "time goes backwards (R7.6)");
-    }
-    if (first_in_seg && action != NULL && strcmp(action, "audit.segment_start") == 0) {
-        uint8_t ph[AUDIT_HASH_LEN];
-        if (hex_field(info, "prev_hash", ph, AUDIT_HASH_LEN) != 0 ||
-            memcmp(ph, w->prev, AUDIT_HASH_LEN) != 0) {
-            json_decref(o);
-            return fail(r, s->path, line, seq, "segment start names a different previous hash");
-        }
-    }
-    if (action != NULL && strcmp(action, "audit.segments_deleted") == 0 &&
-        json_is_integer(json_object_get(info, "through_seq")))
-        w->deleted_through = (uint64_t)json_integer_value(json_object_get(info, "through_seq"));
-    json_decref(o);
-    audit_chain_step(w->prev, p, clen, h);
-    if (memcmp(h, stored, AUDIT_HASH_LEN) != 0)
-        return fail(r, s->path, line, seq, "hash mismatch: entry changed (or an earlier "
-                    "entry was changed, removed or inserted)");
-    for (size_t i = 0; i < nck; i++) {
-        if (ck[i].seq != seq)
-            continue;
-        if (memcmp(ck[i].hash, h, AUDIT_HASH_LEN) != 0)
-            return fail(r, s->ckpt, ck[i].line, seq, "signed checkpoint does not match the "
+/* Match the checkpoints for entry seq (hash h, time tus). */
+static int
+match_checkpoints(struct seg_ckpts *ck, const struct audit_segment *s, uint64_t seq,
+                  const uint8_t h[AUDIT_HASH_LEN], int64_t tus, struct audit_verify_result *r)
+{
+    /* A checkpoint skipped here names a seq this segment does not hold; it
+     * stays unmatched and verify_segment reports it. */
+    while (ck->next < ck->n && ck->v[ck->next].seq < seq)
+        ck->next++;
+    for (; ck->next < ck->n && ck->v[ck->next].seq == seq; ck->next++) {
+        struct ckpt *c = &ck->v[ck->next];
+        if (memcmp(c->hash, h, AUDIT_HASH_LEN) != 0)
+            return fail(r, s->ckpt, c->line, seq, "signed checkpoint does not match the "
                         "chain at seq %llu (entries up to it were changed)",
                         (unsigned long long)seq);
-        if (ck[i].time_us < tus)
-            return fail(r, s->ckpt, ck[i].line, seq, "checkpoint is older than its entry");
-        ck[i].matched = true;
+        if (c->time_us < tus)
+            return fail(r, s->ckpt, c->line, seq, "checkpoint is older than its entry");
+        c->matched = true;
         if (seq > r->last_signed_seq)
             r->last_signed_seq = seq;
         r->checkpoints++;
     }
-    memcpy(w->prev, h, AUDIT_HASH_LEN);
-    w->last_time = tus;
-    w->next_seq = seq + 1;
-    r->last_seq = seq;
-    r->entries++;
     return 0;
+}
+
+/*
+ * Check one line of segment s (R7.2, R7.6).  Every entry is scanned, its
+ * seq, time and link checked and its hash recomputed.  The whole line is
+ * parsed and checked as well (full_check) when nothing signed vouches for
+ * its bytes yet -- its seq is above the segment's last checkpoint --, for
+ * the writer's own "audit.*" entries (verify reads their info), and for
+ * every entry with AUDIT_VERIFY_DEEP.  An entry at or below a checkpoint
+ * whose signature verified is accepted only if the chain reaches that
+ * checkpoint unchanged, so its bytes are the writer's, and the writer
+ * emits only schema-valid, canonical lines.
+ */
+static int
+check_line(struct walk *w, const struct audit_segment *s, const char *p, size_t len,
+           uint64_t line, bool first_in_seg, struct seg_ckpts *ck,
+           struct audit_verify_result *r)
+{
+    uint8_t h[AUDIT_HASH_LEN];
+    struct entry e = { 0 };
+    json_t *o = NULL, *info = NULL;
+    int rc = -1;
+
+    if (audit_line_split(p, len, &e.canon_len, e.stored) != 0)
+        return fail(r, s->path, line, 0, "not an audit entry (no hash member at the end)");
+    if (scan_entry(p, &e) != 0)
+        return fail(r, s->path, line, 0, "malformed entry");
+    if (w->deep || ck->n == 0 || e.seq > ck->v[ck->n - 1].seq ||
+        (e.action_len > 6 && memcmp(e.action, "audit.", 6) == 0)) {
+        char why[128];
+        if ((o = full_check(p, len, &e, why, sizeof(why))) == NULL)
+            return fail(r, s->path, line, e.seq, "%s", why);
+        info = json_object_get(json_object_get(o, "event"), "info");
+        r->checked_in_full++;
+    }
+    if (w->next_seq == 0) {
+        /* The first entry we have: seq 1 from the zero hash, or the first
+         * entry of a segment after retention, whose segment start carries
+         * prev_hash. */
+        if (e.seq != s->first_seq) {
+            fail(r, s->path, line, e.seq, "first entry is seq %llu, the segment name says "
+                 "%llu", (unsigned long long)e.seq, (unsigned long long)s->first_seq);
+            goto out;
+        }
+        if (e.seq != 1 && (!action_is(&e, "audit.segment_start") ||
+                           hex_field(info, "prev_hash", w->prev, AUDIT_HASH_LEN) != 0)) {
+            fail(r, s->path, line, e.seq, "the log starts at seq %llu without a segment "
+                 "start naming the previous hash", (unsigned long long)e.seq);
+            goto out;
+        }
+        w->next_seq = e.seq;
+    }
+    if (e.seq != w->next_seq) {
+        fail(r, s->path, line, e.seq, "seq %llu where %llu was expected (entry deleted, "
+             "inserted or reordered)", (unsigned long long)e.seq,
+             (unsigned long long)w->next_seq);
+        goto out;
+    }
+    if (first_in_seg && e.seq != s->first_seq) {
+        fail(r, s->path, line, e.seq, "segment name says it starts at %llu",
+             (unsigned long long)s->first_seq);
+        goto out;
+    }
+    if (first_in_seg && e.time_us / 1000000 != s->start_s) {
+        fail(r, s->path, line, e.seq, "segment name does not match its first entry's time");
+        goto out;
+    }
+    if (e.time_us < w->last_time) {
+        fail(r, s->path, line, e.seq, "time goes backwards (R7.6)");
+        goto out;
+    }
+    if (first_in_seg && action_is(&e, "audit.segment_start")) {
+        uint8_t ph[AUDIT_HASH_LEN];
+        if (hex_field(info, "prev_hash", ph, AUDIT_HASH_LEN) != 0 ||
+            memcmp(ph, w->prev, AUDIT_HASH_LEN) != 0) {
+            fail(r, s->path, line, e.seq, "segment start names a different previous hash");
+            goto out;
+        }
+    }
+    if (action_is(&e, "audit.segments_deleted") &&
+        json_is_integer(json_object_get(info, "through_seq")))
+        w->deleted_through = (uint64_t)json_integer_value(json_object_get(info, "through_seq"));
+    audit_chain_step(w->prev, p, e.canon_len, h);
+    if (memcmp(h, e.stored, AUDIT_HASH_LEN) != 0) {
+        fail(r, s->path, line, e.seq, "hash mismatch: entry changed (or an earlier entry was "
+             "changed, removed or inserted)");
+        goto out;
+    }
+    if (match_checkpoints(ck, s, e.seq, h, e.time_us, r) != 0)
+        goto out;
+    memcpy(w->prev, h, AUDIT_HASH_LEN);
+    w->last_time = e.time_us;
+    w->next_seq = e.seq + 1;
+    r->last_seq = e.seq;
+    r->entries++;
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
 }
 
 static int
 verify_segment(struct walk *w, const struct audit_segment *s, const uint8_t pk[AUDIT_PK_LEN],
                struct audit_verify_result *r)
 {
-    struct ckpt *ck = NULL;
-    size_t nck = 0, len;
-    char *buf = NULL;
+    struct seg_ckpts ck = { NULL, 0, 0 };
+    struct seg_reader rd;
+    const char *p;
+    size_t len;
     uint64_t line = 0;
-    int rc = -1;
+    int rc = -1, got;
 
-    if (load_checkpoints(s, pk, &ck, &nck, r) != 0)
+    if (load_checkpoints(s, pk, &ck.v, &ck.n, r) != 0)
         return -1;
-    if (audit_segment_read(s, &buf, &len) != 0) {
+    if (reader_open(&rd, s) != 0) {
         fail(r, s->path, 0, 0, "cannot read the segment: %s", strerror(errno));
         goto out;
     }
-    if (len == 0) {
+    while ((got = reader_next(&rd, &p, &len)) == 1) {
+        line++;
+        if (check_line(w, s, p, len, line, line == 1, &ck, r) != 0)
+            goto out;
+    }
+    if (got == -2) {
+        fail(r, s->path, line + 1, 0, "incomplete last line (truncated or torn)");
+        goto out;
+    }
+    if (got < 0) {
+        fail(r, s->path, line + 1, 0, "cannot read the segment: %s",
+             errno == E2BIG ? "a line longer than any the writer writes" : strerror(errno));
+        goto out;
+    }
+    if (line == 0) {
         fail(r, s->path, 0, 0, "empty segment");
         goto out;
     }
-    for (char *p = buf; p < buf + len;) {
-        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
-        line++;
-        if (nl == NULL) {
-            fail(r, s->path, line, 0, "incomplete last line (truncated or torn)");
-            goto out;
-        }
-        if (check_line(w, s, p, (size_t)(nl - p), line, line == 1, ck, nck, r) != 0)
-            goto out;
-        p = nl + 1;
-    }
-    for (size_t i = 0; i < nck; i++)
-        if (!ck[i].matched) {
-            fail(r, s->ckpt, ck[i].line, ck[i].seq, "signed checkpoint at seq %llu has no "
+    for (size_t i = 0; i < ck.n; i++)
+        if (!ck.v[i].matched) {
+            fail(r, s->ckpt, ck.v[i].line, ck.v[i].seq, "signed checkpoint at seq %llu has no "
                  "entry: the segment was truncated (its last entry is %llu)",
-                 (unsigned long long)ck[i].seq, (unsigned long long)r->last_seq);
+                 (unsigned long long)ck.v[i].seq, (unsigned long long)r->last_seq);
             goto out;
         }
     rc = 0;
 out:
-    free(buf);
-    free(ck);
+    reader_close(&rd);
+    free(ck.v);
     return rc;
 }
 
 int
-audit_verify(const char *dir, const uint8_t *pk_in, struct audit_verify_result *r)
+audit_verify_flags(const char *dir, const uint8_t *pk_in, unsigned flags,
+                   struct audit_verify_result *r)
 {
     struct audit_segment *segs = NULL;
     struct walk w;
@@ -661,6 +1017,7 @@ audit_verify(const char *dir, const uint8_t *pk_in, struct audit_verify_result *
     memset(r, 0, sizeof(*r));
     memset(&w, 0, sizeof(w));
     r->ok = true;
+    w.deep = (flags & AUDIT_VERIFY_DEEP) != 0;
     if (pk_in != NULL) {
         memcpy(pk, pk_in, sizeof(pk));
     } else if (util_path_join(path, sizeof(path), dir, AUDIT_SIGNING_PUB) != 0 ||
@@ -691,4 +1048,10 @@ audit_verify(const char *dir, const uint8_t *pk_in, struct audit_verify_result *
 out:
     free(segs);
     return rc;
+}
+
+int
+audit_verify(const char *dir, const uint8_t *pk, struct audit_verify_result *r)
+{
+    return audit_verify_flags(dir, pk, 0, r);
 }

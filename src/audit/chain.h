@@ -106,6 +106,8 @@ struct audit_verify_result {
     uint64_t seq;               /* sequence concerned, 0 if n/a */
     char     what[256];         /* one sentence */
     uint64_t segments, entries, checkpoints;
+    uint64_t checked_in_full;   /* entries also parsed whole and checked against
+                                 * the schema (see audit_verify_flags) */
     uint64_t first_seq, last_seq, last_signed_seq;
     uint8_t  head[AUDIT_HASH_LEN];
 };
@@ -119,5 +121,23 @@ struct audit_verify_result {
  * the signed part ends.
  */
 int audit_verify(const char *dir, const uint8_t *pk, struct audit_verify_result *r);
+
+/* Check every entry in full, not only those no signature covers yet. */
+#define AUDIT_VERIFY_DEEP 0x1u
+
+/*
+ * audit_verify with flags.  Every entry's envelope (seq, time, action) is
+ * read by a strict scanner, its link, sequence and time checked and its
+ * hash recomputed.  An entry is also parsed whole and checked against the
+ * schema and the canonical form (the event re-serialised compact with
+ * sorted keys must give the same bytes) when no verified checkpoint of
+ * its segment is at or above it, when it is one of the writer's own
+ * "audit.*" entries, and, with AUDIT_VERIFY_DEEP, always.  Entries under a
+ * verified checkpoint need not be: verify succeeds only if the chain
+ * reaches that checkpoint unchanged, so their bytes are the writer's, and
+ * the writer emits only validated, canonical entries (docs/audit.md).
+ */
+int audit_verify_flags(const char *dir, const uint8_t *pk, unsigned flags,
+                       struct audit_verify_result *r);
 
 #endif

@@ -237,11 +237,16 @@ line_len(const char *b, size_t len, size_t off)
     return (size_t)(nl - (b + off)) + 1;
 }
 
+/* Verify must refuse the log, and so must a deep verify (which may name
+ * another problem of the same log first). */
 static void
 expect_bad(struct env *e, const uint8_t *pk, const char *want_file_part, const char *want_what)
 {
     struct audit_verify_result r;
 
+    if (audit_verify_flags(e->dir, pk, AUDIT_VERIFY_DEEP, &r) == 0)
+        fail_msg("deep verify passed a tampered log (%llu entries)",
+                 (unsigned long long)r.entries);
     if (audit_verify(e->dir, pk, &r) == 0)
         fail_msg("verify passed a tampered log (%llu entries)", (unsigned long long)r.entries);
     assert_false(r.ok);
@@ -251,16 +256,30 @@ expect_bad(struct env *e, const uint8_t *pk, const char *want_file_part, const c
         fail_msg("verify said \"%s\", expected \"%s\"", r.what, want_what);
 }
 
+/* Verify must accept the log, and a deep verify (every entry parsed and
+ * checked against the schema and canonical form) must agree on every
+ * figure: the scanner reads what a JSON parser reads (R7.2). */
 static void
 expect_good(struct env *e, const uint8_t *pk, uint64_t last_seq)
 {
-    struct audit_verify_result r;
+    struct audit_verify_result r, d;
 
     if (audit_verify(e->dir, pk, &r) != 0)
         fail_msg("verify failed: %s line %llu: %s", r.file, (unsigned long long)r.line, r.what);
     assert_true(r.ok);
     if (last_seq != 0)
         assert_int_equal(r.last_seq, last_seq);
+    if (audit_verify_flags(e->dir, pk, AUDIT_VERIFY_DEEP, &d) != 0)
+        fail_msg("deep verify failed: %s line %llu: %s", d.file, (unsigned long long)d.line,
+                 d.what);
+    assert_int_equal(d.entries, r.entries);
+    assert_int_equal(d.checked_in_full, d.entries);
+    assert_int_equal(d.segments, r.segments);
+    assert_int_equal(d.checkpoints, r.checkpoints);
+    assert_int_equal(d.first_seq, r.first_seq);
+    assert_int_equal(d.last_seq, r.last_seq);
+    assert_int_equal(d.last_signed_seq, r.last_signed_seq);
+    assert_memory_equal(d.head, r.head, AUDIT_HASH_LEN);
 }
 
 /* ---- the tamper matrix (R7.2) --------------------------------------------- */
@@ -279,6 +298,8 @@ test_untouched_log_verifies(void **state)
     assert_int_equal(r.last_seq, 11);
     assert_int_equal(r.last_signed_seq, 11);
     assert_true(r.checkpoints >= 2);
+    /* All signed: only the writer's own segment start was parsed whole. */
+    assert_int_equal(r.checked_in_full, 1);
     /* Also with the key from signing.pub. */
     expect_good(e, NULL, 11);
 }
@@ -301,9 +322,12 @@ test_changed_byte_in_entry_detected(void **state)
         b[i] = (char)(was == 'a' ? 'b' : was == '1' ? '2' : was ^ 0x01);
         spit(path, b, len);
         struct audit_verify_result r;
-        if (audit_verify(e->dir, e->pk, &r) == 0)
-            fail_msg("a changed byte at offset %zu of entry 5 was not detected", i - off);
-        assert_int_equal(r.line, 5);
+        for (unsigned deep = 0; deep <= AUDIT_VERIFY_DEEP; deep += AUDIT_VERIFY_DEEP) {
+            if (audit_verify_flags(e->dir, e->pk, deep, &r) == 0)
+                fail_msg("a changed byte at offset %zu of entry 5 was not detected%s", i - off,
+                         deep ? " (deep)" : "");
+            assert_int_equal(r.line, 5);
+        }
         b[i] = was;
     }
     spit(path, b, len);
@@ -537,6 +561,277 @@ test_checkpoint_signed_by_other_key_detected(void **state)
     expect_good(e, NULL, 11);   /* what an unpinned verify would believe */
 }
 
+/* ---- the envelope scanner and the full check (R7.2) ------------------------ */
+
+/* Canonical bytes of line k (1-based) of the segment at path; the caller
+ * frees them. */
+static char *
+canon_of(const char *path, int k)
+{
+    size_t len;
+    char *b = slurp(path, &len), *c;
+    size_t off = line_at(b, len, k), ll = line_len(b, len, off);
+
+    c = strndup(b + off, ll - 1 - AUDIT_SUFFIX_LEN);
+    assert_non_null(c);
+    free(b);
+    return c;
+}
+
+/* What an attacker who can write the segment does: replace the canonical
+ * bytes of line k with `canon` and re-hash that line and every line after
+ * it, so the chain is consistent again.  Only a signed checkpoint or
+ * verify's own reading of the line can tell. */
+static void
+rechain_with(const char *path, int k, const char *canon)
+{
+    size_t len;
+    char *b = slurp(path, &len);
+    FILE *f = fopen(path, "w");
+    uint8_t prev[AUDIT_HASH_LEN] = { 0 };
+    int ln = 1;
+
+    assert_non_null(f);
+    for (size_t off = 0; off < len; ln++) {
+        size_t ll = line_len(b, len, off), clen = ll - 1 - AUDIT_SUFFIX_LEN;
+        const char *c = ln == k ? canon : b + off;
+
+        if (ln < k) {
+            assert_int_equal(audit_line_split(b + off, ll - 1, &clen, prev), 0);
+            assert_int_equal(fwrite(b + off, 1, ll, f), ll);
+        } else {
+            uint8_t h[AUDIT_HASH_LEN];
+            char hex[2 * AUDIT_HASH_LEN + 1];
+            if (ln == k)
+                clen = strlen(canon);
+            audit_chain_step(prev, c, clen, h);
+            memcpy(prev, h, sizeof(h));
+            assert_int_equal(util_hex_encode(h, AUDIT_HASH_LEN, hex, sizeof(hex)), 0);
+            assert_int_equal(fwrite(c, 1, clen, f), clen);
+            fprintf(f, ",\"hash\":\"%s\"}\n", hex);
+        }
+        off += ll;
+    }
+    assert_int_equal(fclose(f), 0);
+    free(b);
+}
+
+/* Replace the first `from` in s by `to`; the caller frees the result. */
+static char *
+edit(const char *s, const char *from, const char *to)
+{
+    const char *at = strstr(s, from);
+    char *out;
+
+    assert_non_null(at);
+    assert_true(asprintf(&out, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from)) > 0);
+    return out;
+}
+
+/* s with the placeholder N replaced by n and M by m, where present. */
+static char *
+fill_in(const char *s, const char *n, const char *m)
+{
+    char *a = strstr(s, "N") != NULL ? edit(s, "N", n) : strdup(s), *b;
+
+    assert_non_null(a);
+    if (strstr(a, "M") == NULL)
+        return a;
+    b = edit(a, "M", m);
+    free(a);
+    return b;
+}
+
+/* Which entries verify parses whole: the writer's own audit.* entries and
+ * those no checkpoint covers yet; all of them with AUDIT_VERIFY_DEEP. */
+static void
+test_verify_checks_unsigned_entries_in_full(void **state)
+{
+    struct env *e = *state;
+    struct audit_writer_opts o = opts(e);
+    struct audit_verify_result r;
+
+    o.ckpt_entries = 5;
+    write_log(e, &o, 10, false);       /* signed through 7; 8..11 not yet */
+    assert_int_equal(audit_verify(e->dir, e->pk, &r), 0);
+    assert_int_equal(r.last_signed_seq, 7);
+    assert_int_equal(r.checked_in_full, 1 + 4);      /* segment start + 8..11 */
+    assert_int_equal(audit_verify_flags(e->dir, e->pk, AUDIT_VERIFY_DEEP, &r), 0);
+    assert_int_equal(r.checked_in_full, 11);
+    /* Without its checkpoints nothing is signed: every entry in full. */
+    char path[PATH_MAX];
+    seg_file(e, ".ckpt", path, sizeof(path));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(audit_verify(e->dir, e->pk, &r), 0);
+    assert_int_equal(r.last_signed_seq, 0);
+    assert_int_equal(r.checked_in_full, 11);
+}
+
+/*
+ * Lines that are not what the writer writes, with the chain recomputed
+ * over them (rechain_with).  In the unsigned tail (entry 10) nothing but
+ * verify's reading of the line can catch them: the scanner refuses some,
+ * the full check the rest.  Under a checkpoint (entry 5) the same edits
+ * are caught by the signed checkpoint, whatever the scanner accepted, and
+ * a deep verify catches them at the line itself.
+ */
+static void
+test_rechained_noncanonical_lines_detected(void **state)
+{
+    static const struct {
+        const char *name, *from, *to;
+        const char *tail_what;        /* what verify says for entry 10 */
+        bool        scanner_refuses;  /* then entry 5 fails on its line too */
+    } cases[] = {
+        { "seq altered, still a number", "{\"seq\":N,", "{\"seq\":M,", "where N was expected",
+          true },
+        { "seq with a leading zero", "{\"seq\":N,", "{\"seq\":0N,", "malformed entry", true },
+        { "seq as 1e1-style number", "{\"seq\":N,", "{\"seq\":Ne0,", "malformed entry", true },
+        { "space in the envelope", "{\"seq\":N,", "{\"seq\": N,", "malformed entry", true },
+        { "seq as a string", "{\"seq\":N,", "{\"seq\":\"N\",", "malformed entry", true },
+        { "duplicate action", "\"action\":\"resident.read\",",
+          "\"action\":\"resident.read\",\"action\":\"audit.segment_start\",",
+          "malformed entry", false },
+        { "duplicate outcome", "\"outcome\":\"success\"",
+          "\"outcome\":\"success\",\"outcome\":\"failure\"", "malformed entry", false },
+        { "duplicate top-level member after the event", "\"role\":\"clerk\"",
+          "\"role\":\"clerk\",\"tenant\":\"131016\"},\"event\":{\"action\":\"x\","
+          "\"outcome\":\"success\"", "malformed entry", false },
+        { "duplicate seq after the event", "\"role\":\"clerk\"",
+          "\"role\":\"clerk\",\"tenant\":\"131016\"},\"seq\":{\"n\":1", "malformed entry",
+          false },
+        { "trailing garbage after the event", "\"tenant\":\"131016\"}",
+          "\"tenant\":\"131016\"}}", "malformed entry", false },
+        { "garbage between the event and the hash", "\"tenant\":\"131016\"}",
+          "\"tenant\":\"131016\"} ", "malformed entry", true },
+        { "not compact", "\"role\":\"clerk\",", "\"role\": \"clerk\", ",
+          "not in canonical form", false },
+        { "keys not sorted", "\"role\":\"clerk\",\"tenant\":\"131016\"",
+          "\"tenant\":\"131016\",\"role\":\"clerk\"", "not in canonical form", false },
+        { "member outside the schema", "\"tenant\":\"131016\"}",
+          "\"tenant\":\"131016\",\"zz\":\"x\"}", "schema (unknown_field)", false },
+        { "value outside the schema", "\"role\":\"clerk\"", "\"role\":\"Clerk\"",
+          "schema (bad_value)", false },
+    };
+    struct env *e = *state;
+    struct audit_writer_opts o = opts(e);
+    struct audit_verify_result r;
+    char path[PATH_MAX];
+    size_t len;
+
+    o.ckpt_entries = 5;
+    write_log(e, &o, 10, false);       /* signed through 7; 8..11 not yet */
+    seg_file(e, ".log", path, sizeof(path));
+    char *orig = slurp(path, &len);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int k = 10; k >= 5; k -= 5) {
+            char n[8], m[8], *c = canon_of(path, k), *from, *to, *changed, *want;
+            snprintf(n, sizeof(n), "%d", k);
+            snprintf(m, sizeof(m), "%d", k + 1);
+            from = fill_in(cases[i].from, n, m);
+            to = fill_in(cases[i].to, n, m);
+            want = fill_in(cases[i].tail_what, n, m);
+            changed = edit(c, from, to);
+            rechain_with(path, k, changed);
+            if (audit_verify(e->dir, e->pk, &r) == 0)
+                fail_msg("%s at entry %d: not detected", cases[i].name, k);
+            if (k == 10 || cases[i].scanner_refuses) {
+                if (r.line != (uint64_t)k || strstr(r.what, want) == NULL)
+                    fail_msg("%s at entry %d: verify said line %llu \"%s\"", cases[i].name, k,
+                             (unsigned long long)r.line, r.what);
+            } else if (strstr(r.file, ".ckpt") == NULL ||
+                       strstr(r.what, "does not match the chain") == NULL) {
+                fail_msg("%s at entry %d: verify said %s \"%s\"", cases[i].name, k, r.file,
+                         r.what);
+            }
+            if (audit_verify_flags(e->dir, e->pk, AUDIT_VERIFY_DEEP, &r) == 0 ||
+                r.line != (uint64_t)k || strstr(r.what, want) == NULL)
+                fail_msg("%s at entry %d: deep verify said line %llu \"%s\"", cases[i].name, k,
+                         (unsigned long long)r.line, r.what);
+            spit(path, orig, len);
+            free(c);
+            free(from);
+            free(to);
+            free(want);
+            free(changed);
+        }
+    }
+    expect_good(e, e->pk, 11);
+    free(orig);
+}
+
+/* A log whose start was cut away must begin with the writer's segment
+ * start naming the previous hash; a worker event that carries an
+ * info.prev_hash (which the schema allows) does not count (R7.3). */
+static void
+test_log_start_needs_segment_start(void **state)
+{
+    struct env *e = *state;
+    struct audit_writer_opts o = opts(e);
+    struct audit_writer *w;
+    char path[PATH_MAX], newpath[PATH_MAX + 32], err[256], hex[2 * AUDIT_HASH_LEN + 1];
+    uint8_t h[AUDIT_HASH_LEN];
+    uint64_t seq, cut;
+    size_t len, clen;
+
+    audit_set_clock(fake_clock);               /* one second: one segment name fits all */
+    fake_now_us = (int64_t)1700000000 * 1000000;
+    write_log(e, &o, 1, false);                /* 1 segment start, 2 an event */
+    seg_file(e, ".log", path, sizeof(path));
+    char *b = slurp(path, &len);
+    size_t off = line_at(b, len, 2);
+    assert_int_equal(audit_line_split(b + off, line_len(b, len, off) - 1, &clen, h), 0);
+    free(b);
+    assert_int_equal(util_hex_encode(h, AUDIT_HASH_LEN, hex, sizeof(hex)), 0);
+    json_t *ev = ev_read("clerk-1", "r-3");
+    assert_int_equal(audit_event_info_str(ev, "prev_hash", hex), 0);
+    assert_int_equal(audit_writer_open(&o, &w, &cut, err, sizeof(err)), 0);
+    assert_int_equal(audit_writer_begin(w), 0);
+    assert_int_equal(audit_writer_append(w, ev, &seq, err, sizeof(err)), 0);
+    assert_int_equal(seq, 3);
+    assert_int_equal(audit_writer_commit(w), 0);
+    audit_writer_close(w);
+    json_decref(ev);
+    expect_good(e, e->pk, 3);
+    /* Cut entries 1 and 2 and name the segment after entry 3. */
+    b = slurp(path, &len);
+    off = line_at(b, len, 3);
+    spit(path, b + off, len - off);
+    free(b);
+    char *seg = strstr(path, "seg-"), *ckpt;
+    assert_non_null(seg);
+    assert_true(asprintf(&ckpt, "%.*s.ckpt", (int)(strstr(path, ".log") - path), path) > 0);
+    (void)unlink(ckpt);
+    snprintf(newpath, sizeof(newpath), "%.*sseg-%020d%s", (int)(seg - path), path, 3, seg + 24);
+    assert_int_equal(rename(path, newpath), 0);
+    expect_bad(e, e->pk, ".log", "without a segment start naming the previous hash");
+    free(ckpt);
+}
+
+/* Lines longer than any the writer writes are refused, without reading
+ * them whole. */
+static void
+test_overlong_line_refused(void **state)
+{
+    struct env *e = *state;
+    struct audit_writer_opts o = opts(e);
+    char path[PATH_MAX];
+    size_t n = 2u << 20;
+    char *junk = malloc(n);
+
+    write_log(e, &o, 3, true);
+    seg_file(e, ".log", path, sizeof(path));
+    assert_non_null(junk);
+    memset(junk, 'x', n);
+    junk[n - 1] = '\n';
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, junk, n), (ssize_t)n);
+    close(fd);
+    expect_bad(e, e->pk, ".log", "longer than any the writer writes");
+    free(junk);
+}
+
 /* ---- rotation, archival, retention (R7.3) with an injected clock --------- */
 
 #define DAY ((int64_t)86400 * 1000000)
@@ -643,6 +938,94 @@ test_rotation_archival_retention(void **state)
     free(nz);
     free(plain);
     free(z);
+    free(s);
+}
+
+/* n events in commits of up to 1000, with a checkpoint at the end. */
+static void
+write_many(struct audit_writer_opts *o, int n)
+{
+    struct audit_writer *w;
+    char err[256];
+    uint64_t cut, seq;
+
+    assert_int_equal(audit_writer_open(o, &w, &cut, err, sizeof(err)), 0);
+    for (int i = 0; i < n;) {
+        assert_int_equal(audit_writer_begin(w), 0);
+        for (int j = 0; j < 1000 && i < n; j++, i++) {
+            char obj[32];
+            snprintf(obj, sizeof(obj), "resident:%d", 100000 + i);
+            json_t *ev = ev_read("clerk-1", obj);
+            if (audit_writer_append(w, ev, &seq, err, sizeof(err)) != 0)
+                fail_msg("append: %s", err);
+            json_decref(ev);
+        }
+        assert_int_equal(audit_writer_commit(w), 0);
+    }
+    assert_int_equal(audit_writer_checkpoint(w), 0);
+    audit_writer_close(w);
+}
+
+/* verify streams an archived segment through zstd into a 1 MiB buffer:
+ * a segment larger than that verifies (lines cross buffer refills), any
+ * valid compression of the same bytes verifies, and a cut archive, bytes
+ * after its frame, or a frame that does not declare its size are refused
+ * (R7.2, R7.3). */
+static void
+test_archived_segment_streamed(void **state)
+{
+    struct env *e = *state;
+    struct audit_writer_opts o = opts(e);
+    struct audit_segment *s;
+    size_t n, zl, pl;
+    char *z, *plain;
+
+    o.ckpt_entries = 1000;
+    audit_set_clock(fake_clock);
+    fake_now_us = (int64_t)1577836800 * 1000000;     /* 2020-01-01 */
+    write_many(&o, 6000);                            /* about 1.3 MB */
+    fake_now_us += 400 * DAY;
+    one_event(&o, "r-1");
+    fake_now_us += 400 * DAY;
+    one_event(&o, "r-2");                            /* archives the first segment */
+    assert_int_equal(audit_segments_list(e->dir, &s, &n), 0);
+    assert_true(n == 3 && s[0].archived);
+    assert_int_equal(audit_segment_read(&s[0], &plain, &pl), 0);
+    assert_true(pl > (1u << 20));
+    expect_good(e, e->pk, 6001 + 2 * 2);
+    z = slurp(s[0].path, &zl);
+
+    /* Another compressor's frame of the same bytes is as good. */
+    size_t cap = ZSTD_compressBound(pl);
+    char *nz = malloc(cap + 1);
+    size_t nzl = ZSTD_compress(nz, cap, plain, pl, 1);
+    assert_false(ZSTD_isError(nzl));
+    spit(s[0].path, nz, nzl);
+    expect_good(e, e->pk, 0);
+    /* Cut short: the frame does not end. */
+    spit(s[0].path, z, zl - 9);
+    expect_bad(e, e->pk, ".log.zst", "cannot read the segment");
+    /* One byte after the frame. */
+    memcpy(nz, z, zl);
+    nz[zl] = 0;
+    spit(s[0].path, nz, zl + 1);
+    expect_bad(e, e->pk, ".log.zst", "cannot read the segment");
+    /* A frame that does not declare its content size. */
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_inBuffer in = { plain, pl, 0 };
+    ZSTD_outBuffer out = { nz, cap, 0 };
+    assert_non_null(cc);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0)));
+    assert_int_equal(ZSTD_compressStream2(cc, &out, &in, ZSTD_e_end), 0);
+    ZSTD_freeCCtx(cc);
+    assert_true(ZSTD_getFrameContentSize(nz, out.pos) == ZSTD_CONTENTSIZE_UNKNOWN);
+    spit(s[0].path, nz, out.pos);
+    expect_bad(e, e->pk, ".log.zst", "cannot read the segment");
+    spit(s[0].path, z, zl);
+    expect_good(e, e->pk, 0);
+    free(nz);
+    free(z);
+    free(plain);
     free(s);
 }
 
@@ -1506,8 +1889,13 @@ main(void)
         T(test_truncation_after_last_checkpoint_reported),
         T(test_forged_checkpoint_signature_detected),
         T(test_checkpoint_signed_by_other_key_detected),
+        T(test_verify_checks_unsigned_entries_in_full),
+        T(test_rechained_noncanonical_lines_detected),
+        T(test_log_start_needs_segment_start),
+        T(test_overlong_line_refused),
         T(test_rotation_archival_retention),
         T(test_rotation_by_size),
+        T(test_archived_segment_streamed),
         T(test_time_never_goes_backwards),
         T(test_offline_append_interleaves_with_writer),
         T(test_canary_secrets_hashed_or_refused),
