@@ -1,0 +1,1224 @@
+/*
+ * import.c - bulk import of residents, vouchers and vaccinations (R2.6).
+ *
+ * Pass 1 (check) is pure: it sees the file through csvin and the tenant
+ * through the import_lookup callbacks, so tests and the fuzzer run it
+ * without a store.  Pass 2 (write) runs only after a clean pass 1, inside
+ * one bulk transaction (store_records.h).  What each column must be, and
+ * why, is in docs/import-export.md.
+ */
+#include "vrs/import.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "ref/mynumber.h"
+#include "store/store.h"
+#include "store/store_records.h"
+#include "vrs/rules.h"
+#include "vrs/voucher.h"
+
+#define IMPORT_BATCH_DEFAULT 500u
+#define IMPORT_BATCH_MAX     5000u
+#define IMPORT_FIELD_MAX     4096u     /* csvin limit; columns are tighter */
+#define IMPORT_FIELDS_MAX    64u
+
+/* ---- the formats ------------------------------------------------------- */
+
+enum { R_ADDRESS_NO = 0, R_MYNUMBER, R_NAME, R_KANA, R_BIRTH, R_SEX, R_POSTCODE,
+       R_ADDRESS, R_KATAGAKI, R_HOUSEHOLD, R_RELATIONSHIP, R_BECAME, R_CEASED,
+       R_MOVE_TYPE, R_MOVE_DATE, R_PREV, R_NEXT, R_ALIAS, R_NCOLS };
+enum { V_ADDRESS_NO = 0, V_VOUCHER_NO, V_TICKET, V_ISSUED, V_NCOLS };
+enum { X_ADDRESS_NO = 0, X_VACCINE, X_DOSE, X_DATE, X_LOT, X_VOUCHER_NO,
+       X_SITE, X_CLINIC, X_DOCTOR, X_NCOLS };
+
+static const char *const resident_cols[R_NCOLS] = {
+    "address_no", "mynumber", "name", "kana", "birth_date", "sex", "postcode",
+    "address", "katagaki", "household_no", "relationship", "became_date",
+    "ceased_date", "movement_type", "movement_date", "prev_address",
+    "next_address", "alias"
+};
+static const char *const voucher_cols[V_NCOLS] = {
+    "address_no", "voucher_no", "ticket_type", "issued_date"
+};
+static const char *const vaccination_cols[X_NCOLS] = {
+    "address_no", "vaccine", "dose", "date", "lot", "voucher_no", "site",
+    "clinic", "doctor"
+};
+
+static const char *const movement_types[] = {
+    "出生", "転入", "転居", "転出", "死亡", "職権記載", "職権消除"
+};
+#define MOVE_OUT   "転出"
+#define MOVE_DEATH "死亡"
+
+struct format {
+    const char *name;
+    const char *header;
+    const char *const *cols;
+    size_t ncols;
+};
+
+static const struct format formats[] = {
+    [IMPORT_RESIDENTS] = { "residents",
+        "address_no,mynumber,name,kana,birth_date,sex,postcode,address,katagaki,"
+        "household_no,relationship,became_date,ceased_date,movement_type,"
+        "movement_date,prev_address,next_address,alias", resident_cols, R_NCOLS },
+    [IMPORT_VOUCHERS] = { "vouchers", "address_no,voucher_no,ticket_type,issued_date",
+        voucher_cols, V_NCOLS },
+    [IMPORT_VACCINATIONS] = { "vaccinations",
+        "address_no,vaccine,dose,date,lot,voucher_no,site,clinic,doctor",
+        vaccination_cols, X_NCOLS },
+};
+
+static bool
+kind_ok(enum import_kind k)
+{
+    return k == IMPORT_RESIDENTS || k == IMPORT_VOUCHERS || k == IMPORT_VACCINATIONS;
+}
+
+const char *
+import_kind_name(enum import_kind k)
+{
+    return kind_ok(k) ? formats[k].name : NULL;
+}
+
+int
+import_kind_parse(const char *s, enum import_kind *k)
+{
+    for (int i = IMPORT_RESIDENTS; s != NULL && i <= IMPORT_VACCINATIONS; i++)
+        if (strcmp(s, formats[i].name) == 0) {
+            *k = (enum import_kind)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *
+import_header(enum import_kind k)
+{
+    return kind_ok(k) ? formats[k].header : NULL;
+}
+
+/* ---- a compact set of keyed hashes (duplicates inside the file) -------- */
+
+/*
+ * Open addressing over 64-bit SipHash values (libsodium crypto_shorthash,
+ * a random key per import, so the set holds no value and cannot be
+ * searched for one), with the line each was first seen on.  12 bytes a
+ * slot, at most 3/4 full, doubled when it is: 16 to 32 bytes per key.
+ * Two different values with the same 64-bit hash (odds about n^2 / 2^65,
+ * 3e-8 for a million keys) would be reported as a duplicate: a false
+ * refusal, never a false import.
+ */
+struct hset {
+    uint64_t *h;            /* 0 = empty slot */
+    uint32_t *line;
+    size_t    cap, n;
+};
+
+static void
+hset_free(struct hset *s)
+{
+    free(s->h);
+    free(s->line);
+    memset(s, 0, sizeof(*s));
+}
+
+static void
+hset_put_raw(struct hset *s, uint64_t h, uint32_t line)
+{
+    size_t i = (size_t)h & (s->cap - 1);
+
+    while (s->h[i] != 0)
+        i = (i + 1) & (s->cap - 1);
+    s->h[i] = h;
+    s->line[i] = line;
+    s->n++;
+}
+
+static int
+hset_grow(struct hset *s)
+{
+    struct hset t = { 0 };
+
+    t.cap = s->cap ? s->cap * 2 : 1024;
+    if (t.cap > SIZE_MAX / sizeof(*t.h) ||
+        (t.h = calloc(t.cap, sizeof(*t.h))) == NULL ||
+        (t.line = calloc(t.cap, sizeof(*t.line))) == NULL) {
+        hset_free(&t);
+        return -1;
+    }
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->h[i] != 0)
+            hset_put_raw(&t, s->h[i], s->line[i]);
+    hset_free(s);
+    *s = t;
+    return 0;
+}
+
+/* 0: added; >0: the line it was first seen on; -1: out of memory. */
+static int64_t
+hset_add(struct hset *s, uint64_t h, uint32_t line)
+{
+    size_t i;
+
+    if (h == 0)
+        h = 1;
+    if ((s->n + 1) * 4 > s->cap * 3 && hset_grow(s) != 0)
+        return -1;
+    for (i = (size_t)h & (s->cap - 1); s->h[i] != 0; i = (i + 1) & (s->cap - 1))
+        if (s->h[i] == h)
+            return s->line[i];
+    hset_put_raw(s, h, line);
+    return 0;
+}
+
+/* ---- pass 1 state --------------------------------------------------------- */
+
+/* One vaccination row kept for the rules (24 bytes). */
+struct vrow {
+    int64_t  resident;      /* store id, or a keyed hash without a store */
+    uint32_t line;
+    int32_t  date;          /* days since 1970-01-01 */
+    uint16_t vaccine;       /* catalogue index */
+    uint16_t series;        /* series id (chk.series) */
+    uint16_t dose;          /* VROW_DUP set: a repeat within the file */
+};
+#define VROW_DUP 0x8000u
+
+/* A problem found after the streaming part (rules, duplicates of
+ * vaccinations), emitted in line order at the end. */
+struct late {
+    uint32_t    line;
+    uint32_t    first;      /* earlier line for duplicates, else 0 */
+    const char *column;
+    const char *reason;
+};
+
+struct chk {
+    const struct import_opts   *o;
+    const struct import_lookup *lk;
+    struct import_result       *res;
+    const struct format        *fmt;
+    uint8_t                     key[crypto_shorthash_KEYBYTES];
+    int32_t                     today;
+
+    bool     header_seen;
+    bool     stop;          /* sink asked to stop, or a fatal error */
+    bool     failed;        /* fatal: res->error says why */
+    uint64_t last_bad;      /* last line counted in bad_lines */
+
+    struct hset dup;
+
+    /* vaccinations */
+    size_t          ncat;
+    uint16_t       *series;     /* catalogue index -> series id */
+    struct vrow    *rows;
+    size_t          nrows, caprows;
+    struct late    *late;
+    size_t          nlate, caplate;
+
+    /* hashing and progress */
+    crypto_hash_sha256_state sha;
+    uint64_t bytes, total;
+    enum import_phase phase;
+};
+
+static void fail_chk(struct chk *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+fail_chk(struct chk *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->failed)
+        return;
+    c->failed = true;
+    c->stop = true;
+    va_start(ap, fmt);
+    vsnprintf(c->res->error, sizeof(c->res->error), fmt, ap);
+    va_end(ap);
+}
+
+/* One style for every reason, whoever wrote it: the sentences of
+ * voucher.h and rules.h ("The dose ... .") become "the dose ...". */
+static const char *
+plain(const char *reason, char *buf, size_t size)
+{
+    size_t n = strlen(reason);
+
+    if (n == 0 || n >= size || !(reason[n - 1] == '.' ||
+                                 (reason[0] >= 'A' && reason[0] <= 'Z')))
+        return reason;
+    memcpy(buf, reason, n + 1);
+    if (buf[n - 1] == '.')
+        buf[n - 1] = '\0';
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
+static void
+report(struct chk *c, uint64_t line, const char *column, const char *reason)
+{
+    char buf[384];
+    struct import_problem p = { line, column, plain(reason, buf, sizeof(buf)) };
+
+    if (c->stop)
+        return;
+    c->res->problems++;
+    if (line != c->last_bad) {
+        c->res->bad_lines++;
+        c->last_bad = line;
+    }
+    if (c->o->sink(c->o->sink_arg, &p) != 0)
+        c->stop = true;
+}
+
+static uint64_t
+keyed(const struct chk *c, char domain, const char *s, size_t n)
+{
+    unsigned char msg[1 + 64], out[crypto_shorthash_BYTES];
+    uint64_t h = 0;
+
+    /* Values hashed here are at most 31 bytes (checked before). */
+    if (n > sizeof(msg) - 1)
+        n = sizeof(msg) - 1;
+    msg[0] = (unsigned char)domain;
+    memcpy(msg + 1, s, n);
+    crypto_shorthash(out, msg, n + 1, c->key);
+    sodium_memzero(msg, sizeof(msg));
+    memcpy(&h, out, sizeof(h));
+    return h;
+}
+
+/* ---- field checks: NULL if fine, else a reason without the value ------- */
+
+static bool
+is_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* 1..max of [0-9A-Za-z-] (address numbers, household numbers, lots). */
+static bool
+is_code(const char *s, size_t n, size_t max)
+{
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= 'a' && ch <= 'z') || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Text is already valid UTF-8 (csvin); refuse control characters: C0
+ * (line breaks included), DEL and C1.  Every consumer of these fields
+ * (the ledger, VRS, printed vouchers) is one line per value. */
+static bool
+has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f ||
+            (ch == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9f))
+            return true;
+    }
+    return false;
+}
+
+/* "is longer than N bytes" for the limits the columns have: fixed text,
+ * so reasons need no buffer (checks may run in several threads). */
+static const char *
+too_long(size_t max)
+{
+    switch (max) {
+    case 63:  return "is longer than 63 bytes";
+    case 64:  return "is longer than 64 bytes";
+    case 128: return "is longer than 128 bytes";
+    case 191: return "is longer than 191 bytes";
+    case 383: return "is longer than 383 bytes";
+    default:  return "is too long";
+    }
+}
+
+static const char *
+check_text(const char *s, size_t n, size_t max, bool required)
+{
+    if (n == 0)
+        return required ? "is empty" : NULL;
+    if (n > max)
+        return too_long(max);
+    if (has_control(s, n))
+        return "contains a line break or another control character";
+    return NULL;
+}
+
+static const char *
+check_date(const char *s, size_t n, bool required, int32_t *days)
+{
+    *days = 0;
+    if (n == 0)
+        return required ? "is empty" : NULL;
+    if (vrs_date_parse(s, days) != 0)
+        return "is not a calendar date written YYYY-MM-DD";
+    return NULL;
+}
+
+/* Full-width katakana (and the long vowel mark, iteration marks, middle
+ * dot), U+30A1..U+30FE. */
+static bool
+is_katakana(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned cp;
+
+        if (n - i < 3 || (unsigned char)s[i] != 0xe3)
+            return false;
+        cp = ((unsigned)(s[i] & 0x0f) << 12) | ((unsigned)(s[i + 1] & 0x3f) << 6) |
+             (unsigned)(s[i + 2] & 0x3f);
+        if (cp < 0x30a1 || cp > 0x30fe)
+            return false;
+    }
+    return true;
+}
+
+#define IDEO_SPACE "\xe3\x80\x80"
+
+/* "family<U+3000>given": exactly one ideographic space, neither part
+ * empty, no other space.  kana: each part katakana. */
+static const char *
+check_name(const char *s, size_t n, bool kana)
+{
+    const char *sp = strstr(s, IDEO_SPACE);
+    size_t a, b;
+
+    if (sp == NULL || strstr(sp + 3, IDEO_SPACE) != NULL)
+        return kana ? "must be the family and given name in katakana, separated "
+                      "by one full-width space"
+                    : "must be the family and given name separated by one "
+                      "full-width space";
+    a = (size_t)(sp - s);
+    b = n - a - 3;
+    if (a == 0 || b == 0 || memchr(s, ' ', n) != NULL)
+        return kana ? "must be the family and given name in katakana, separated "
+                      "by one full-width space"
+                    : "must be the family and given name separated by one "
+                      "full-width space";
+    if (kana && (!is_katakana(s, a) || !is_katakana(sp + 3, b)))
+        return "must be written in full-width katakana";
+    return NULL;
+}
+
+static void
+ymd_of(int32_t days, char out[11])
+{
+    /* civil_from_days (H. Hinnant), the inverse of vrs_date_parse. */
+    int64_t z = (int64_t)days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+
+    unsigned yy = (unsigned)(y + (m <= 2)) % 10000, mm = (unsigned)m % 100,
+             dd = (unsigned)d % 100;
+
+    /* Days came from vrs_date_parse: years 1800-9999, so 4 digits. */
+    out[0] = (char)('0' + yy / 1000);
+    out[1] = (char)('0' + yy / 100 % 10);
+    out[2] = (char)('0' + yy / 10 % 10);
+    out[3] = (char)('0' + yy % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + mm / 10);
+    out[6] = (char)('0' + mm % 10);
+    out[7] = '-';
+    out[8] = (char)('0' + dd / 10);
+    out[9] = (char)('0' + dd % 10);
+    out[10] = '\0';
+}
+
+/* ---- per kind ----------------------------------------------------------- */
+
+#define F(i) fields[i], lens[i]
+
+static void
+check_resident(struct chk *c, uint64_t line, const char *const *fields,
+               const size_t *lens)
+{
+    const char *const *col = resident_cols;
+    const char *why;
+    int32_t birth = 0, became = 0, ceased = 0, moved = 0;
+    bool ok_addr, ok_mn = false, move_known = false;
+    int64_t first;
+
+    ok_addr = is_code(F(R_ADDRESS_NO), STORE_ADDRNO_MAX - 1);
+    if (!ok_addr)
+        report(c, line, col[R_ADDRESS_NO], lens[R_ADDRESS_NO] == 0 ? "is empty" :
+               "must be 1 to 31 characters, each 0-9, A-Z, a-z or -");
+    if (lens[R_MYNUMBER] != 0) {
+        if (lens[R_MYNUMBER] != MYNUMBER_LEN || !is_digits(F(R_MYNUMBER)))
+            report(c, line, col[R_MYNUMBER], "the individual number must be 12 digits");
+        else if (!mynumber_valid(fields[R_MYNUMBER]))
+            report(c, line, col[R_MYNUMBER], "the individual number's check digit is wrong");
+        else
+            ok_mn = true;
+    }
+    if ((why = check_text(F(R_NAME), STORE_NAME_MAX - 1, true)) != NULL ||
+        (why = check_name(F(R_NAME), false)) != NULL)
+        report(c, line, col[R_NAME], why);
+    if (lens[R_KANA] != 0 &&
+        ((why = check_text(F(R_KANA), STORE_NAME_MAX - 1, false)) != NULL ||
+         (why = check_name(F(R_KANA), true)) != NULL))
+        report(c, line, col[R_KANA], why);
+    if ((why = check_date(F(R_BIRTH), true, &birth)) != NULL)
+        report(c, line, col[R_BIRTH], why);
+    else if (birth > c->today)
+        report(c, line, col[R_BIRTH], "is in the future");
+    if (lens[R_SEX] != 1 || strchr("129", fields[R_SEX][0]) == NULL)
+        report(c, line, col[R_SEX], "must be 1 (male), 2 (female) or 9 (other or unknown)");
+    if (lens[R_POSTCODE] != 0 &&
+        (lens[R_POSTCODE] != 8 || fields[R_POSTCODE][3] != '-' ||
+         !is_digits(fields[R_POSTCODE], 3) || !is_digits(fields[R_POSTCODE] + 4, 4)))
+        report(c, line, col[R_POSTCODE], "must be 7 digits written NNN-NNNN");
+    if ((why = check_text(F(R_ADDRESS), STORE_ADDR_MAX - 1, false)) != NULL)
+        report(c, line, col[R_ADDRESS], why);
+    if ((why = check_text(F(R_KATAGAKI), STORE_NAME_MAX - 1, false)) != NULL)
+        report(c, line, col[R_KATAGAKI], why);
+    if (lens[R_HOUSEHOLD] != 0 && !is_code(F(R_HOUSEHOLD), 31))
+        report(c, line, col[R_HOUSEHOLD], "must be 1 to 31 characters, each 0-9, "
+               "A-Z, a-z or -");
+    if ((why = check_text(F(R_RELATIONSHIP), 63, false)) != NULL)
+        report(c, line, col[R_RELATIONSHIP], why);
+    if ((why = check_date(F(R_BECAME), false, &became)) != NULL)
+        report(c, line, col[R_BECAME], why);
+    else if (became != 0 && birth != 0 && became < birth)
+        report(c, line, col[R_BECAME], "is before birth_date");
+    if ((why = check_date(F(R_CEASED), false, &ceased)) != NULL)
+        report(c, line, col[R_CEASED], why);
+    else if (ceased != 0 && became != 0 && ceased < became)
+        report(c, line, col[R_CEASED], "is before became_date");
+    if (lens[R_MOVE_TYPE] != 0) {
+        for (size_t i = 0; i < sizeof(movement_types) / sizeof(*movement_types); i++)
+            if (strcmp(fields[R_MOVE_TYPE], movement_types[i]) == 0)
+                move_known = true;
+        if (!move_known)
+            report(c, line, col[R_MOVE_TYPE], "must be one of 出生, 転入, 転居, 転出, "
+                   "死亡, 職権記載, 職権消除, or empty");
+    }
+    if ((why = check_date(F(R_MOVE_DATE), false, &moved)) != NULL)
+        report(c, line, col[R_MOVE_DATE], why);
+    else if ((lens[R_MOVE_TYPE] == 0) != (lens[R_MOVE_DATE] == 0))
+        report(c, line, col[R_MOVE_DATE], lens[R_MOVE_TYPE] == 0
+               ? "is given without a movement_type"
+               : "is empty, but a movement_type is given");
+    if (move_known && (strcmp(fields[R_MOVE_TYPE], MOVE_OUT) == 0 ||
+                       strcmp(fields[R_MOVE_TYPE], MOVE_DEATH) == 0) &&
+        lens[R_MOVE_DATE] != 0 &&
+        (lens[R_CEASED] != lens[R_MOVE_DATE] ||
+         memcmp(fields[R_CEASED], fields[R_MOVE_DATE], lens[R_CEASED]) != 0))
+        report(c, line, col[R_CEASED], "must equal movement_date for 転出 and 死亡");
+    if ((why = check_text(F(R_PREV), STORE_ADDR_MAX - 1, false)) != NULL)
+        report(c, line, col[R_PREV], why);
+    if ((why = check_text(F(R_NEXT), STORE_ADDR_MAX - 1, false)) != NULL)
+        report(c, line, col[R_NEXT], why);
+    if ((why = check_text(F(R_ALIAS), STORE_NAME_MAX - 1, false)) != NULL)
+        report(c, line, col[R_ALIAS], why);
+
+    /* Uniqueness: in the file, then in the tenant. */
+    if (ok_addr) {
+        first = hset_add(&c->dup, keyed(c, 'A', F(R_ADDRESS_NO)), (uint32_t)line);
+        if (first < 0) {
+            fail_chk(c, "out of memory");
+            return;
+        }
+        if (first > 0) {
+            char msg[80];
+            snprintf(msg, sizeof(msg), "the same address number is on line %lld",
+                     (long long)first);
+            report(c, line, col[R_ADDRESS_NO], msg);
+        } else if (c->lk != NULL && c->lk->resident_id != NULL) {
+            int64_t id;
+            int rc = c->lk->resident_id(c->lk->arg, fields[R_ADDRESS_NO], &id);
+            if (rc < 0)
+                fail_chk(c, "the store could not be asked about address numbers");
+            else if (rc > 0)
+                report(c, line, col[R_ADDRESS_NO], "a resident with this address "
+                       "number already exists in the tenant");
+        }
+    }
+    if (ok_mn) {
+        first = hset_add(&c->dup, keyed(c, 'M', F(R_MYNUMBER)), (uint32_t)line);
+        if (first < 0) {
+            fail_chk(c, "out of memory");
+            return;
+        }
+        if (first > 0) {
+            char msg[80];
+            snprintf(msg, sizeof(msg), "the same individual number is on line %lld",
+                     (long long)first);
+            report(c, line, col[R_MYNUMBER], msg);
+        } else if (c->lk != NULL && c->lk->mynumber_taken != NULL) {
+            int rc = c->lk->mynumber_taken(c->lk->arg, fields[R_MYNUMBER]);
+            if (rc < 0)
+                fail_chk(c, "the store could not be asked about individual numbers");
+            else if (rc > 0)
+                report(c, line, col[R_MYNUMBER], "a resident with this individual "
+                       "number already exists in the tenant");
+        }
+    }
+}
+
+/* The resident an address number names: 1 with *id, 0 reported, -1 fatal. */
+static int
+known_resident(struct chk *c, uint64_t line, const char *addr, size_t n,
+               int64_t *id)
+{
+    int rc;
+
+    if (!is_code(addr, n, STORE_ADDRNO_MAX - 1)) {
+        report(c, line, "address_no", n == 0 ? "is empty" :
+               "must be 1 to 31 characters, each 0-9, A-Z, a-z or -");
+        return 0;
+    }
+    if (c->lk == NULL || c->lk->resident_id == NULL) {
+        /* No store: a stand-in key, so that rows can still be grouped. */
+        *id = (int64_t)(keyed(c, 'A', addr, n) >> 1);
+        return 1;
+    }
+    rc = c->lk->resident_id(c->lk->arg, addr, id);
+    if (rc < 0) {
+        fail_chk(c, "the store could not be asked about address numbers");
+        return -1;
+    }
+    if (rc == 0)
+        report(c, line, "address_no", "no resident with this address number "
+               "exists in the tenant (import the residents first)");
+    return rc;
+}
+
+static void
+check_voucher(struct chk *c, uint64_t line, const char *const *fields,
+              const size_t *lens)
+{
+    const char *const *col = voucher_cols;
+    enum vrs_voucher_status vs;
+    const char *why;
+    int64_t rid = 0, first;
+    int32_t issued;
+
+    (void)known_resident(c, line, F(V_ADDRESS_NO), &rid);
+    vs = vrs_voucher_number_check(fields[V_VOUCHER_NO]);
+    if (vs != VRS_VOUCHER_OK)
+        report(c, line, col[V_VOUCHER_NO], vrs_voucher_message(vs, true, VRS_LANG_EN));
+    if (lens[V_TICKET] != 1 || fields[V_TICKET][0] != '0' + VRS_TICKET_VACCINATION)
+        report(c, line, col[V_TICKET], "must be 1 (a vaccination voucher)");
+    if ((why = check_date(F(V_ISSUED), true, &issued)) != NULL)
+        report(c, line, col[V_ISSUED], why);
+    else if (issued > c->today)
+        report(c, line, col[V_ISSUED], "is in the future");
+    if (vs != VRS_VOUCHER_OK || c->stop)
+        return;
+    first = hset_add(&c->dup, keyed(c, 'V', F(V_VOUCHER_NO)), (uint32_t)line);
+    if (first < 0) {
+        fail_chk(c, "out of memory");
+    } else if (first > 0) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "the same voucher number is on line %lld",
+                 (long long)first);
+        report(c, line, col[V_VOUCHER_NO], msg);
+    } else if (c->lk != NULL && c->lk->voucher != NULL) {
+        int64_t owner;
+        int rc = c->lk->voucher(c->lk->arg, fields[V_VOUCHER_NO], &owner);
+        if (rc < 0)
+            fail_chk(c, "the store could not be asked about voucher numbers");
+        else if (rc > 0)
+            report(c, line, col[V_VOUCHER_NO], "this voucher number is already "
+                   "issued in the tenant");
+    }
+}
+
+static int
+catalogue_index(const struct chk *c, const struct vrs_vaccine *v)
+{
+    for (size_t i = 0; i < c->ncat; i++)
+        if (vrs_catalogue_at(c->o->catalogue, i) == v)
+            return (int)i;
+    return -1;
+}
+
+static int
+keep_row(struct chk *c, const struct vrow *r)
+{
+    if (c->nrows == c->caprows) {
+        size_t cap = c->caprows ? c->caprows + c->caprows / 2 : 4096;
+        struct vrow *p;
+
+        if (cap > SIZE_MAX / sizeof(*p) ||
+            (p = realloc(c->rows, cap * sizeof(*p))) == NULL)
+            return -1;
+        c->rows = p;
+        c->caprows = cap;
+    }
+    c->rows[c->nrows++] = *r;
+    return 0;
+}
+
+/* The voucher named on a vaccination row must be one of the tenant's,
+ * issued to the same resident. */
+static void
+check_vax_voucher(struct chk *c, uint64_t line, const char *no, size_t n,
+                  bool resident_known, int64_t rid)
+{
+    enum vrs_voucher_status vs;
+    int64_t owner = 0;
+    int rc;
+
+    if (n == 0)
+        return;
+    vs = vrs_voucher_number_check(no);
+    if (vs != VRS_VOUCHER_OK) {
+        report(c, line, "voucher_no", vrs_voucher_message(vs, true, VRS_LANG_EN));
+        return;
+    }
+    if (!resident_known || c->lk == NULL || c->lk->voucher == NULL ||
+        c->lk->resident_id == NULL)
+        return;
+    rc = c->lk->voucher(c->lk->arg, no, &owner);
+    if (rc < 0)
+        fail_chk(c, "the store could not be asked about voucher numbers");
+    else if (rc == 0)
+        report(c, line, "voucher_no", "no voucher with this number was issued "
+               "in the tenant");
+    else if (owner != rid)
+        report(c, line, "voucher_no", "this voucher was issued to another resident");
+}
+
+static void
+check_vaccination(struct chk *c, uint64_t line, const char *const *fields,
+                  const size_t *lens)
+{
+    const char *const *col = vaccination_cols;
+    const struct vrs_vaccine *v = NULL;
+    const char *why;
+    struct vrow row;
+    uint64_t dose = 0;
+    int32_t date = 0;
+    int64_t rid = 0;
+    int known, idx = -1;
+    bool ok;
+
+    known = known_resident(c, line, F(X_ADDRESS_NO), &rid);
+    if (known < 0)
+        return;
+    ok = known > 0;
+    if (lens[X_VACCINE] == 0 || lens[X_VACCINE] > VRS_CODE_MAX ||
+        (v = vrs_catalogue_lookup(c->o->catalogue, fields[X_VACCINE])) == NULL ||
+        (idx = catalogue_index(c, v)) < 0) {
+        report(c, line, col[X_VACCINE], lens[X_VACCINE] == 0 ? "is empty"
+               : "is not a vaccine code of the catalogue");
+        ok = false;
+    }
+    if (lens[X_DOSE] == 0 || lens[X_DOSE] > 2 || fields[X_DOSE][0] == '0' ||
+        util_parse_u64(fields[X_DOSE], 1, VRS_DOSE_MAX, &dose) != 0) {
+        report(c, line, col[X_DOSE], "must be a whole number from 1 to 99");
+        ok = false;
+    } else if (v != NULL && v->max_dose != 0 && dose > v->max_dose) {
+        report(c, line, col[X_DOSE],
+               vrs_rule_message(VRS_RULE_DOSE_OUT_OF_RANGE, VRS_LANG_EN));
+        ok = false;
+    }
+    if ((why = check_date(F(X_DATE), true, &date)) != NULL) {
+        report(c, line, col[X_DATE], why);
+        ok = false;
+    } else if (date > c->today) {
+        report(c, line, col[X_DATE], "is in the future");
+        ok = false;
+    }
+    if (!is_code(F(X_LOT), STORE_LOT_MAX - 1))
+        report(c, line, col[X_LOT], lens[X_LOT] == 0 ? "is empty"
+               : "must be 1 to 20 characters, each 0-9, A-Z, a-z or -");
+    check_vax_voucher(c, line, F(X_VOUCHER_NO), known > 0, rid);
+    if ((why = check_text(F(X_SITE), STORE_SITE_MAX - 1, true)) != NULL)
+        report(c, line, col[X_SITE], why);
+    if ((why = check_text(F(X_CLINIC), STORE_PERSON_MAX - 1, false)) != NULL)
+        report(c, line, col[X_CLINIC], why);
+    if ((why = check_text(F(X_DOCTOR), STORE_PERSON_MAX - 1, false)) != NULL)
+        report(c, line, col[X_DOCTOR], why);
+    if (!ok || c->stop)
+        return;
+    /* Kept for the duplicates within the file and the rules, which need
+     * every row of a resident (finish_vaccinations). */
+    memset(&row, 0, sizeof(row));
+    row.resident = rid;
+    row.line = (uint32_t)line;
+    row.date = date;
+    row.vaccine = (uint16_t)idx;
+    row.series = c->series[idx];
+    row.dose = (uint16_t)dose;
+    if (keep_row(c, &row) != 0)
+        fail_chk(c, "out of memory");
+}
+
+/* ---- vaccinations: duplicates in the file and the rules ------------------ */
+
+static int
+vrow_cmp(const void *a, const void *b)
+{
+    const struct vrow *x = a, *y = b;
+
+    if (x->resident != y->resident)
+        return x->resident < y->resident ? -1 : 1;
+    if (x->series != y->series)
+        return x->series < y->series ? -1 : 1;
+    if (x->dose != y->dose)
+        return x->dose < y->dose ? -1 : 1;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int
+late_cmp(const void *a, const void *b)
+{
+    const struct late *x = a, *y = b;
+
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static void
+add_late(struct chk *c, uint32_t line, uint32_t first, const char *column,
+         const char *reason)
+{
+    if (c->nlate == c->caplate) {
+        size_t cap = c->caplate ? c->caplate * 2 : 256;
+        struct late *p;
+
+        if (cap > SIZE_MAX / sizeof(*p) ||
+            (p = realloc(c->late, cap * sizeof(*p))) == NULL) {
+            fail_chk(c, "out of memory");
+            return;
+        }
+        c->late = p;
+        c->caplate = cap;
+    }
+    c->late[c->nlate++] = (struct late){ line, first, column, reason };
+}
+
+static const char *
+rule_column(const char *field)
+{
+    static const char *const cols[] = { "date", "vaccine", "dose" };
+
+    for (size_t i = 0; field != NULL && i < sizeof(cols) / sizeof(*cols); i++)
+        if (strcmp(field, cols[i]) == 0)
+            return cols[i];
+    return "address_no";        /* the resident's own record is the obstacle */
+}
+
+/* Scratch space of one resident's rules check, allocated once. */
+struct rules_buf {
+    struct import_dose *stored;     /* IMPORT_DOSES_MAX */
+    struct vrs_dose    *hist;       /* 2 * IMPORT_DOSES_MAX */
+    char              (*dates)[11]; /* IMPORT_DOSES_MAX */
+};
+
+static struct vrs_dose
+file_dose(const struct chk *c, const struct rules_buf *b, const struct vrow *g,
+          size_t k)
+{
+    return (struct vrs_dose){ vrs_catalogue_at(c->o->catalogue, g[k].vaccine)->code,
+                              g[k].dose & ~VROW_DUP, b->dates[k] };
+}
+
+/* The rules for the file rows g[0..n) (n <= IMPORT_DOSES_MAX) of one
+ * resident the store knows: each row against everything else recorded or
+ * in the file for that resident, so the order of rows does not matter. */
+static void
+rules_for(struct chk *c, struct rules_buf *b, const struct vrow *g, size_t n)
+{
+    struct import_facts facts;
+    struct vrs_resident_facts rf;
+    size_t ns = 0;
+    int rc;
+
+    memset(&facts, 0, sizeof(facts));
+    rc = c->lk->resident_facts(c->lk->arg, g[0].resident, &facts);
+    if (rc <= 0) {
+        if (rc < 0)
+            fail_chk(c, "the store could not be asked about a resident");
+        return;
+    }
+    if (c->lk->doses(c->lk->arg, g[0].resident, b->stored, IMPORT_DOSES_MAX, &ns) < 0 ||
+        ns > IMPORT_DOSES_MAX) {
+        fail_chk(c, "the store could not list a resident's vaccinations");
+        sodium_memzero(&facts, sizeof(facts));
+        return;
+    }
+    for (size_t i = 0; i < ns; i++)
+        b->hist[i] = (struct vrs_dose){ b->stored[i].vaccine, b->stored[i].dose,
+                                        b->stored[i].date };
+    for (size_t i = 0; i < n; i++)
+        ymd_of(g[i].date, b->dates[i]);
+    rf = (struct vrs_resident_facts){ facts.birth_date, facts.deceased_date,
+                                      facts.moved_out_date };
+    for (size_t i = 0; i < n && !c->failed; i++) {
+        struct vrs_dose mine = file_dose(c, b, g, i);
+        struct vrs_verdict vd;
+        size_t m = ns;
+
+        if (g[i].dose & VROW_DUP)
+            continue;           /* reported as a repeat, not compared */
+        for (size_t k = 0; k < n; k++)
+            if (k != i && !(g[k].dose & VROW_DUP))
+                b->hist[m++] = file_dose(c, b, g, k);
+        if (vrs_rules_check(c->o->catalogue, &mine, &rf, b->hist, m, c->o->today,
+                            &vd) != VRS_RULE_OK)
+            add_late(c, g[i].line, 0, rule_column(vd.field),
+                     vrs_rule_message(vd.rule, VRS_LANG_EN));
+    }
+    sodium_memzero(&facts, sizeof(facts));
+    sodium_memzero(b->stored, ns * sizeof(*b->stored));
+}
+
+/* Repeats of (resident, series, dose) within the file, then the rules,
+ * then every such problem in line order. */
+static void
+finish_vaccinations(struct chk *c)
+{
+    struct rules_buf b = { 0 };
+    bool rules = c->lk != NULL && c->lk->resident_id != NULL &&
+                 c->lk->resident_facts != NULL && c->lk->doses != NULL;
+
+    if (c->nrows == 0 || c->stop)
+        return;
+    qsort(c->rows, c->nrows, sizeof(*c->rows), vrow_cmp);
+    if (rules && ((b.stored = calloc(IMPORT_DOSES_MAX, sizeof(*b.stored))) == NULL ||
+                  (b.hist = calloc(2 * IMPORT_DOSES_MAX, sizeof(*b.hist))) == NULL ||
+                  (b.dates = calloc(IMPORT_DOSES_MAX, sizeof(*b.dates))) == NULL)) {
+        fail_chk(c, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, j; i < c->nrows && !c->failed; i = j) {
+        struct vrow *g = &c->rows[i];
+
+        for (j = i + 1; j < c->nrows && c->rows[j].resident == g->resident; j++) {
+            struct vrow *r = &c->rows[j], *p = &c->rows[j - 1];
+            if (r->series == p->series && (r->dose & ~VROW_DUP) == (p->dose & ~VROW_DUP)) {
+                /* The earliest line of the run stays; it is never a DUP. */
+                uint32_t first = (p->dose & VROW_DUP) ? 0 : p->line;
+                for (size_t k = j - 1; first == 0; k--)
+                    if (!(c->rows[k].dose & VROW_DUP))
+                        first = c->rows[k].line;
+                r->dose |= VROW_DUP;
+                add_late(c, r->line, first, "dose", NULL);
+            }
+        }
+        if (j - i > IMPORT_DOSES_MAX) {
+            for (size_t k = i; k < j; k++)
+                add_late(c, c->rows[k].line, 0, "address_no",
+                         "the file holds more than 512 vaccinations of this resident");
+            continue;
+        }
+        if (rules)
+            rules_for(c, &b, g, j - i);
+    }
+    if (c->failed)
+        goto out;
+    if (c->nlate > 1)
+        qsort(c->late, c->nlate, sizeof(*c->late), late_cmp);
+    for (size_t i = 0; i < c->nlate && !c->stop; i++) {
+        const struct late *l = &c->late[i];
+
+        if (l->reason == NULL) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "the same dose of this vaccine's series is "
+                     "on line %u", l->first);
+            report(c, l->line, l->column, msg);
+        } else {
+            report(c, l->line, l->column, l->reason);
+        }
+    }
+out:
+    free(b.stored);
+    free(b.hist);
+    free(b.dates);
+}
+
+/* ---- pass 1: the reader's callbacks -------------------------------------- */
+
+static const char *
+column_of(const struct chk *c, size_t field)
+{
+    return field >= 1 && field <= c->fmt->ncols ? c->fmt->cols[field - 1] : NULL;
+}
+
+static int
+on_problem(void *arg, uint64_t line, size_t field, enum csvin_problem p)
+{
+    struct chk *c = arg;
+
+    if (!c->header_seen) {
+        /* The header itself is unreadable: nothing after it can be trusted. */
+        report(c, line, NULL, "the header row cannot be read; the file must start "
+               "with the header of the format");
+        c->stop = true;
+        return 1;
+    }
+    if (p == CSVIN_P_UTF8_BOM_IN_CP932) {
+        report(c, line, NULL, csvin_problem_text(p));
+        return 1;
+    }
+    report(c, line, column_of(c, field), csvin_problem_text(p));
+    return c->stop ? 1 : 0;
+}
+
+static void
+check_header(struct chk *c, uint64_t line, const char *const *fields,
+             const size_t *lens, size_t n)
+{
+    char msg[512];
+
+    c->header_seen = true;
+    if (n == c->fmt->ncols) {
+        size_t i = 0;
+
+        while (i < n && strcmp(fields[i], c->fmt->cols[i]) == 0)
+            i++;
+        if (i == n)
+            return;
+    }
+    (void)lens;
+    snprintf(msg, sizeof(msg), "the header must be exactly %s (the %s format)",
+             c->fmt->header, c->fmt->name);
+    report(c, line, NULL, msg);
+    c->stop = true;         /* columns cannot be trusted: check nothing more */
+}
+
+static int
+on_record(void *arg, uint64_t line, const char *const *fields, const size_t *lens,
+          size_t n)
+{
+    struct chk *c = arg;
+
+    if (c->stop)
+        return 1;
+    if (!c->header_seen) {
+        check_header(c, line, fields, lens, n);
+        return c->stop ? 1 : 0;
+    }
+    c->res->rows++;
+    if (line > UINT32_MAX) {
+        fail_chk(c, "the file has more lines than an import can take");
+        return 1;
+    }
+    if (n != c->fmt->ncols) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "has %zu fields; the %s format has %zu", n,
+                 c->fmt->name, c->fmt->ncols);
+        report(c, line, NULL, msg);
+        return c->stop ? 1 : 0;
+    }
+    switch (c->o->kind) {
+    case IMPORT_RESIDENTS:
+        check_resident(c, line, fields, lens);
+        break;
+    case IMPORT_VOUCHERS:
+        check_voucher(c, line, fields, lens);
+        break;
+    case IMPORT_VACCINATIONS:
+        check_vaccination(c, line, fields, lens);
+        break;
+    }
+    return c->stop ? 1 : 0;
+}
+
+static void
+progress(struct chk *c)
+{
+    struct import_progress p = { c->phase, c->bytes, c->total, c->res->rows };
+
+    if (c->o->progress != NULL)
+        c->o->progress(c->o->progress_arg, &p);
+}
+
+static void
+on_bytes(void *arg, const uint8_t *buf, size_t n)
+{
+    struct chk *c = arg;
+
+    crypto_hash_sha256_update(&c->sha, buf, n);
+    c->bytes += n;
+    progress(c);
+}
+
+/* ---- pass 1: set-up and the two entry points ----------------------------- */
+
+static int
+opts_ok(const struct import_opts *o, struct import_result *res)
+{
+    int32_t d;
+
+    if (res == NULL)
+        return -1;
+    memset(res, 0, sizeof(*res));
+    res->outcome = IMPORT_FAILED;
+    if (o == NULL || !kind_ok(o->kind) || o->sink == NULL ||
+        (o->encoding != CSVIN_UTF8 && o->encoding != CSVIN_CP932) ||
+        o->today == NULL || vrs_date_parse(o->today, &d) != 0 ||
+        (o->kind == IMPORT_VACCINATIONS && o->catalogue == NULL)) {
+        snprintf(res->error, sizeof(res->error), "the import was called with "
+                 "incomplete options");
+        return -1;
+    }
+    if (sodium_init() < 0) {
+        snprintf(res->error, sizeof(res->error), "libsodium cannot be initialised");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+chk_init(struct chk *c, const struct import_opts *o, const struct import_lookup *lk,
+         struct import_result *res)
+{
+    memset(c, 0, sizeof(*c));
+    c->o = o;
+    c->lk = lk;
+    c->res = res;
+    c->fmt = &formats[o->kind];
+    c->phase = IMPORT_PHASE_CHECK;
+    if (vrs_date_parse(o->today, &c->today) != 0)
+        return -1;                  /* checked by opts_ok */
+    randombytes_buf(c->key, sizeof(c->key));
+    crypto_hash_sha256_init(&c->sha);
+    if (o->kind == IMPORT_VACCINATIONS) {
+        c->ncat = vrs_catalogue_count(o->catalogue);
+        if (c->ncat > UINT16_MAX ||
+            (c->series = calloc(c->ncat ? c->ncat : 1, sizeof(*c->series))) == NULL)
+            return -1;
+        /* Series id: the index of the first entry of the same series. */
+        for (size_t i = 0; i < c->ncat; i++) {
+            const struct vrs_vaccine *v = vrs_catalogue_at(o->catalogue, i);
+            c->series[i] = (uint16_t)i;
+            for (size_t k = 0; k < i; k++)
+                if (strcmp(vrs_catalogue_at(o->catalogue, k)->series, v->series) == 0) {
+                    c->series[i] = (uint16_t)k;
+                    break;
+                }
+        }
+    }
+    return 0;
+}
+
+static void
+chk_free(struct chk *c)
+{
+    hset_free(&c->dup);
+    free(c->series);
+    free(c->rows);
+    free(c->late);
+    sodium_memzero(c->key, sizeof(c->key));
+}
+
+static int
+chk_finish(struct chk *c, enum csvin_status st)
+{
+    struct import_result *res = c->res;
+
+    crypto_hash_sha256_final(&c->sha, res->sha256);
+    if (st == CSVIN_ERR_READ)
+        fail_chk(c, "the file cannot be read: %s", strerror(errno));
+    else if (st == CSVIN_ERR_NOMEM)
+        fail_chk(c, "out of memory");
+    else if (st == CSVIN_ERR_ARG)
+        fail_chk(c, "the file cannot be read as %s (iconv)",
+                 c->o->encoding == CSVIN_CP932 ? "CP932" : "UTF-8");
+    if (!c->failed && !c->stop) {
+        if (!c->header_seen)
+            report(c, 1, NULL, "the file is empty: it must start with the header "
+                   "of the format");
+        else if (res->rows == 0 && res->problems == 0)
+            report(c, 1, NULL, "the file has a header but no data rows");
+        else if (c->o->kind == IMPORT_VACCINATIONS)
+            finish_vaccinations(c);
+    }
+    chk_free(c);
+    if (c->failed) {
+        res->outcome = IMPORT_FAILED;
+        return -1;
+    }
+    res->outcome = res->problems > 0 ? IMPORT_REFUSED : IMPORT_CHECKED;
+    return 0;
+}
+
+static const struct csvin_opts *
+reader_opts(const struct import_opts *o, struct csvin_opts *ro)
+{
+    memset(ro, 0, sizeof(*ro));
+    ro->encoding = o->encoding;
+    ro->field_max = IMPORT_FIELD_MAX;
+    ro->fields_max = IMPORT_FIELDS_MAX;
+    return ro;
+}
+
+int
+import_check_fd(int fd, const struct import_opts *o, const struct import_lookup *lk,
+                struct import_result *res)
+{
+    struct csvin_callbacks cb;
+    struct csvin_opts ro;
+    struct stat sb;
+    struct chk c;
+    enum csvin_status st;
+
+    if (opts_ok(o, res) != 0)
+        return -1;
+    if (chk_init(&c, o, lk, res) != 0) {
+        chk_free(&c);
+        snprintf(res->error, sizeof(res->error), "out of memory");
+        return -1;
+    }
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        c.total = (uint64_t)sb.st_size;
+    cb = (struct csvin_callbacks){ on_record, on_problem, &c };
+    st = csvin_read_fd(fd, 0, reader_opts(o, &ro), &cb, on_bytes, &c);
+    return chk_finish(&c, st);
+}
+
+int
+import_check_mem(const void *buf, size_t len, const struct import_opts *o,
+                 const struct import_lookup *lk, struct import_result *res)
+{
+    struct csvin_callbacks cb;
+    struct csvin_opts ro;
+    struct chk c;
+    enum csvin_status st;
+
+    if (opts_ok(o, res) != 0)
+        return -1;
+    if (chk_init(&c, o, lk, res) != 0) {
+        chk_free(&c);
+        snprintf(res->error, sizeof(res->error), "out of memory");
+        return -1;
+    }
+    c.total = len;
+    if (len > 0)
+        on_bytes(&c, buf, len);
+    cb = (struct csvin_callbacks){ on_record, on_problem, &c };
+    st = csvin_read_mem(buf, len, 0, reader_opts(o, &ro), &cb);
+    return chk_finish(&c, st);
+}
