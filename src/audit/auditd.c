@@ -8,21 +8,33 @@
  * (group commit).  Behind it: the hash chain, signed checkpoints (the key
  * holder signs over its own channel), rotation, archival, retention
  * (audit/writer.h) and intrusion detection (audit/detect.h).
+ *
+ * Queries (R7.5): IPC_AUDIT_QUERY on each worker's query channel is
+ * served by a thread of its own, so a slow query never delays an
+ * append's fsync and ack.  It reads the log files only -- never the
+ * writer's state but one atomic: the last durable sequence number, past
+ * which nothing is shown.  Its work per query is bounded (audit/query.h)
+ * and the answer says where it stopped.
  */
 #include "audit/auditd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "audit/chain.h"
 #include "audit/detect.h"
 #include "audit/event.h"
+#include "audit/query.h"
 #include "audit/writer.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -34,13 +46,36 @@
 #define SIGN_TIMEOUT_MS 5000
 #define MAX_FDS 64
 
+#define QUERY_SEND_MS 10000     /* a worker takes an answer's pages within this */
+
 static int keyholder_fd = -1;
+static int query_fds[MAX_FDS];
+static size_t nquery_fds;
 
 void
 auditd_set_keyholder_channel(int fd)
 {
     keyholder_fd = fd;
 }
+
+void
+auditd_set_query_channels(const int *fds, size_t n)
+{
+    nquery_fds = n < MAX_FDS ? n : MAX_FDS;
+    memcpy(query_fds, fds, nquery_fds * sizeof(fds[0]));
+}
+
+/* The query thread (R7.5).  It shares only `durable` with the writer. */
+struct qsrv {
+    const char       *dir;
+    unsigned          office_start, office_end;
+    int               wake;          /* eventfd: time to stop */
+    atomic_bool       stop;
+    _Atomic uint64_t  durable;       /* last sequence number made durable */
+    pthread_t         th;
+    bool              running;
+    uint8_t          *buf, *page;    /* IPC_MAX_PAYLOAD each */
+};
 
 struct pending {
     int      fd;
@@ -58,6 +93,7 @@ struct auditd {
     size_t               np;
     bool                 began;
     bool                 pull_due;   /* a sign call may have eaten a key-event hint */
+    struct qsrv          qs;
 };
 
 static void
@@ -117,6 +153,9 @@ commit(struct auditd *a)
     if (a->began)
         rc = audit_writer_commit(a->w);
     a->began = false;
+    /* Queries see entries up to here: durable, and so acknowledged. */
+    if (rc == 0)
+        atomic_store(&a->qs.durable, audit_writer_seq(a->w));
     return rc;
 }
 
@@ -419,6 +458,7 @@ loop(struct auditd *a, const int *fds, size_t n)
         if (r <= 0 && !a->pull_due) {
             if (audit_writer_tick(a->w) != 0)
                 goto out;
+            atomic_store(&a->qs.durable, audit_writer_seq(a->w));
             continue;
         }
         if (r > 0 && np > n && pfd[n].fd >= 0 && pfd[n].revents != 0) {
@@ -464,6 +504,393 @@ loop(struct auditd *a, const int *fds, size_t n)
 out:
     free(buf);
     return rc;
+}
+
+/* ---- queries from the auditors' API (R7.5), in a thread of their own ------- */
+
+/* Send, waiting (bounded) while the worker's end is full: the channel is
+ * non-blocking here, so a worker that stops reading cannot hold the
+ * thread, and the stop flag is looked at every 200 ms. */
+static int
+send_wait(struct qsrv *s, int fd, uint16_t type, uint32_t id, uint32_t flags,
+          const void *p, size_t len, int64_t deadline)
+{
+    for (;;) {
+        int64_t left;
+        struct pollfd pf = { .fd = fd, .events = POLLOUT };
+
+        if (ipc_send(fd, type, id, flags, p, len) == 0)
+            return 0;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        left = deadline - audit_mono_ms();
+        if (left <= 0 || atomic_load(&s->stop)) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (poll(&pf, 1, left > 200 ? 200 : (int)left) < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static void
+query_refuse(struct qsrv *s, int fd, uint32_t id, const char *reason)
+{
+    if (send_wait(s, fd, IPC_ERROR, id, 0, reason, strlen(reason),
+                  audit_mono_ms() + QUERY_SEND_MS) != 0)
+        log_debug("ipc_send_failed", "audit query: %s", strerror(errno));
+}
+
+/* One list of an answer as IPC_AUDIT_ROWS pages {"part":P,"rows":[...]},
+ * each within IPC_MAX_PAYLOAD, all flagged IPC_F_MORE (the result page
+ * comes last).  A row too large for any page (none the writer makes is)
+ * is replaced by {"seq":N,"omitted":"too_large"}. */
+static int
+send_part(struct qsrv *s, int fd, uint32_t id, const char *part, json_t *rows, int64_t deadline)
+{
+    char *page = (char *)s->page;
+    int head = snprintf(page, IPC_MAX_PAYLOAD, "{\"part\":\"%s\",\"rows\":[", part);
+    size_t len = (size_t)head, count = 0, i;
+    json_t *row;
+
+    json_array_foreach(rows, i, row) {
+        char *t = json_dumps(row, JSON_COMPACT);
+        size_t tl = t != NULL ? strlen(t) : 0;
+        if (t != NULL && (size_t)head + tl + 2 > IPC_MAX_PAYLOAD) {
+            json_t *stub = json_pack("{s:O,s:s}", "seq", json_object_get(row, "seq"),
+                                     "omitted", "too_large");
+            free(t);
+            t = stub != NULL ? json_dumps(stub, JSON_COMPACT) : NULL;
+            tl = t != NULL ? strlen(t) : 0;
+            json_decref(stub);
+        }
+        if (t == NULL)
+            return -1;
+        if (len + 1 + tl + 2 > IPC_MAX_PAYLOAD) {
+            memcpy(page + len, "]}", 2);
+            if (send_wait(s, fd, IPC_AUDIT_ROWS, id, IPC_F_MORE, page, len + 2, deadline) != 0) {
+                free(t);
+                return -1;
+            }
+            len = (size_t)head;
+            count = 0;
+        }
+        if (count++ > 0)
+            page[len++] = ',';
+        memcpy(page + len, t, tl);
+        len += tl;
+        free(t);
+    }
+    if (count == 0)
+        return 0;
+    memcpy(page + len, "]}", 2);
+    return send_wait(s, fd, IPC_AUDIT_ROWS, id, IPC_F_MORE, page, len + 2, deadline);
+}
+
+/* The answer: every list of `parts` taken out of result and paged, then
+ * {"result":{...}} without IPC_F_MORE.  Steals result. */
+static int
+send_answer(struct qsrv *s, int fd, uint32_t id, json_t *result, const char *const *parts)
+{
+    int64_t deadline = audit_mono_ms() + QUERY_SEND_MS;
+    json_t *wrap;
+    char *t = NULL;
+    int rc = -1;
+
+    for (const char *const *p = parts; *p != NULL; p++) {
+        json_t *rows = json_incref(json_object_get(result, *p));
+        json_object_del(result, *p);
+        if (send_part(s, fd, id, *p, rows, deadline) != 0) {
+            json_decref(rows);
+            goto out;
+        }
+        json_decref(rows);
+    }
+    wrap = json_pack("{s:O}", "result", result);
+    t = wrap != NULL ? json_dumps(wrap, JSON_COMPACT) : NULL;
+    json_decref(wrap);
+    if (t != NULL && strlen(t) <= IPC_MAX_PAYLOAD)
+        rc = send_wait(s, fd, IPC_AUDIT_ROWS, id, 0, t, strlen(t), deadline);
+out:
+    free(t);
+    json_decref(result);
+    return rc;
+}
+
+/* A query as the worker sent it: a hostile JSON object of known members. */
+struct qreq {
+    bool               review;
+    struct audit_query q;
+    char               tenant[8], actor[72], action[72], object[88], outcome[8];
+};
+
+static int
+query_str(json_t *v, enum audit_filter f, char *out, size_t outsz, const char **dst)
+{
+    const char *s = json_string_value(v);
+
+    if (s == NULL || strlen(s) >= outsz || audit_filter_check(f, s) != NULL)
+        return -1;
+    snprintf(out, outsz, "%s", s);
+    *dst = out;
+    return 0;
+}
+
+static int
+query_int(json_t *v, json_int_t min, json_int_t max, json_int_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int
+query_member(struct qreq *r, const char *k, json_t *v)
+{
+    struct audit_query *q = &r->q;
+    const char *kind = json_string_value(v);
+    json_int_t n;
+
+    if (strcmp(k, "kind") == 0 && kind != NULL &&
+        (strcmp(kind, "events") == 0 || strcmp(kind, "review") == 0)) {
+        r->review = strcmp(kind, "review") == 0;
+        return 0;
+    }
+    if (strcmp(k, "tenant") == 0)
+        return query_str(v, AUDIT_FILTER_TENANT, r->tenant, sizeof(r->tenant), &q->tenant);
+    if (strcmp(k, "actor") == 0)
+        return query_str(v, AUDIT_FILTER_ACTOR, r->actor, sizeof(r->actor), &q->actor);
+    if (strcmp(k, "action") == 0)
+        return query_str(v, AUDIT_FILTER_ACTION, r->action, sizeof(r->action), &q->action);
+    if (strcmp(k, "object") == 0)
+        return query_str(v, AUDIT_FILTER_OBJECT, r->object, sizeof(r->object), &q->object);
+    if (strcmp(k, "outcome") == 0)
+        return query_str(v, AUDIT_FILTER_OUTCOME, r->outcome, sizeof(r->outcome),
+                         &q->outcome);
+    if ((strcmp(k, "from_us") == 0 || strcmp(k, "to_us") == 0) &&
+        query_int(v, 0, INT64_MAX, &n) == 0) {
+        if (k[0] == 'f')
+            q->has_since = true, q->since_us = n;
+        else
+            q->has_until = true, q->until_us = n;
+        return 0;
+    }
+    if (strcmp(k, "after_seq") == 0 && query_int(v, 0, INT64_MAX, &n) == 0) {
+        q->after_seq = (uint64_t)n;
+        return 0;
+    }
+    if (strcmp(k, "limit") == 0 && query_int(v, 1, AUDIT_QUERY_MAX_ROWS, &n) == 0) {
+        q->limit = (size_t)n;
+        return 0;
+    }
+    return -1;
+}
+
+/* The tenant is required: no query reaches beyond one tenant (R1.1). */
+static int
+query_parse(const uint8_t *payload, size_t len, struct qreq *r)
+{
+    json_t *o = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *k;
+    json_t *v;
+    int rc = json_is_object(o) && json_object_get(o, "kind") != NULL ? 0 : -1;
+
+    memset(r, 0, sizeof(*r));
+    r->q.limit = 100;
+    json_object_foreach(o, k, v)
+        if (rc == 0 && query_member(r, k, v) != 0)
+            rc = -1;
+    json_decref(o);
+    if (r->q.tenant == NULL || (r->review && r->q.actor == NULL) ||
+        (r->review && (r->q.action || r->q.object || r->q.outcome || r->q.after_seq)))
+        rc = -1;
+    return rc;
+}
+
+/* What the answer says of its bounds (R7.5). */
+static json_t *
+progress_json(const struct audit_progress *p, uint64_t through, size_t rows_max, int64_t ms)
+{
+    return json_pack("{s:b,s:o,s:I,s:I,s:s?,s:{s:I,s:I,s:I}}",
+                     "complete", p->complete,
+                     "next_after_seq", p->complete ? json_null()
+                                                   : json_integer((json_int_t)p->last_seq),
+                     "scanned", (json_int_t)p->scanned,
+                     "through_seq", (json_int_t)through,
+                     "stopped_by", p->stopped_by,
+                     "bounds", "max_rows", (json_int_t)rows_max,
+                     "max_bytes", (json_int_t)AUDIT_QUERY_MAX_BYTES, "time_ms", (json_int_t)ms);
+}
+
+/* records {id: n} travels as rows [{"id","count"}] (an object may be
+ * larger than a page); the worker turns it back. */
+static json_t *
+records_rows(json_t *records)
+{
+    json_t *rows = json_array();
+    const char *id;
+    json_t *n;
+
+    json_object_foreach(records, id, n)
+        if (rows != NULL)
+            json_array_append_new(rows, json_pack("{s:s,s:O}", "id", id, "count", n));
+    return rows;
+}
+
+static void
+query_answer(struct qsrv *s, int fd, const struct ipc_hdr *h)
+{
+    static const char *const ev_parts[] = { "events", NULL };
+    static const char *const rv_parts[] = { "records", "off_hours_entries", "failure_entries",
+                                            "refusal_entries", NULL };
+    struct qreq r;
+    struct audit_progress p;
+    struct audit_bounds b = { AUDIT_QUERY_MAX_BYTES, 0, &s->stop };
+    int64_t t0 = audit_mono_ms(), ms;
+    json_t *result = NULL, *rows = NULL;
+    size_t nrows = 0;
+
+    if (query_parse(s->buf, h->len, &r) != 0) {
+        log_warn("ipc_refused", "audit: malformed query");
+        query_refuse(s, fd, h->id, "malformed_query");
+        return;
+    }
+    /* Only what is durable, so never an entry a crash could take back. */
+    r.q.max_seq = atomic_load(&s->durable);
+    ms = r.review ? AUDIT_QUERY_REVIEW_MS : AUDIT_QUERY_EVENTS_MS;
+    b.deadline_ms = t0 + ms;
+    if (!r.review && audit_query_page(s->dir, &r.q, &b, &rows, &p) == 0) {
+        nrows = json_array_size(rows);
+        result = progress_json(&p, r.q.max_seq, r.q.limit, ms);
+        if (result != NULL && json_object_set_new(result, "events", rows) != 0) {
+            json_decref(result);
+            result = NULL;
+        }
+    } else if (r.review && audit_review_page(s->dir, r.q.actor, &r.q, s->office_start,
+                                             s->office_end, &b, &rows, &p) == 0) {
+        result = progress_json(&p, r.q.max_seq, AUDIT_REVIEW_MAX_ITEMS, ms);
+        if (result != NULL && json_object_update(result, rows) == 0)
+            json_object_set_new(result, "records", records_rows(json_object_get(rows,
+                                                                                 "records")));
+        json_decref(rows);
+    }
+    if (result == NULL) {
+        log_error("audit_query_failed", "cannot read the audit log: %s", strerror(errno));
+        query_refuse(s, fd, h->id, "query_failed");
+        return;
+    }
+    log_event(LOG_LVL_INFO, "audit_query",
+              json_pack("{s:s,s:I,s:I,s:I,s:s?}", "kind", r.review ? "review" : "events",
+                        "rows", (json_int_t)nrows, "scanned", (json_int_t)p.scanned,
+                        "ms", (json_int_t)(audit_mono_ms() - t0), "stopped_by", p.stopped_by));
+    if (send_answer(s, fd, h->id, result, r.review ? rv_parts : ev_parts) != 0)
+        log_warn("audit_query_unsent", "audit: the worker did not take the answer: %s",
+                 strerror(errno));
+}
+
+/* One message on a query channel; -1 when the worker is gone. */
+static int
+query_one(struct qsrv *s, int fd)
+{
+    struct ipc_hdr h;
+    int r = ipc_recv(fd, &h, s->buf, IPC_MAX_PAYLOAD);
+
+    if (r == 0)
+        return -1;
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EBADMSG)
+            return -1;
+        log_warn("ipc_refused", "audit: malformed message on a query channel");
+        return 0;
+    }
+    if (h.type == IPC_PING) {
+        if (send_wait(s, fd, IPC_PONG, h.id, 0, s->buf, h.len,
+                      audit_mono_ms() + QUERY_SEND_MS) != 0)
+            return -1;
+        return 0;
+    }
+    if (h.type != IPC_AUDIT_QUERY) {
+        log_warn("ipc_refused", "audit: unexpected %s message on a query channel",
+                 ipc_type_name(h.type));
+        query_refuse(s, fd, h.id, "unsupported");
+        return 0;
+    }
+    query_answer(s, fd, &h);
+    return 0;
+}
+
+static void *
+query_main(void *arg)
+{
+    struct qsrv *s = arg;
+    struct pollfd pfd[MAX_FDS + 1];
+    size_t n = nquery_fds;
+
+    for (size_t i = 0; i < n; i++)
+        pfd[i] = (struct pollfd){ .fd = query_fds[i], .events = POLLIN };
+    pfd[n] = (struct pollfd){ .fd = s->wake, .events = POLLIN };
+    while (!atomic_load(&s->stop)) {
+        if (poll(pfd, (nfds_t)(n + 1), -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("audit_query_failed", "poll: %s", strerror(errno));
+            break;
+        }
+        for (size_t i = 0; i < n && !atomic_load(&s->stop); i++)
+            if (pfd[i].fd >= 0 && pfd[i].revents != 0 && query_one(s, pfd[i].fd) != 0)
+                pfd[i].fd = -1;               /* that worker is gone */
+    }
+    return NULL;
+}
+
+static int
+query_start(struct qsrv *s, const struct mamori_config *cfg)
+{
+    s->dir = cfg->audit_dir;
+    s->office_start = cfg->audit_office_start;
+    s->office_end = cfg->audit_office_end;
+    s->wake = -1;
+    atomic_init(&s->stop, false);
+    if (nquery_fds == 0)
+        return 0;
+    for (size_t i = 0; i < nquery_fds; i++) {
+        int fl = fcntl(query_fds[i], F_GETFL);
+        if (fl < 0 || fcntl(query_fds[i], F_SETFL, fl | O_NONBLOCK) != 0)
+            return -1;
+    }
+    s->buf = malloc(IPC_MAX_PAYLOAD);
+    s->page = malloc(IPC_MAX_PAYLOAD);
+    s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->buf == NULL || s->page == NULL || s->wake < 0 ||
+        pthread_create(&s->th, NULL, query_main, s) != 0)
+        return -1;
+    s->running = true;
+    return 0;
+}
+
+/* Ask the thread to stop (a query in progress gives up at its next look
+ * at the clock) and wait for it. */
+static void
+query_stop(struct qsrv *s)
+{
+    uint64_t one = 1;
+
+    if (s->running) {
+        atomic_store(&s->stop, true);
+        if (write(s->wake, &one, sizeof(one)) != (ssize_t)sizeof(one))
+            log_warn("audit_query_stop", "cannot wake the query thread");
+        pthread_join(s->th, NULL);
+        s->running = false;
+    }
+    if (s->wake >= 0)
+        close(s->wake);
+    s->wake = -1;
+    free(s->buf);
+    free(s->page);
+    s->buf = s->page = NULL;
 }
 
 static int
@@ -514,7 +941,9 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
         .read_paths = NULL,
         .write_paths = paths,
         .syscalls = SANDBOX_SYS_FILES |
-                    (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0),
+                    (cfg->log_target == LOG_TO_SYSLOG ? SANDBOX_SYS_SYSLOG : 0) |
+                    /* R7.5: queries run in a thread of their own */
+                    (nquery_fds > 0 ? SANDBOX_SYS_THREADS : 0),
     };
     char err[512];
     uint64_t cut = 0;
@@ -522,6 +951,7 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
     int rc = 1;
 
     memset(&a, 0, sizeof(a));
+    a.qs.wake = -1;
     log_setup("audit", cfg->log_target, cfg->log_level);
     if (sodium_init() < 0 || sandbox_no_core_dumps() != 0)
         return 1;
@@ -574,6 +1004,12 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
             goto out;
         }
     }
+    /* Ready means queries are served too (R7.5). */
+    atomic_store(&a.qs.durable, audit_writer_seq(a.w));
+    if (query_start(&a.qs, cfg) != 0) {
+        log_error("audit_init_failed", "cannot start the query thread: %s", strerror(errno));
+        goto out;
+    }
     if (ipc_send(fds[0], IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
     rc = loop(&a, fds, n);
@@ -590,6 +1026,7 @@ auditd_main(const struct mamori_config *cfg, const int *fds, size_t n)
             rc = 1;
     }
 out:
+    query_stop(&a.qs);
     notifier_stop(a.notify, 3000);
     detect_free(a.det);
     audit_writer_close(a.w);

@@ -24,4 +24,13 @@ int auditd_main(const struct mamori_config *cfg, const int *fds, size_t n);
  * are not signed (a warning is logged). */
 void auditd_set_keyholder_channel(int fd);
 
+/* The channels on which workers send IPC_AUDIT_QUERY (R7.5), one per
+ * worker, apart from their append channels; set in the child before
+ * auditd_main.  They are served by a thread of the writer's own, so a
+ * query never delays an append: IPC_AUDIT_QUERY (JSON: kind "events" or
+ * "review", tenant -- required --, filters, from_us/to_us, after_seq,
+ * limit) -> IPC_AUDIT_ROWS pages {"part":P,"rows":[...]} with
+ * IPC_F_MORE, then {"result":{...}} (docs/audit.md), or IPC_ERROR. */
+void auditd_set_query_channels(const int *fds, size_t n);
+
 #endif

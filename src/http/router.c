@@ -89,7 +89,59 @@ http_param(const struct http_request *req, const char *name)
     for (size_t i = 0; i < req->nparams; i++)
         if (strcmp(req->param_names[i], name) == 0)
             return req->params[i];
+    for (size_t i = 0; i < req->nquery; i++)
+        if (strcmp(req->query_names[i], name) == 0)
+            return req->query[i];
     return "";
+}
+
+bool
+http_has_param(const struct http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nparams; i++)
+        if (strcmp(req->param_names[i], name) == 0)
+            return true;
+    for (size_t i = 0; i < req->nquery; i++)
+        if (strcmp(req->query_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void
+query_problem(struct http_request *req, const char *name, const char *why)
+{
+    req->query_problem = why;
+    snprintf(req->query_problem_name, sizeof(req->query_problem_name), "%s", name);
+}
+
+void
+router_add_query(struct http_request *req, const char *name, const char *value)
+{
+    size_t n = req->nquery;
+
+    if (req->query_problem != NULL)
+        return;                         /* the first problem is the one reported */
+    if (name[0] == '\0' || strlen(name) >= sizeof(req->query_names[0])) {
+        query_problem(req, "", "has a parameter whose name is empty or too long");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(req->query_names[i], name) == 0) {
+            /* Which of two values would count is ambiguous: refuse both. */
+            query_problem(req, name, "is given more than once");
+            return;
+        }
+    if (n == ROUTE_MAX_QUERY) {
+        query_problem(req, "", "has too many parameters");
+        return;
+    }
+    if (value != NULL && strlen(value) >= sizeof(req->query[0])) {
+        query_problem(req, name, "is too long");
+        return;
+    }
+    snprintf(req->query_names[n], sizeof(req->query_names[n]), "%s", name);
+    snprintf(req->query[n], sizeof(req->query[n]), "%s", value != NULL ? value : "");
+    req->nquery = n + 1;
 }
 
 static int
@@ -180,16 +232,75 @@ field_error(struct http_response *resp, const char *field, const char *why)
     return -1;
 }
 
-/* Unknown keys are named back only when short printable ASCII. */
+/* Unknown keys are named back only when short printable ASCII, and
+ * never when they hold a run of 12 digits: a key may be an individual
+ * number, which no answer may repeat (R1.5, R2.2). */
 static bool
 printable_name(const char *s)
 {
-    size_t n = 0;
+    size_t n = 0, digits = 0;
 
-    for (; *s != '\0'; s++, n++)
+    for (; *s != '\0'; s++, n++) {
         if (*s < 0x21 || *s > 0x7e || n >= 48)
             return false;
+        digits = (*s >= '0' && *s <= '9') ? digits + 1 : 0;
+        if (digits >= 12)
+            return false;
+    }
     return n > 0;
+}
+
+/* Is {name} a segment of the pattern (a path parameter)? */
+static bool
+pattern_has(const char *pattern, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = strchr(pattern, '{'); p != NULL; p = strchr(p + 1, '{'))
+        if (strncmp(p + 1, name, n) == 0 && p[1 + n] == '}')
+            return true;
+    return false;
+}
+
+static int
+query_error(struct http_response *resp, const char *name, const char *why)
+{
+    char msg[200];
+    bool named = printable_name(name);
+
+    if (name[0] == '\0')
+        snprintf(msg, sizeof(msg), "The query string %s.", why);
+    else
+        snprintf(msg, sizeof(msg), "The query parameter %s %s.", named ? name : "(unnamed)",
+                 why);
+    reply_error(resp, 400, "invalid_parameter", msg, named ? name : NULL);
+    return -1;
+}
+
+/* Query parameters: only those the route's param rules name (and that
+ * are not path parameters), each non-empty, within its length and
+ * accepted by its validator (allowlist at the edge). */
+static int
+check_query(const struct route *r, const struct http_request *req,
+            struct http_response *resp)
+{
+    if (req->query_problem != NULL)
+        return query_error(resp, req->query_problem_name, req->query_problem);
+    for (size_t i = 0; i < req->nquery; i++) {
+        const char *name = req->query_names[i], *v = req->query[i], *why;
+        const struct param_rule *rule = NULL;
+        for (const struct param_rule *pr = r->params; pr && pr->name; pr++)
+            if (strcmp(pr->name, name) == 0 && !pattern_has(r->pattern, name))
+                rule = pr;
+        if (rule == NULL)
+            return query_error(resp, name, "is not accepted here");
+        why = v[0] == '\0'           ? "must not be empty"
+            : strlen(v) > rule->max_len ? "is too long"
+            : rule->check != NULL       ? rule->check(v) : NULL;
+        if (why != NULL)
+            return query_error(resp, name, why);
+    }
+    return 0;
 }
 
 static int
@@ -224,7 +335,7 @@ router_validate(const struct route *r, const char *body, size_t len,
     json_t *doc;
 
     req->body = NULL;
-    if (check_params(r, req, resp) != 0)
+    if (check_params(r, req, resp) != 0 || check_query(r, req, resp) != 0)
         return -1;
     if (r->fields == NULL) {
         if (len > 0) {

@@ -21,6 +21,7 @@
 #define ROUTE_MAX_PARAMS   4
 #define ROUTE_PARAM_MAX    128     /* bytes of one path parameter */
 #define ROUTE_MAX_SEGMENTS 12
+#define ROUTE_MAX_QUERY    8       /* query parameters of one request */
 
 /* Which listener a route is on. */
 #define LISTENER_INTERNAL 0x1u     /* LG-WAN side, client certificate required */
@@ -32,8 +33,10 @@
 /* A validator returns NULL if the value is acceptable, or a plain reason. */
 typedef const char *(*value_check)(const char *value);
 
+/* A rule names a path parameter ({name} in the pattern) or, if the
+ * pattern has no such segment, a query parameter (?name=value). */
 struct param_rule {
-    const char *name;          /* as in the pattern's {name} */
+    const char *name;          /* as in the pattern's {name}, or a query name */
     size_t      max_len;
     value_check check;         /* may be NULL */
 };
@@ -73,6 +76,13 @@ struct http_request {
     char                param_names[ROUTE_MAX_PARAMS][32];
     char                params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
     json_t             *body;                 /* validated object or NULL; borrowed */
+    /* Query parameters as sent (router_add_query); router_validate
+     * refuses any the route's param rules do not name. */
+    size_t              nquery;
+    char                query_names[ROUTE_MAX_QUERY][32];
+    char                query[ROUTE_MAX_QUERY][ROUTE_PARAM_MAX];
+    const char         *query_problem;        /* set by router_add_query, static text */
+    char                query_problem_name[32];
     bool                has_terminal;
     uint8_t             terminal_fp[32];      /* internal listener: the verified terminal */
     char                request_id[17];
@@ -99,6 +109,12 @@ struct http_response {
     bool     close;            /* ask the client to close the connection */
     char     allow[64];        /* for 405: the Allow header */
     char     cookies[3][192];  /* Set-Cookie header values ("" = none) */
+    /* A body that is not JSON (e.g. a CSV report): sent instead of body
+     * with content_type.  malloc'd; owned by the response (the server
+     * frees it). */
+    char       *raw;
+    size_t      raw_len;
+    const char *content_type;  /* static text */
 };
 
 enum route_result { ROUTE_FOUND = 0, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD };
@@ -124,7 +140,15 @@ int router_validate(const struct route *r, const char *body, size_t len,
                     struct http_request *req, struct http_response *resp)
     __attribute__((warn_unused_result));
 
-/* Get a validated path parameter by name ("" if absent). */
+/* Record one query parameter (server.c, once per ?name=value; value
+ * NULL for a bare name).  Too many, too long or repeated parameters are
+ * remembered and refused by router_validate with a 400 naming them. */
+void router_add_query(struct http_request *req, const char *name, const char *value);
+
+/* Get a validated path or query parameter by name ("" if absent). */
 const char *http_param(const struct http_request *req, const char *name);
+
+/* True if the request carries the query parameter `name`. */
+bool http_has_param(const struct http_request *req, const char *name);
 
 #endif

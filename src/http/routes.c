@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "audit/api.h"
 #include "auth/api.h"
 #include "common/util.h"
 #include "http/reply.h"
@@ -192,6 +193,11 @@ const struct route mamori_routes[] = {
       user_param, NULL, auth_h_staff_enable },
     { "GET",  "/v1/terminals", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 0, NULL, NULL,
       auth_h_terminal_list },
+    /* Audit review for auditors (R7.5) */
+    { "GET",  "/v1/audit/events", LISTENER_INTERNAL, PERM_AUDIT_READ, 0, audit_events_params,
+      NULL, audit_h_events },
+    { "GET",  "/v1/audit/review", LISTENER_INTERNAL, PERM_AUDIT_READ, 0, audit_review_params,
+      NULL, audit_h_review },
 };
 
 const size_t mamori_nroutes = sizeof(mamori_routes) / sizeof(mamori_routes[0]);

@@ -206,6 +206,17 @@ take_credentials(struct MHD_Connection *c, struct req_state *rs)
         snprintf(rs->req.csrf_header, sizeof(rs->req.csrf_header), "%s", csrf);
 }
 
+/* Each ?name=value of the request line, as libmicrohttpd decoded it;
+ * router_validate decides which the route accepts. */
+static enum MHD_Result
+take_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    if (key != NULL)
+        router_add_query(cls, key, value);
+    return MHD_YES;
+}
+
 /* Decide the response before the handler runs.  `close` refusals end the
  * connection and are sent at once, without reading the body. */
 static void
@@ -262,6 +273,7 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
         break;
     }
     take_credentials(c, rs);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, take_query_arg, &rs->req);
     rs->max = rs->req.route->max_body;
     clen = declared_length(c, &bad_len);
     if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c))
@@ -316,7 +328,8 @@ static void
 add_headers(struct MHD_Response *mr, const struct req_state *rs, bool draining)
 {
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json; charset=utf-8");
+                            rs->resp.raw != NULL && rs->resp.content_type != NULL
+                                ? rs->resp.content_type : "application/json; charset=utf-8");
     /* Responses may carry personal data: never cache them anywhere. */
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
@@ -337,21 +350,33 @@ send_response(struct http_server *s, struct MHD_Connection *c, struct req_state 
     struct MHD_Response *mr;
     json_t *err = json_object_get(rs->resp.body, "error");
     char *text;
+    size_t len;
     enum MHD_Result ret;
 
-    if (json_is_object(err))
-        json_object_set_new(err, "request_id", json_string(rs->req.request_id));
-    text = rs->resp.body ? json_dumps(rs->resp.body, JSON_COMPACT) : NULL;
-    if (text == NULL)
-        text = strdup("{}");
-    if (text == NULL)
-        return MHD_NO;
-    mr = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (rs->resp.raw != NULL && rs->resp.body == NULL) {
+        /* A non-JSON body (a CSV report): libmicrohttpd frees it. */
+        text = rs->resp.raw;
+        len = rs->resp.raw_len;
+    } else {
+        free(rs->resp.raw);                /* an error replaced it */
+        rs->resp.raw = NULL;
+        if (json_is_object(err))
+            json_object_set_new(err, "request_id", json_string(rs->req.request_id));
+        text = rs->resp.body ? json_dumps(rs->resp.body, JSON_COMPACT) : NULL;
+        if (text == NULL)
+            text = strdup("{}");
+        if (text == NULL)
+            return MHD_NO;
+        len = strlen(text);
+    }
+    mr = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (mr == NULL) {
-        free(text);
+        if (text != rs->resp.raw)          /* raw is freed with the request */
+            free(text);
         return MHD_NO;
     }
     add_headers(mr, rs, atomic_load(&s->draining));
+    rs->resp.raw = NULL;                   /* owned by the response now */
     ret = MHD_queue_response(c, rs->resp.status, mr);
     MHD_destroy_response(mr);
     return ret;
@@ -431,6 +456,7 @@ done:
     util_wipe(rs->req.csrf_header, sizeof(rs->req.csrf_header));
     json_decref(rs->resp.body);
     json_decref(rs->req.body);
+    free(rs->resp.raw);
     free(rs->body);
     free(rs);
     *req_cls = NULL;

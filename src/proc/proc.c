@@ -65,6 +65,7 @@ struct daemon_state {
     size_t        nchild;
     int           kh_fd[MAX_WORKERS][2];     /* worker <-> keyholder */
     int           au_fd[MAX_WORKERS][2];     /* worker <-> audit */
+    int           aq_fd[MAX_WORKERS][2];     /* worker <-> audit: queries (R7.5) */
     int           ak_fd[2];                  /* audit [0] <-> keyholder [1]: signing (R7.2) */
     int           sigfd;
     unsigned      revocation_generation;     /* reloads confirmed by all workers */
@@ -266,6 +267,10 @@ close_foreign(struct daemon_state *d, const struct child *self)
             close(d->kh_fd[w][1]);
         if (self->desc->kind != PROC_AUDIT)
             close(d->au_fd[w][1]);
+        if (!mine_w)
+            close(d->aq_fd[w][0]);
+        if (self->desc->kind != PROC_AUDIT)
+            close(d->aq_fd[w][1]);
     }
     if (self->desc->kind != PROC_AUDIT)
         close(d->ak_fd[0]);
@@ -287,10 +292,15 @@ run_service_child(struct daemon_state *d, const struct child *c, int ctl)
     fds[n++] = ctl;
     for (unsigned w = 0; w < d->cfg->workers; w++)
         fds[n++] = c->desc->kind == PROC_KEYHOLDER ? d->kh_fd[w][1] : d->au_fd[w][1];
-    if (c->desc->kind == PROC_KEYHOLDER)
+    if (c->desc->kind == PROC_KEYHOLDER) {
         keyholder_set_audit_channel(d->ak_fd[1]);
-    else
+    } else {
+        int qfds[MAX_WORKERS];
+        for (unsigned w = 0; w < d->cfg->workers; w++)
+            qfds[w] = d->aq_fd[w][1];
         auditd_set_keyholder_channel(d->ak_fd[0]);
+        auditd_set_query_channels(qfds, d->cfg->workers);
+    }
     return c->desc->kind == PROC_KEYHOLDER ? keyholder_main(d->cfg, fds, n)
                                            : auditd_main(d->cfg, fds, n);
 }
@@ -321,6 +331,7 @@ run_child(struct daemon_state *d, const struct child *c, int ctl)
     wa.parent_fd = ctl;
     wa.keyholder_fd = d->kh_fd[c->index][0];
     wa.audit_fd = d->au_fd[c->index][0];
+    wa.audit_query_fd = d->aq_fd[c->index][0];
     return worker_main(&wa);
 }
 
@@ -354,7 +365,8 @@ spawn_all(struct daemon_state *d)
     if (ipc_socketpair(d->ak_fd) != 0)
         return -1;
     for (unsigned w = 0; w < d->cfg->workers; w++)
-        if (ipc_socketpair(d->kh_fd[w]) != 0 || ipc_socketpair(d->au_fd[w]) != 0)
+        if (ipc_socketpair(d->kh_fd[w]) != 0 || ipc_socketpair(d->au_fd[w]) != 0 ||
+            ipc_socketpair(d->aq_fd[w]) != 0)
             return -1;
     for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
         unsigned copies = procs[i].kind == PROC_WORKER ? d->cfg->workers : 1;
@@ -372,6 +384,7 @@ spawn_all(struct daemon_state *d)
     for (unsigned w = 0; w < d->cfg->workers; w++) {
         close(d->kh_fd[w][0]), close(d->kh_fd[w][1]);
         close(d->au_fd[w][0]), close(d->au_fd[w][1]);
+        close(d->aq_fd[w][0]), close(d->aq_fd[w][1]);
     }
     return 0;
 }

@@ -436,6 +436,7 @@ worker_main(const struct worker_args *a)
     w.env.parent_fd = a->parent_fd;
     ipc_chan_init(&w.env.keyholder, a->keyholder_fd);
     ipc_chan_init(&w.env.audit, a->audit_fd);
+    ipc_chan_init(&w.env.audit_query, a->audit_query_fd);
     keyclient_provider(&w.env.keyholder, &w.env.keys);
     sigfd = block_signals();
     if (sigfd < 0 || sandbox_no_core_dumps() != 0 || load_files(&w) != 0 ||
@@ -457,6 +458,7 @@ out:
     free(w.revoked);
     ipc_chan_destroy(&w.env.keyholder);
     ipc_chan_destroy(&w.env.audit);
+    ipc_chan_destroy(&w.env.audit_query);
     if (sigfd >= 0)
         close(sigfd);
     return rc;

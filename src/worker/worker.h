@@ -23,6 +23,7 @@ struct worker_env {
     struct lgcode_table        *lgcodes;
     struct ipc_chan             keyholder;
     struct ipc_chan             audit;
+    struct ipc_chan             audit_query; /* queries of the audit log (R7.5, audit/api.h) */
     struct key_provider         keys;      /* grants from the key holder */
     struct store               *store;     /* opened after the sandbox */
     struct auth_env            *auth;      /* staff authentication (auth/api.h) */
@@ -38,6 +39,7 @@ struct worker_args {
     int parent_fd;           /* control channel to the parent */
     int keyholder_fd;        /* request channel to the key holder */
     int audit_fd;            /* request channel to the audit writer */
+    int audit_query_fd;      /* query channel to the audit writer (R7.5) */
 };
 
 /* Drop privileges and apply the worker's sandbox: no file access except

@@ -4,7 +4,11 @@
  * fixed clock: every filter returns exactly the matching entries, the
  * review counts records touched, off-hours accesses (the configured
  * hours, Japan time), failures and refusals, the JSON is valid, and CSV
- * cells a spreadsheet would run as a formula are neutralised.
+ * cells a spreadsheet would run as a formula are neutralised.  And the
+ * bounded, paged search behind the auditors' HTTP API: paging with
+ * after_seq returns every row once, bisection finds the start of a
+ * range, the time, byte and row bounds stop a query and say so, a
+ * review's lists are bounded, and the API's validators.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,6 +378,304 @@ test_review_csv(void **state)
     free(out);
 }
 
+/* ---- the bounded, paged search behind the HTTP API (R7.5) ----------------- */
+
+#include "audit/api.h"
+#include "audit/query.h"
+
+/* A log of n entries one second apart from t0, tenants alternating
+ * 131016 / 011002, actor clerk-<i % 7>, one object r-<i>; every 5th is
+ * refused.  One live segment (the writer makes it in one go). */
+static void
+make_log(const char *dir, unsigned n, int64_t t0)
+{
+    struct audit_writer_opts o = { .dir = dir, .segment_max_bytes = 1u << 30,
+                                   .archive_days = 366, .retention_days = 1827,
+                                   .no_rotate = true };
+    struct audit_writer *w;
+    char err[256], actor[16], obj[16];
+    uint64_t cut, seq;
+
+    assert_int_equal(mkdir(dir, 0700), 0);
+    audit_set_clock(fixed_clock);
+    now_us = t0;
+    if (audit_writer_open(&o, &w, &cut, err, sizeof(err)) != 0)
+        fail_msg("open: %s", err);
+    assert_int_equal(audit_writer_begin(w), 0);
+    for (unsigned i = 0; i < n; i++) {
+        json_t *ev = audit_event_new("resident.read", i % 5 == 4 ? AUDIT_REFUSED
+                                                                 : AUDIT_SUCCESS);
+        snprintf(actor, sizeof(actor), "clerk-%u", i % 7);
+        snprintf(obj, sizeof(obj), "r-%u", i);
+        now_us = t0 + (int64_t)i * 1000000;
+        assert_int_equal(audit_event_set(ev, AUDIT_F_TENANT, i % 2 ? "011002" : "131016"), 0);
+        assert_int_equal(audit_event_set(ev, AUDIT_F_ACTOR, actor), 0);
+        assert_int_equal(audit_event_add_object(ev, obj), 0);
+        if (audit_writer_append(w, ev, &seq, err, sizeof(err)) != 0)
+            fail_msg("append %u: %s", i, err);
+        json_decref(ev);
+    }
+    assert_int_equal(audit_writer_commit(w), 0);
+    audit_writer_close(w);
+    audit_set_clock(NULL);
+}
+
+static uint64_t
+seq_of(json_t *got, size_t i)
+{
+    return (uint64_t)json_integer_value(json_object_get(json_array_get(got, i), "seq"));
+}
+
+/* Page through with after_seq; every row once, in order, the same as
+ * one unbounded search. */
+static void
+expect_paging_equals_run(const char *dir, struct audit_query q, const struct audit_bounds *b,
+                         size_t want_min_pages)
+{
+    json_t *all, *paged = json_array();
+    struct audit_progress p;
+    struct audit_query whole = q;
+    size_t pages = 0;
+
+    whole.limit = 0;
+    assert_int_equal(audit_query_run(dir, &whole, &all), 0);
+    assert_true(json_array_size(all) > 0);
+    q.after_seq = 0;
+    do {
+        json_t *got;
+        uint64_t before = q.after_seq;
+        assert_int_equal(audit_query_page(dir, &q, b, &got, &p), 0);
+        json_array_extend(paged, got);
+        json_decref(got);
+        pages++;
+        if (!p.complete) {
+            assert_non_null(p.stopped_by);
+            assert_true(p.last_seq > before);       /* always moves on */
+        }
+        q.after_seq = p.last_seq;
+        assert_true(pages < 100000);
+    } while (!p.complete);
+    assert_true(json_equal(all, paged));
+    assert_true(pages >= want_min_pages);
+    json_decref(all);
+    json_decref(paged);
+}
+
+static void
+test_page_limit_and_cursor(void **state)
+{
+    struct env *e = *state;
+    char dir[PATH_MAX];
+    struct audit_query q = { .tenant = "131016", .limit = 7 };
+    struct audit_progress p;
+    json_t *got;
+
+    snprintf(dir, sizeof(dir), "%s/big", e->base);
+    make_log(dir, 3000, 1735689600LL * 1000000);          /* 2025-01-01 */
+    /* R7.5: 1500 got of 131016, 7 a page */
+    expect_paging_equals_run(dir, q, NULL, 1500 / 7);
+    /* a page stops at its limit and says so; the cursor is its last row */
+    assert_int_equal(audit_query_page(dir, &q, NULL, &got, &p), 0);
+    assert_int_equal(json_array_size(got), 7);
+    assert_false(p.complete);
+    assert_string_equal(p.stopped_by, "limit");
+    assert_int_equal(p.last_seq, seq_of(got, 6));
+    json_decref(got);
+    /* bisection to after_seq and to since in a live segment: the first row
+     * is exactly the next one, wherever the cut falls */
+    for (uint64_t after = 1; after < 3000; after += 337) {
+        q.after_seq = after;
+        assert_int_equal(audit_query_page(dir, &q, NULL, &got, &p), 0);
+        assert_true(seq_of(got, 0) > after && seq_of(got, 0) <= after + 2);
+        json_decref(got);
+    }
+    q.after_seq = 0;
+    q.tenant = NULL;
+    for (int64_t k = 5; k < 3000; k += 411) {
+        q.has_since = true;
+        q.since_us = (1735689600LL + k) * 1000000;
+        assert_int_equal(audit_query_page(dir, &q, NULL, &got, &p), 0);
+        {
+            int64_t t;
+            assert_int_equal(audit_time_parse(json_string_value(json_object_get(
+                json_array_get(got, 0), "time")), &t), 0);
+            assert_true(t == q.since_us);
+        }
+        json_decref(got);
+    }
+    /* max_seq: nothing past what is durable, and that is the end */
+    q = (struct audit_query){ .tenant = "131016", .max_seq = 100 };
+    assert_int_equal(audit_query_page(dir, &q, NULL, &got, &p), 0);
+    assert_true(p.complete);
+    assert_true(seq_of(got, json_array_size(got) - 1) <= 100);
+    assert_true(json_array_size(got) >= 48);
+    json_decref(got);
+    /* filters: outcome, actor, an action namespace */
+    q = (struct audit_query){ .tenant = "131016", .actor = "clerk-3", .outcome = "refused",
+                              .action = "resident.*" };
+    expect_paging_equals_run(dir, (struct audit_query){ .tenant = "131016", .actor = "clerk-3",
+                                                        .outcome = "refused", .limit = 5 },
+                             NULL, 1);
+    assert_int_equal(audit_query_run(dir, &q, &got), 0);
+    assert_true(json_array_size(got) > 0);
+    for (size_t i = 0; i < json_array_size(got); i++) {
+        json_t *ev = json_object_get(json_array_get(got, i), "event");
+        assert_string_equal(json_string_value(json_object_get(ev, "actor")), "clerk-3");
+        assert_string_equal(json_string_value(json_object_get(ev, "outcome")), "refused");
+        assert_string_equal(json_string_value(json_object_get(ev, "tenant")), "131016");
+    }
+    json_decref(got);
+    q.action = "auth.*";
+    assert_int_equal(audit_query_run(dir, &q, &got), 0);
+    assert_int_equal(json_array_size(got), 0);
+    json_decref(got);
+}
+
+/* R7.5: the time bound stops a query after it has moved on, says so, and
+ * resuming from its cursor finishes with exactly the unbounded got; a
+ * cancelled query stops too.  (A deadline already past: deterministic.) */
+static void
+test_page_time_bound_and_cancel(void **state)
+{
+    struct env *e = *state;
+    char dir[PATH_MAX];
+    struct audit_query q = { .tenant = "131016", .limit = 1000 };
+    struct audit_bounds b = { 0, 1, NULL };               /* long past */
+    atomic_bool cancel = true;
+    struct audit_progress p;
+    json_t *got;
+
+    snprintf(dir, sizeof(dir), "%s/big", e->base);
+    make_log(dir, 3000, 1735689600LL * 1000000);
+    assert_int_equal(audit_query_page(dir, &q, &b, &got, &p), 0);
+    assert_false(p.complete);
+    assert_string_equal(p.stopped_by, "time");
+    assert_true(p.last_seq > 0 && p.last_seq < 3000);
+    assert_true(json_array_size(got) < 1000);
+    json_decref(got);
+    expect_paging_equals_run(dir, q, &b, 3000 / 64);
+    /* bytes */
+    b = (struct audit_bounds){ 4096, 0, NULL };
+    assert_int_equal(audit_query_page(dir, &q, &b, &got, &p), 0);
+    assert_string_equal(p.stopped_by, "bytes");
+    assert_true(json_array_size(got) < 100);
+    json_decref(got);
+    /* cancel */
+    b = (struct audit_bounds){ 0, 0, &cancel };
+    assert_int_equal(audit_query_page(dir, &q, &b, &got, &p), 0);
+    assert_false(p.complete);
+    assert_true(json_array_size(got) <= 64);
+    json_decref(got);
+}
+
+/* R7.5: a bounded review keeps exact counts but cuts its lists. */
+static void
+test_review_bounded_lists(void **state)
+{
+    struct env *e = *state;
+    char dir[PATH_MAX];
+    struct audit_query range = { .tenant = "131016" };
+    struct audit_bounds b = { 0, 0, NULL };
+    struct audit_progress p;
+    json_t *rep;
+
+    snprintf(dir, sizeof(dir), "%s/big", e->base);
+    /* 7 actors; clerk-0 has every 7th entry: of 140000, 10000 of 131016
+     * (i even), of which every 5th is refused */
+    make_log(dir, 140000, 1735689600LL * 1000000);
+    assert_int_equal(audit_review_page(dir, "clerk-0", &range, 0, 24, &b, &rep, &p), 0);
+    assert_true(p.complete);
+    assert_int_equal(json_integer_value(json_object_get(rep, "events")), 10000);
+    assert_int_equal(json_integer_value(json_object_get(rep, "records_touched")), 10000);
+    assert_int_equal(json_integer_value(json_object_get(rep, "refusals")), 2000);
+    assert_false(json_is_true(json_object_get(rep, "truncated")));
+    json_decref(rep);
+    /* office hours 0-0: every access is off hours: 10000 listed, no more */
+    assert_int_equal(audit_review_page(dir, "clerk-0", &range, 0, 0, &b, &rep, &p), 0);
+    assert_int_equal(json_integer_value(json_object_get(rep, "off_hours")), 10000);
+    assert_int_equal(json_array_size(json_object_get(rep, "off_hours_entries")),
+                     AUDIT_REVIEW_MAX_ITEMS);
+    json_decref(rep);
+    range.tenant = NULL;            /* 20000 of clerk-0 in both tenants */
+    assert_int_equal(audit_review_page(dir, "clerk-0", &range, 0, 0, &b, &rep, &p), 0);
+    assert_int_equal(json_integer_value(json_object_get(rep, "off_hours")), 20000);
+    assert_int_equal(json_array_size(json_object_get(rep, "off_hours_entries")),
+                     AUDIT_REVIEW_MAX_ITEMS);
+    assert_true(json_is_true(json_object_get(rep, "truncated")));
+    json_decref(rep);
+}
+
+/* CSV of the review: libcsv quoting, formula-like cells neutralised. */
+static void
+test_review_csv_cells(void **state)
+{
+    json_t *rep = json_pack("{s:s,s:i,s:i,s:{s:i,s:i,s:i},s:i,s:[{s:i,s:s,s:s,s:[s],s:s}],"
+                            "s:i,s:[],s:i,s:[]}",
+                            "actor", "=cmd", "events", 3, "records_touched", 3,
+                            "records", "+1", 1, "r-\"q\"", 1, "\tx", 2,
+                            "off_hours", 1, "off_hours_entries", "seq", 9, "time",
+                            "2025-01-01T00:00:00.000000Z", "action", "resident.read",
+                            "objects", "@x", "reason", "-r",
+                            "failures", 0, "failure_entries", "refusals", 0,
+                            "refusal_entries");
+    char *csv;
+    size_t len;
+
+    (void)state;
+    assert_non_null(rep);
+    assert_int_equal(audit_review_csv(rep, &csv, &len), 0);
+    assert_int_equal(strlen(csv), len);
+    assert_non_null(strstr(csv, "actor,events,records_touched,off_hours,failures,refusals\n"
+                                "\"'=cmd\",3,3,1,0,0\n"));
+    assert_non_null(strstr(csv, "\noff_hours,9,\"2025-01-01T00:00:00.000000Z\","
+                                "\"resident.read\",\"[\"\"@x\"\"]\",\"'-r\",\n"));
+    assert_non_null(strstr(csv, "\nrecord,accesses\n\"'+1\",1\n\"r-\"\"q\"\"\",1\n"
+                                "\"'\tx\",2\n"));
+    free(csv);
+    json_decref(rep);
+}
+
+/* The edge validators of the HTTP API (R7.5). */
+static void
+test_api_validators(void **state)
+{
+    static const char *const good_times[] = { "2026-02-28", "2024-02-29", "2026-02-28T23:59:59Z",
+                                              "2026-02-28T23:59:59.123456Z" };
+    static const char *const bad_times[] = { "2026-02-30", "2025-02-29", "2026-13-01",
+                                             "2026-02-28T24:00:00Z", "2026-02-28T23:59:60Z",
+                                             "2026-02-28 10:00:00Z", "2026-02-28T10:00:00",
+                                             "2026-02-28T10:00:00+09:00", "yesterday", "",
+                                             "2026-02-28T10:00:00.1Z" };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good_times) / sizeof(good_times[0]); i++)
+        if (audit_check_time(good_times[i]) != NULL)
+            fail_msg("%s refused", good_times[i]);
+    for (size_t i = 0; i < sizeof(bad_times) / sizeof(bad_times[0]); i++)
+        if (audit_check_time(bad_times[i]) == NULL)
+            fail_msg("%s accepted", bad_times[i]);
+    assert_null(audit_check_limit("1"));
+    assert_null(audit_check_limit("1000"));
+    assert_non_null(audit_check_limit("0"));
+    assert_non_null(audit_check_limit("1001"));
+    assert_non_null(audit_check_limit("01x"));
+    assert_true(audit_action_known("auth.login"));
+    assert_true(audit_action_known("resident.*"));
+    assert_true(audit_action_known("cli.*"));
+    assert_false(audit_action_known("resident.bogus"));
+    assert_false(audit_action_known("nosuch.*"));
+    assert_false(audit_action_known("*"));
+    assert_false(audit_action_known(".*"));
+    assert_false(audit_action_known("resident."));
+    assert_null(audit_filter_check(AUDIT_FILTER_ACTOR, "@sum.a1"));
+    assert_non_null(audit_filter_check(AUDIT_FILTER_ACTOR, "Clerk"));
+    assert_non_null(audit_filter_check(AUDIT_FILTER_OBJECT, "a b"));
+    /* an individual number is personal data: never a filter (R7.1) */
+    assert_non_null(audit_filter_check(AUDIT_FILTER_OBJECT, "123456789018"));
+    assert_non_null(audit_filter_check(AUDIT_FILTER_TENANT, "13101"));
+    assert_non_null(audit_filter_check(AUDIT_FILTER_OUTCOME, "ok"));
+}
+
 int
 main(void)
 {
@@ -382,6 +684,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_query_csv_neutralises_formulas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_limit_and_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_time_bound_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_review_bounded_lists, setup, teardown),
+        cmocka_unit_test(test_review_csv_cells),
+        cmocka_unit_test(test_api_validators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

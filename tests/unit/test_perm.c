@@ -59,6 +59,8 @@ static const struct { const char *method, *pattern; enum perm perm; } expected_r
     { "POST", "/v1/staff/{user}/disable", PERM_STAFF_MANAGE },
     { "POST", "/v1/staff/{user}/enable", PERM_STAFF_MANAGE },
     { "GET",  "/v1/terminals", PERM_TERMINAL_MANAGE },
+    { "GET",  "/v1/audit/events", PERM_AUDIT_READ },        /* R7.5: auditors only */
+    { "GET",  "/v1/audit/review", PERM_AUDIT_READ },
 };
 #define NEXPECTED (sizeof(expected_routes) / sizeof(expected_routes[0]))
 

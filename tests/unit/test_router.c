@@ -579,6 +579,91 @@ test_validate_path_params(void **state)
     cleanup(&req, &resp);
 }
 
+/* Query parameters (R7.5's filters): only those a rule names and the
+ * pattern does not, each non-empty, once, within its length and its
+ * validator; the message names the parameter, never its value. */
+static const struct param_rule q_rules[] = {
+    { "id", 8, NULL },
+    { "n", 4, check_digits },
+    { "name", 8, check_lower },
+    { NULL, 0, NULL },
+};
+static const struct route q_routes[] = {
+    { "GET", "/q/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, q_rules, NULL, h_dummy },
+};
+
+static int
+validate_query(const char *const *kv, struct http_request *req, struct http_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    expect_found(q_routes, 1, "GET", "/q/7", LISTENER_PUBLIC, req);
+    for (; kv[0] != NULL; kv += 2)
+        router_add_query(req, kv[0], kv[1]);
+    return router_validate(req->route, NULL, 0, req, resp);
+}
+
+static void
+expect_query_refused(const char *const *kv, const char *field)
+{
+    struct http_request req;
+    struct http_response resp;
+    char *dump;
+
+    assert_int_equal(validate_query(kv, &req, &resp), -1);
+    expect_error(&resp, 400, "invalid_parameter", field);
+    dump = json_dumps(resp.body, 0);
+    assert_null(strstr(dump, "zzzzzz"));            /* the value is never echoed */
+    free(dump);
+    cleanup(&req, &resp);
+}
+
+static void
+test_validate_query_params(void **state)
+{
+    static const char *const ok[] = { "n", "12", "name", "abc", NULL };
+    static const char *const none[] = { NULL };
+    static const char *const bad_value[] = { "n", "zzzzzz", NULL };
+    static const char *const unknown[] = { "tenant", "zzzzzz", NULL };
+    static const char *const path_name[] = { "id", "9", NULL };
+    static const char *const twice[] = { "n", "1", "n", "2", NULL };
+    static const char *const empty[] = { "n", "", NULL };
+    static const char *const bare[] = { "name", NULL, NULL };
+    static const char *const many[] = { "a", "1", "b", "1", "c", "1", "d", "1", "e", "1",
+                                        "f", "1", "g", "1", "h", "1", "n", "1", NULL };
+    char big[ROUTE_PARAM_MAX + 8];
+    const char *too_long[] = { "name", big, NULL };
+    struct http_request req;
+    struct http_response resp;
+
+    (void)state;
+    assert_int_equal(validate_query(none, &req, &resp), 0);
+    assert_false(http_has_param(&req, "n"));
+    assert_string_equal(http_param(&req, "n"), "");
+    cleanup(&req, &resp);
+    assert_int_equal(validate_query(ok, &req, &resp), 0);
+    assert_true(http_has_param(&req, "n"));
+    assert_string_equal(http_param(&req, "n"), "12");
+    assert_string_equal(http_param(&req, "name"), "abc");
+    assert_string_equal(http_param(&req, "id"), "7");
+    cleanup(&req, &resp);
+    expect_query_refused(bad_value, "n");
+    expect_query_refused(unknown, "tenant");       /* not declared: refused, not ignored */
+    expect_query_refused(path_name, "id");         /* a path parameter cannot be overridden */
+    expect_query_refused(twice, "n");
+    expect_query_refused(empty, "n");
+    expect_query_refused(bare, "name");
+    expect_query_refused(many, NULL);              /* more than ROUTE_MAX_QUERY */
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    expect_query_refused(too_long, "name");
+    big[8] = '\0';                                 /* 8 bytes: the rule's maximum */
+    assert_int_equal(validate_query(too_long, &req, &resp), 0);
+    cleanup(&req, &resp);
+    big[9 - 1] = 'a';
+    big[9] = '\0';
+    expect_query_refused(too_long, "name");        /* 9: over the rule, under the router's */
+}
+
 static void
 test_real_table_validation(void **state)
 {
@@ -721,12 +806,14 @@ route_problem(const struct route *r)
     }
     if (nparams > ROUTE_MAX_PARAMS || nsegs > ROUTE_MAX_SEGMENTS)
         return "too many parameters or segments";
-    /* Every declared rule belongs to a {param}: no rule left dangling. */
+    /* A rule the pattern has no {param} for names a query parameter:
+     * bounded, and always with a validator. */
     for (const struct param_rule *pr = r->params; pr != NULL && pr->name != NULL; pr++) {
         char needle[40];
         snprintf(needle, sizeof(needle), "{%s}", pr->name);
-        if (strstr(r->pattern, needle) == NULL)
-            return "a param_rule for a parameter the pattern does not have";
+        if (strstr(r->pattern, needle) == NULL &&
+            (pr->max_len == 0 || pr->max_len >= ROUTE_PARAM_MAX || pr->check == NULL))
+            return "a query param_rule without a length in 1..ROUTE_PARAM_MAX-1 or a validator";
     }
     /* A body only where fields are declared, and then bounded. */
     if (r->fields != NULL && r->max_body == 0)
@@ -834,6 +921,10 @@ static const struct param_rule wrong_name_rule[] = {
     { "code", 6, NULL },
     { NULL, 0, NULL },
 };
+static const struct param_rule unchecked_query_rule[] = {
+    { "q", 8, NULL },
+    { NULL, 0, NULL },
+};
 
 static void
 test_route_table_invariants_catch_forgeries(void **state)
@@ -851,6 +942,8 @@ test_route_table_invariants_catch_forgeries(void **state)
         { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
         { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, zero_len_rule, NULL, h_dummy } },
         { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, wrong_name_rule, NULL, h_dummy } },
+        /* a query parameter without a validator */
+        { { "GET", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, unchecked_query_rule, NULL, h_dummy } },
         /* a body without a limit, a limit without a body */
         { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, one_field, h_dummy } },
         { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, NULL, h_dummy } },
@@ -905,6 +998,7 @@ main(void)
         cmocka_unit_test(test_validate_duplicate_keys),
         cmocka_unit_test(test_validate_unexpected_body),
         cmocka_unit_test(test_validate_path_params),
+        cmocka_unit_test(test_validate_query_params),
         cmocka_unit_test(test_real_table_validation),
         cmocka_unit_test(test_reply_error_shape),
         cmocka_unit_test(test_route_table_invariants),
