@@ -250,4 +250,10 @@ void cli_session_end(struct cli_session *s);
     "(--cert FILE | --fingerprint HEX)"
 int cmd_staff(int argc, char **argv);
 
+/* mamori synth (cmd_synth.c, docs/synth.md): synthetic test data (R9.4). */
+#define CMD_SYNTH_SYNOPSIS \
+    "synth --municipality CODE [--count N] [--seed S] [--out DIR] " \
+    "[--encoding utf-8|cp932] [--start-date YYYY-MM-DD]"
+int cmd_synth(int argc, char **argv);
+
 #endif

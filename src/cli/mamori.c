@@ -31,6 +31,8 @@ static const struct cli_command commands[] = {
       "rotate, rewrap, re-encrypt and list a tenant's keys" },
     { "staff", cmd_staff, CMD_STAFF_SYNOPSIS,
       "enrol a tenant's first administrator, register terminals to a tenant" },
+    { "synth", cmd_synth, CMD_SYNTH_SYNOPSIS,
+      "write synthetic residents, vouchers and vaccinations (test data)" },
     { "version", cmd_version, "version", "print the version" },
     { "help", cmd_help, "help", "print this summary" },
 };
