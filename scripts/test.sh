@@ -2,7 +2,8 @@
 # The second README command: install what is missing, build, and run every
 # test: the normal build, the AddressSanitizer+UndefinedBehaviorSanitizer
 # build, a clang -Werror build, and the linters.  Exits non-zero on any failure.
-#   MAMORI_TEST_QUICK=1  skip the sanitizer and clang builds (local iteration)
+#   MAMORI_TEST_QUICK=1  skip the sanitizer and clang builds and the fuzzing
+#                        (local iteration)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -38,6 +39,8 @@ if [ "${MAMORI_TEST_QUICK:-0}" != 1 ]; then
     run_suite "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=Debug -DMAMORI_SANITIZE=ON
   echo "== clang -Werror build"
   CC=clang "$top/scripts/build.sh" build-clang -DCMAKE_BUILD_TYPE=Release
+  echo "== fuzz (libFuzzer, ASan+UBSan, 20 s per harness)"
+  "$top/scripts/fuzz.sh" 20
 fi
 
 echo "== lint"

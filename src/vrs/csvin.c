@@ -284,7 +284,23 @@ parse_failed(struct csvin *r, bool line_ended)
         r->status = CSVIN_ERR_NOMEM;
 }
 
-/* Feed bytes a physical line at a time, so callbacks know their line. */
+/* The end of the next piece: just after the first CR or LF, or len. */
+static size_t
+piece_len(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\n' || s[i] == '\r')
+            return i + 1;
+    return len;
+}
+
+/*
+ * Feed bytes a piece at a time, each ending at a CR or LF, so that
+ * callbacks know their line: a record can end only at the last byte of a
+ * piece (libcsv ends records at an unquoted CR or LF), hence a record
+ * that starts in a piece starts at its first byte that is not a line
+ * break, however the input was split into chunks.
+ */
 static void
 feed_lines(struct csvin *r, const char *buf, size_t len)
 {
@@ -292,11 +308,11 @@ feed_lines(struct csvin *r, const char *buf, size_t len)
 
     while (off < len && r->status == CSVIN_OK) {
         const char *seg = buf + off;
-        const char *nl = memchr(seg, '\n', len - off);
-        size_t n = nl != NULL ? (size_t)(nl - seg) + 1 : len - off;
+        size_t n = piece_len(seg, len - off);
+        bool nl = seg[n - 1] == '\n';
 
         if (r->skip_line) {
-            if (nl != NULL) {
+            if (nl) {
                 r->skip_line = false;
                 r->line++;
             }
@@ -310,8 +326,8 @@ feed_lines(struct csvin *r, const char *buf, size_t len)
         }
         if (csv_parse(&r->p, seg, n, on_field, on_row, r) != n &&
             r->status == CSVIN_OK)
-            parse_failed(r, nl != NULL);
-        if (nl != NULL)
+            parse_failed(r, nl);
+        if (nl)
             r->line++;
         off += n;
     }

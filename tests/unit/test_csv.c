@@ -122,6 +122,28 @@ test_R2_6_csvin_line_numbers_after_embedded_newlines(void **state)
     }
 }
 
+/* R2.6: a record ended by a lone CR and the next one starting on the same
+ * line keeps that line, whatever the chunks (found by fuzz_csv_import:
+ * tests/fuzz/regressions/fuzz_csv_import/record_started_after_cr.csv). */
+static void
+test_R2_6_csvin_line_of_record_after_cr(void **state)
+{
+    static const char in[] = "a,b\r\"c\nd\",e\r\nf,\"g";
+    struct got g;
+
+    (void)state;
+    for (size_t chunk = 0; chunk <= 5; chunk++) {
+        assert_int_equal(READ(in, chunk, CSVIN_UTF8, &g), CSVIN_OK);
+        assert_int_equal(g.nrec, 2);
+        assert_int_equal(g.line[0], 1);
+        assert_int_equal(g.line[1], 1);         /* "c\nd" starts on line 1 */
+        assert_string_equal(g.text[1], "c\nd|e");
+        assert_int_equal(g.nprob, 1);
+        assert_int_equal(g.prob[0], CSVIN_P_UNTERMINATED);
+        assert_int_equal(g.pline[0], 3);
+    }
+}
+
 /* R2.6: a UTF-8 byte-order mark is dropped, even when it arrives one byte
  * at a time; one that is not at the very start is data. */
 static void
@@ -561,6 +583,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_R2_6_csvin_line_numbers_after_embedded_newlines),
+        cmocka_unit_test(test_R2_6_csvin_line_of_record_after_cr),
         cmocka_unit_test(test_R2_6_csvin_bom),
         cmocka_unit_test(test_R2_6_csvin_cp932_split_characters),
         cmocka_unit_test(test_R2_6_csvin_cp932_bad_byte),
