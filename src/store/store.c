@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "ref/mynumber.h"
+#include "store/store_records.h"
 
 #define RESCOL(f) { #f, offsetof(struct resident, f), sizeof(((struct resident *)0)->f) }
 
@@ -24,18 +25,8 @@ const struct store_rescol store_rescols[RES_NCT] = {
     RESCOL(prev_address), RESCOL(next_address), RESCOL(alias),
 };
 
-#define KEY_CACHE 8
+#define KEY_CACHE STORE_KEY_CACHE
 #define IDEM_OP "resident.insert"
-
-struct store_tenant {
-    struct store              *st;
-    char                       tenant[TENANT_ID_LEN + 1];
-    const struct key_provider *kp;
-    struct tenant_key         *ik;          /* index key */
-    struct tenant_key         *cur;         /* data key for new writes */
-    struct tenant_key         *old[KEY_CACHE]; /* other versions, for reads */
-    unsigned                   next_old;
-};
 
 const char *
 store_strerror(enum store_status s)
@@ -386,6 +377,7 @@ store_tenant_ctx_close(struct store_tenant *ctx)
 {
     if (ctx == NULL)
         return;
+    store_bulk_abort(ctx);      /* an import left open is rolled back */
     tenant_key_free(ctx->ik);
     tenant_key_free(ctx->cur);
     for (size_t i = 0; i < KEY_CACHE; i++)
@@ -432,25 +424,34 @@ store_resident_wipe(struct resident *r)
     util_wipe(r, sizeof(*r));
 }
 
-static bool
-date_ok(const char *s, bool required)
+/* "YYYY-MM-DD", a real calendar date (no 2023-02-29, no 04-31), years
+ * 1800-9999 as vrs_date_parse. */
+bool
+store_date_ok(const char *s, bool required)
 {
-    unsigned y, m, d;
+    static const unsigned char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                             30, 31 };
+    unsigned y, m, d, last;
     char tail;
 
     if (s[0] == '\0')
         return !required;
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+    if (strnlen(s, 11) != 10 || s[4] != '-' || s[7] != '-' ||
         sscanf(s, "%4u-%2u-%2u%c", &y, &m, &d, &tail) != 3)
         return false;
     for (size_t i = 0; i < 10; i++)
         if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
             return false;
-    return y >= 1800 && m >= 1 && m <= 12 && d >= 1 && d <= 31;
+    if (y < 1800 || m < 1 || m > 12 || d < 1)
+        return false;
+    last = mdays[m - 1];
+    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+        last = 29;
+    return d <= last;
 }
 
-static bool
-addrno_ok(const char *s)
+bool
+store_addrno_ok(const char *s)
 {
     size_t n = strnlen(s, STORE_ADDRNO_MAX);
 
@@ -478,13 +479,13 @@ texts_ok(const struct resident *r)
     return true;
 }
 
-static enum store_status
-resident_validate(const struct resident *r)
+enum store_status
+store_res_validate(const struct resident *r)
 {
-    if (r == NULL || !addrno_ok(r->address_no) || !texts_ok(r) ||
+    if (r == NULL || !store_addrno_ok(r->address_no) || !texts_ok(r) ||
         r->name[0] == '\0' || (r->mynumber[0] != '\0' && !mynumber_valid(r->mynumber)) ||
-        !date_ok(r->birth_date, true) || !date_ok(r->became_date, false) ||
-        !date_ok(r->ceased_date, false) || !date_ok(r->movement_date, false) ||
+        !store_date_ok(r->birth_date, true) || !store_date_ok(r->became_date, false) ||
+        !store_date_ok(r->ceased_date, false) || !store_date_ok(r->movement_date, false) ||
         (r->sex[0] != '\0' && strcmp(r->sex, "1") != 0 && strcmp(r->sex, "2") != 0 &&
          strcmp(r->sex, "9") != 0))
         return STORE_INVALID;
@@ -534,6 +535,17 @@ encode_fields(struct store_tenant *ctx, const struct resident *r,
     return STORE_OK;
 }
 
+enum store_status
+store_res_encode(struct store_tenant *ctx, const struct resident *r,
+                 struct enc_resident *e)
+{
+    int64_t id = e->id;
+    enum store_status rc = encode_meta(ctx, r, e);
+
+    e->id = id;
+    return rc == STORE_OK ? encode_fields(ctx, r, e) : rc;
+}
+
 /* Check and decrypt a stored row into `out`; nothing on failure. */
 static enum store_status
 decode(struct store_tenant *ctx, const struct enc_resident *e, struct resident *out)
@@ -560,10 +572,178 @@ decode(struct store_tenant *ctx, const struct enc_resident *e, struct resident *
     return STORE_OK;
 }
 
+enum store_status
+store_res_decode(struct store_tenant *ctx, const struct enc_resident *e,
+                 struct resident *out)
+{
+    return decode(ctx, e, out);
+}
+
+enum store_status
+store_seal(struct store_tenant *ctx, const char *table, const char *column, int64_t row,
+           const void *plain, size_t len, uint8_t *out, size_t outsz, size_t *outlen)
+{
+    struct field_ad ad = { ctx->tenant, table, column, row };
+
+    return field_encrypt(ctx->cur, &ad, plain, len, out, outsz, outlen) == 0 ?
+        STORE_OK : STORE_INVALID;
+}
+
+enum store_status
+store_unseal(struct store_tenant *ctx, const char *table, const char *column, int64_t row,
+             const uint8_t *ct, size_t len, char *out, size_t outsz, size_t *outlen)
+{
+    struct field_ad ad = { ctx->tenant, table, column, row };
+    const struct tenant_key *k;
+    uint32_t v;
+
+    if (field_version(ct, len, &v) != 0 || (k = data_key(ctx, v)) == NULL ||
+        field_decrypt(k, &ad, ct, len, out, outsz, outlen) != 0)
+        return STORE_KEY;
+    return STORE_OK;
+}
+
+/* ---- bulk transactions and the connection of a call ----------------------------- */
+
+/* A call inside the bulk transaction failed: roll all of it back now
+ * (R2.6: an import is all or nothing) and refuse writes until the caller
+ * ends the bulk mode. */
+static void
+bulk_fail(struct store_tenant *ctx, enum store_status rc)
+{
+    void *c = ctx->bulk;
+
+    ctx->bulk = NULL;
+    ctx->bulk_failed = true;
+    if (rc != STORE_FATAL)
+        ctx->st->ops->rollback(c);
+    conn_put(ctx->st, c, rc == STORE_FATAL ? STORE_FATAL : STORE_OK);
+}
+
+enum store_status
+store_ctx_conn(struct store_tenant *ctx, void **c)
+{
+    if (ctx->bulk != NULL) {
+        *c = ctx->bulk;
+        return STORE_OK;
+    }
+    return conn_get(ctx->st, c);
+}
+
+void
+store_ctx_release(struct store_tenant *ctx, void *c, enum store_status rc)
+{
+    if (c != ctx->bulk)
+        conn_put(ctx->st, c, rc);
+    else if (rc == STORE_BUSY || rc == STORE_FATAL || rc == STORE_ERROR)
+        bulk_fail(ctx, rc);
+}
+
+enum store_status
+store_write_begin(struct store_tenant *ctx, void **c)
+{
+    enum store_status rc;
+
+    if (ctx->bulk != NULL) {
+        *c = ctx->bulk;
+        return STORE_OK;
+    }
+    if (ctx->bulk_failed)
+        return STORE_DENIED;    /* never let an import's rows land one by one */
+    if ((rc = conn_get(ctx->st, c)) != STORE_OK)
+        return rc;
+    if ((rc = ctx->st->ops->begin(*c)) != STORE_OK)
+        conn_put(ctx->st, *c, rc);
+    return rc;
+}
+
+enum store_status
+store_write_end(struct store_tenant *ctx, void *c, enum store_status rc, unsigned flags)
+{
+    struct store *st = ctx->st;
+
+    if (c == ctx->bulk) {
+        if (rc != STORE_OK)
+            bulk_fail(ctx, rc);
+        return rc;
+    }
+    if (rc == STORE_OK && (flags & STORE_W_DISCARD))
+        st->ops->rollback(c);   /* a retry: same answer, no write */
+    else
+        rc = finish(st, c, rc);
+    if (rc == STORE_OK && (flags & STORE_W_CHECKPOINT))
+        st->ops->after_erase(c);
+    conn_put(st, c, rc);
+    return rc;
+}
+
+enum store_status
+store_write_refuse(struct store_tenant *ctx, enum store_status rc)
+{
+    if (ctx->bulk != NULL)
+        bulk_fail(ctx, rc);
+    return rc;
+}
+
+enum store_status
+store_bulk_begin(struct store_tenant *ctx)
+{
+    enum store_status rc;
+    void *c;
+
+    if (ctx == NULL)
+        return STORE_INVALID;
+    if (ctx->bulk != NULL || ctx->bulk_failed)
+        return STORE_DENIED;    /* one bulk transaction per context */
+    if ((rc = conn_get(ctx->st, &c)) != STORE_OK)
+        return rc;
+    if ((rc = ctx->st->ops->begin(c)) != STORE_OK)
+        conn_put(ctx->st, c, rc);
+    else
+        ctx->bulk = c;
+    return rc;
+}
+
+/* Durable like any write (R9.6): a failed commit turns the handle fatal. */
+enum store_status
+store_bulk_commit(struct store_tenant *ctx)
+{
+    enum store_status rc;
+    void *c;
+
+    if (ctx == NULL)
+        return STORE_INVALID;
+    if (ctx->bulk == NULL) {
+        ctx->bulk_failed = false;
+        return STORE_DENIED;    /* none open, or a call inside failed: rolled back */
+    }
+    c = ctx->bulk;
+    ctx->bulk = NULL;
+    rc = finish(ctx->st, c, STORE_OK);
+    /* A million-row transaction leaves a WAL of its size behind. */
+    if (rc == STORE_OK)
+        ctx->st->ops->after_erase(c);
+    conn_put(ctx->st, c, rc);
+    return rc;
+}
+
+void
+store_bulk_abort(struct store_tenant *ctx)
+{
+    if (ctx == NULL)
+        return;
+    if (ctx->bulk != NULL) {
+        ctx->st->ops->rollback(ctx->bulk);
+        conn_put(ctx->st, ctx->bulk, STORE_OK);
+        ctx->bulk = NULL;
+    }
+    ctx->bulk_failed = false;
+}
+
 /* ---- resident calls ------------------------------------------------------------ */
 
-static bool
-idem_ok(const char *k)
+bool
+store_idem_ok(const char *k)
 {
     size_t n = k != NULL ? strnlen(k, STORE_IDEM_MAX + 1) : 0;
 
@@ -642,30 +822,27 @@ enum store_status
 store_resident_insert(struct store_tenant *ctx, const char *idem_key,
                       const struct resident *r, int64_t *id)
 {
-    struct store *st;
     struct enc_resident *e;
     enum store_status rc;
-    bool replay = false;
+    bool replay = false, bulk;
     void *c;
 
-    if (ctx == NULL || id == NULL || (idem_key != NULL && !idem_ok(idem_key)) ||
-        resident_validate(r) != STORE_OK)
+    if (ctx == NULL)
         return STORE_INVALID;
-    st = ctx->st;
+    if (id == NULL || (idem_key != NULL && !store_idem_ok(idem_key)) ||
+        store_res_validate(r) != STORE_OK)
+        return store_write_refuse(ctx, STORE_INVALID);
     if ((e = calloc(1, sizeof(*e))) == NULL)
-        return STORE_ERROR;
+        return store_write_refuse(ctx, STORE_ERROR);
+    bulk = ctx->bulk != NULL;
     rc = encode_meta(ctx, r, e);
-    if (rc == STORE_OK && (rc = conn_get(st, &c)) == STORE_OK) {
-        rc = st->ops->begin(c);
-        if (rc == STORE_OK) {
-            rc = insert_tx(ctx, c, idem_key, r, e, id, &replay);
-            if (replay)
-                st->ops->rollback(c);   /* a retry: same answer, no write */
-            else
-                rc = finish(st, c, rc);
-        }
-        conn_put(st, c, rc);
-        if (rc == STORE_EXISTS && idem_key != NULL)
+    if (rc != STORE_OK)
+        rc = store_write_refuse(ctx, rc);
+    else if ((rc = store_write_begin(ctx, &c)) == STORE_OK) {
+        rc = insert_tx(ctx, c, idem_key, r, e, id, &replay);
+        rc = store_write_end(ctx, c, rc, replay ? STORE_W_DISCARD : 0);
+        /* Inside a bulk transaction the failure has ended it already. */
+        if (rc == STORE_EXISTS && idem_key != NULL && !bulk)
             rc = idem_recheck(ctx, idem_key, id);
     }
     util_wipe(e, sizeof(*e));
@@ -703,25 +880,21 @@ enum store_status
 store_resident_insert_batch(struct store_tenant *ctx, const struct resident *r,
                             size_t n, int64_t *ids)
 {
-    struct store *st;
     struct enc_resident *e;
     enum store_status rc = STORE_OK;
     void *c;
 
-    if (ctx == NULL || ids == NULL || r == NULL)
+    if (ctx == NULL)
         return STORE_INVALID;
+    if (ids == NULL || r == NULL)
+        return store_write_refuse(ctx, STORE_INVALID);
     for (size_t i = 0; i < n; i++)
-        if (resident_validate(&r[i]) != STORE_OK)
-            return STORE_INVALID;
-    st = ctx->st;
+        if (store_res_validate(&r[i]) != STORE_OK)
+            return store_write_refuse(ctx, STORE_INVALID);
     if ((e = calloc(1, sizeof(*e))) == NULL)
-        return STORE_ERROR;
-    if ((rc = conn_get(st, &c)) == STORE_OK) {
-        rc = st->ops->begin(c);
-        if (rc == STORE_OK)
-            rc = finish(st, c, insert_many(ctx, c, r, n, ids, e));
-        conn_put(st, c, rc);
-    }
+        return store_write_refuse(ctx, STORE_ERROR);
+    if ((rc = store_write_begin(ctx, &c)) == STORE_OK)
+        rc = store_write_end(ctx, c, insert_many(ctx, c, r, n, ids, e), 0);
     util_wipe(e, sizeof(*e));
     free(e);
     return rc;
@@ -738,13 +911,14 @@ load(struct store_tenant *ctx, enum res_lookup by, int64_t id,
 
     if (e == NULL)
         return STORE_ERROR;
-    rc = conn_get(st, &c);
+    rc = store_ctx_conn(ctx, &c);
     if (rc == STORE_OK) {
         rc = st->ops->res_load(c, ctx->tenant, by, id, addrno, e);
-        conn_put(st, c, rc);
+        store_ctx_release(ctx, c, rc);
     }
     if (rc == STORE_OK)
         rc = decode(ctx, e, out);
+    util_wipe(e, sizeof(*e));
     free(e);
     return rc;
 }
@@ -761,7 +935,7 @@ enum store_status
 store_resident_by_address_no(struct store_tenant *ctx, const char *address_no,
                              struct resident *out)
 {
-    if (ctx == NULL || out == NULL || address_no == NULL || !addrno_ok(address_no))
+    if (ctx == NULL || out == NULL || address_no == NULL || !store_addrno_ok(address_no))
         return STORE_INVALID;
     return load(ctx, RES_BY_ADDRNO, 0, address_no, out);
 }
@@ -771,13 +945,13 @@ find(struct store_tenant *ctx, enum res_index idx, const uint8_t *bidx,
      int64_t *ids, size_t max, size_t *n)
 {
     void *c;
-    enum store_status rc = conn_get(ctx->st, &c);
+    enum store_status rc = store_ctx_conn(ctx, &c);
 
     if (rc != STORE_OK)
         return rc;
     *n = 0;
     rc = ctx->st->ops->res_find(c, ctx->tenant, idx, bidx, ids, max, n);
-    conn_put(ctx->st, c, rc);
+    store_ctx_release(ctx, c, rc);
     return rc;
 }
 
@@ -803,7 +977,7 @@ store_resident_find_name_dob(struct store_tenant *ctx, const char *name,
     uint8_t b[BIDX_LEN];
 
     if (ctx == NULL || ids == NULL || n == NULL || name == NULL ||
-        birth_date == NULL || !date_ok(birth_date, true) ||
+        birth_date == NULL || !store_date_ok(birth_date, true) ||
         field_bidx_name_dob(ctx->ik, name, birth_date, b) != 0)
         return STORE_INVALID;
     return find(ctx, RES_IDX_NAME, b, ids, max, n);
@@ -830,37 +1004,36 @@ reencrypt_row(struct store_tenant *ctx, void *c, int64_t id,
 enum store_status
 store_reencrypt(struct store_tenant *ctx, size_t max, size_t *done)
 {
-    struct store *st;
     struct enc_resident *e;
     struct resident *r;
     int64_t *ids;
-    size_t n = 0;
+    size_t n = 0, more = 0;
     enum store_status rc;
     void *c;
 
-    if (ctx == NULL || done == NULL || max == 0 || max > 100000)
+    if (ctx == NULL)
         return STORE_INVALID;
+    if (done == NULL || max == 0 || max > 100000)
+        return store_write_refuse(ctx, STORE_INVALID);
     *done = 0;
-    st = ctx->st;
     e = calloc(1, sizeof(*e));
     r = calloc(1, sizeof(*r));
     ids = calloc(max, sizeof(*ids));
     if (e == NULL || r == NULL || ids == NULL) {
-        rc = STORE_ERROR;
+        rc = store_write_refuse(ctx, STORE_ERROR);
         goto out;
     }
-    if ((rc = conn_get(st, &c)) != STORE_OK)
+    if ((rc = store_write_begin(ctx, &c)) != STORE_OK)
         goto out;
-    rc = st->ops->begin(c);
-    if (rc == STORE_OK) {
-        rc = st->ops->res_stale(c, ctx->tenant, ctx->cur->version, ids, max, &n);
-        for (size_t i = 0; i < n && rc == STORE_OK; i++)
-            rc = reencrypt_row(ctx, c, ids[i], e, r);
-        rc = finish(st, c, rc);
-    }
-    conn_put(st, c, rc);
+    rc = ctx->st->ops->res_stale(c, ctx->tenant, ctx->cur->version, ids, max, &n);
+    for (size_t i = 0; i < n && rc == STORE_OK; i++)
+        rc = reencrypt_row(ctx, c, ids[i], e, r);
+    /* Then the records' ciphertexts: vaccination details, corrections (R9.2). */
+    if (rc == STORE_OK && n < max)
+        rc = store_records_reencrypt(ctx, c, max - n, &more);
+    rc = store_write_end(ctx, c, rc, 0);
     if (rc == STORE_OK)
-        *done = n;
+        *done = n + more;
 out:
     if (e != NULL)
         util_wipe(e, sizeof(*e));

@@ -43,6 +43,7 @@ struct enc_resident {
 };
 
 enum res_lookup { RES_BY_ID, RES_BY_ADDRNO };
+enum rec_table { REC_VACCINATIONS = 1, REC_CORRECTIONS };
 enum res_index { RES_IDX_MYNUMBER, RES_IDX_NAME };
 
 /* A parameter or result column of store_ops.query (identity tables,
@@ -84,7 +85,11 @@ struct store_ops {
     enum store_status (*tenant_create)(void *c, const char *t, const char *now);
     enum store_status (*tenant_state)(void *c, const char *t, char state[16]);
     enum store_status (*tenant_erase)(void *c, const char *t, const char *now);
-    void (*after_erase)(void *c);            /* e.g. WAL checkpoint */
+    /* After a commit that deleted or wrote much (tenant erase, retention,
+     * a bulk import): e.g. fold the WAL into the database and truncate it,
+     * so deleted ciphertext is overwritten and the file does not stay the
+     * size of the largest transaction. */
+    void (*after_erase)(void *c);
     enum store_status (*counts)(void *c, const char *t, struct store_counts *o);
     /* STORE_OK and *id if `key` was used for `op`; STORE_EXISTS if it was
      * used for another operation; STORE_NOTFOUND if unused. */
@@ -94,6 +99,16 @@ struct store_ops {
                                   const char *op, int64_t id, const char *now);
     /* `n` new row ids for tenant `t`, ascending, inside the transaction. */
     enum store_status (*next_ids)(void *c, const char *t, size_t n, int64_t *ids);
+    /* `n` new ids for rows of `table` of tenant `t`, ascending, inside
+     * the transaction.  An op of its own (store_records.c is otherwise SQL
+     * written once) because this is where the dialects must differ:
+     * PostgreSQL draws from a sequence, so concurrent writers of a tenant
+     * neither wait for each other nor collide (a max() + 1 there would
+     * turn a race into a false STORE_EXISTS); SQLite's BEGIN IMMEDIATE
+     * already serialises writers, so max() + 1 is exact and needs no
+     * extra table. */
+    enum store_status (*rec_ids)(void *c, const char *t, enum rec_table table,
+                                 size_t n, int64_t *ids);
     /* Optional: bracket many res_insert calls so a backend can pipeline
      * them (results, and the first error, come back at batch_end). */
     enum store_status (*batch_begin)(void *c);
@@ -146,5 +161,82 @@ enum store_status store_finish(struct store *st, void *c, enum store_status rc);
 
 /* Column list "a_ct, b_ct, ..." for SQL building. */
 int store_ct_columns(char *out, size_t outsz);
+
+/* ---- tenant contexts (store.c), for store_records.c ----------------------- */
+
+#define STORE_KEY_CACHE 8
+
+/*
+ * A tenant context.  Bulk mode (store_records.h): while `bulk` is set,
+ * every call on the context runs on that connection, inside its one open
+ * transaction.  After a failed call inside it the transaction has been
+ * rolled back and `bulk_failed` refuses writes (they must not land
+ * outside the import) until store_bulk_abort or store_bulk_commit.
+ */
+struct store_tenant {
+    struct store              *st;
+    char                       tenant[TENANT_ID_LEN + 1];
+    const struct key_provider *kp;
+    struct tenant_key         *ik;          /* index key */
+    struct tenant_key         *cur;         /* data key for new writes */
+    struct tenant_key         *old[STORE_KEY_CACHE]; /* other versions, for reads */
+    unsigned                   next_old;
+    void                      *bulk;        /* connection of the bulk transaction */
+    bool                       bulk_failed;
+};
+
+/* A connection for a read of `ctx`: the bulk transaction's if one is
+ * open (reads see the import's own rows), else a pooled one.  Release it
+ * with the call's status: inside a bulk transaction a backend error ends
+ * it (PostgreSQL has aborted it anyway). */
+enum store_status store_ctx_conn(struct store_tenant *ctx, void **c);
+void store_ctx_release(struct store_tenant *ctx, void *c, enum store_status rc);
+
+/* A write of `ctx`: store_write_begin gives the bulk connection, or a
+ * pooled one with a new transaction (STORE_DENIED after a failed bulk
+ * call).  store_write_end with the call's status: outside bulk mode it
+ * commits on STORE_OK (rolls back with STORE_W_DISCARD: a replayed
+ * idempotent call), else rolls back, and gives the connection back;
+ * inside, a failure rolls the whole bulk transaction back.  A write
+ * refused before it began (bad input) goes through store_write_refuse,
+ * which fails an open bulk transaction the same way.  All return the
+ * call's final status. */
+#define STORE_W_DISCARD    0x1u
+#define STORE_W_CHECKPOINT 0x2u     /* after_erase once committed */
+enum store_status store_write_begin(struct store_tenant *ctx, void **c);
+enum store_status store_write_end(struct store_tenant *ctx, void *c,
+                                  enum store_status rc, unsigned flags);
+enum store_status store_write_refuse(struct store_tenant *ctx, enum store_status rc);
+
+/* Field encryption with the context's keys (crypto/field.h): seal under
+ * the current data key, bound by the AD to tenant, table, column, row id
+ * and key version; unseal with whatever version the header names.
+ * STORE_INVALID if a plaintext does not fit, STORE_KEY if a ciphertext
+ * fails its check or its key is not granted. */
+enum store_status store_seal(struct store_tenant *ctx, const char *table,
+                             const char *column, int64_t row, const void *plain,
+                             size_t len, uint8_t *out, size_t outsz, size_t *outlen);
+enum store_status store_unseal(struct store_tenant *ctx, const char *table,
+                               const char *column, int64_t row, const uint8_t *ct,
+                               size_t len, char *out, size_t outsz, size_t *outlen);
+
+/* Input checks shared with store_records.c. */
+bool store_date_ok(const char *s, bool required);   /* a calendar date, 1800-9999 */
+bool store_addrno_ok(const char *s);
+bool store_idem_ok(const char *k);
+enum store_status store_res_validate(const struct resident *r);
+
+/* The resident codec: blind indexes, clear metadata and every field
+ * encrypted for row e->id (set it first); and back. */
+enum store_status store_res_encode(struct store_tenant *ctx, const struct resident *r,
+                                   struct enc_resident *e);
+enum store_status store_res_decode(struct store_tenant *ctx, const struct enc_resident *e,
+                                   struct resident *out);
+
+/* Re-encrypt up to `max` record rows (vaccinations, corrections) with an
+ * older key version inside the open transaction on `c`; *done gets how
+ * many (store_reencrypt, store_records.c). */
+enum store_status store_records_reencrypt(struct store_tenant *ctx, void *c, size_t max,
+                                          size_t *done);
 
 #endif

@@ -143,7 +143,8 @@ static const char *const migrations[] = {
     "  actor TEXT NOT NULL,"
     "  imported_at TEXT NOT NULL,"
     "  PRIMARY KEY (tenant_id, sha256));"
-    "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);",
+    "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);"
+    "CREATE INDEX idempotency_row ON idempotency (tenant_id, row_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -152,7 +153,7 @@ enum {
     Q_TENANT_CREATE, Q_TENANT_STATE, Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT,
     Q_COUNTS, Q_IDEM_GET, Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID,
     Q_LOAD_ADDR, Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_ERASE_COR, Q_ERASE_VAC,
-    Q_ERASE_VOU, Q_ERASE_IMP, Q_COUNT
+    Q_ERASE_VOU, Q_ERASE_IMP, Q_REC_IDS, Q_COUNT
 };
 
 #define LOAD_COLS "resident_id, address_no, key_version, birth_year::int8, " \
@@ -169,6 +170,7 @@ static const char *const fixed_sql[Q_COUNT] = {
     [Q_ERASE_VAC] = "DELETE FROM vaccinations WHERE tenant_id = $1",
     [Q_ERASE_VOU] = "DELETE FROM vouchers WHERE tenant_id = $1",
     [Q_ERASE_IMP] = "DELETE FROM imports WHERE tenant_id = $1",
+    [Q_REC_IDS] = "SELECT nextval('record_id_seq') FROM generate_series(1, $1)",
     [Q_ERASE_TENANT] = "UPDATE tenants SET state = 'erased', changed_at = $2 "
         "WHERE tenant_id = $1",
     [Q_COUNTS] = "SELECT (SELECT count(*) FROM tenants WHERE state = 'active' "
@@ -668,6 +670,29 @@ pg_next_ids(void *conn, const char *t, size_t n, int64_t *ids)
     return st;
 }
 
+/* Record ids (vaccinations, corrections) from their own sequence: no
+ * writer waits for another, and ids are unique across tenants too. */
+static enum store_status
+pg_rec_ids(void *conn, const char *t, enum rec_table table, size_t n, int64_t *ids)
+{
+    struct pg *c = conn;
+    struct params p = { .n = 0 };
+    PGresult *r;
+    enum store_status st = STORE_OK;
+
+    (void)t;
+    (void)table;
+    p_i64(&p, (int64_t)n);
+    r = run(c, Q_REC_IDS, &p);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && (size_t)PQntuples(r) == n) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = get_int(r, (int)i, 0);
+    } else
+        st = map(c->db, r);
+    PQclear(r);
+    return st;
+}
+
 /*
  * Batches go in with COPY: one statement for the whole batch, rows
  * streamed as text (bytea as \\x hex).  A bad row fails the COPY and so
@@ -1010,6 +1035,7 @@ const struct store_ops store_pg_ops = {
     .idem_get = pg_idem_get,
     .idem_put = pg_idem_put,
     .next_ids = pg_next_ids,
+    .rec_ids = pg_rec_ids,
     .batch_begin = pg_batch_begin,
     .batch_end = pg_batch_end,
     .res_insert = pg_res_insert,

@@ -143,7 +143,8 @@ static const char *const migrations[] = {
     "  actor TEXT NOT NULL,"
     "  imported_at TEXT NOT NULL,"
     "  PRIMARY KEY (tenant_id, sha256)) STRICT;"
-    "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);",
+    "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);"
+    "CREATE INDEX idempotency_row ON idempotency (tenant_id, row_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -153,7 +154,7 @@ enum {
     Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT, Q_COUNTS, Q_IDEM_GET,
     Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID, Q_LOAD_ADDR,
     Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
-    Q_ERASE_IMP, Q_COUNT
+    Q_ERASE_IMP, Q_REC_VAC, Q_REC_COR, Q_COUNT
 };
 
 #define LOAD_COLS "resident_id, address_no, key_version, birth_year, " \
@@ -173,6 +174,10 @@ static const char *const fixed_sql[Q_COUNT] = {
     [Q_ERASE_VAC] = "DELETE FROM vaccinations WHERE tenant_id = ?1",
     [Q_ERASE_VOU] = "DELETE FROM vouchers WHERE tenant_id = ?1",
     [Q_ERASE_IMP] = "DELETE FROM imports WHERE tenant_id = ?1",
+    [Q_REC_VAC] = "SELECT coalesce(max(vaccination_id), 0) + 1 FROM vaccinations "
+        "WHERE tenant_id = ?1",
+    [Q_REC_COR] = "SELECT coalesce(max(correction_id), 0) + 1 FROM corrections "
+        "WHERE tenant_id = ?1",
     [Q_ERASE_TENANT] = "UPDATE tenants SET state = 'erased', changed_at = ?2 "
         "WHERE tenant_id = ?1",
     [Q_COUNTS] = "SELECT (SELECT count(*) FROM tenants WHERE state = 'active' "
@@ -512,11 +517,12 @@ sq_after_erase(void *conn)
 {
     struct sq *c = conn;
 
-    /* Fold the WAL (which still holds the deleted pages) into the zeroed
-     * database file and truncate it. */
+    /* Fold the WAL (which still holds the deleted pages, or a whole
+     * import) into the database file and truncate it. */
     if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
                                   NULL, NULL) != SQLITE_OK)
-        log_warn("store_sqlite", "checkpoint after erase: %s", sqlite3_errmsg(c->db));
+        log_warn("store_sqlite", "checkpoint after erase or import: %s",
+                 sqlite3_errmsg(c->db));
 }
 
 static enum store_status
@@ -582,6 +588,26 @@ static enum store_status
 sq_next_ids(void *conn, const char *t, size_t n, int64_t *ids)
 {
     sqlite3_stmt *s = stmt(conn, Q_NEXT_ID);
+    int64_t base = 0;
+    int rc;
+
+    if (s == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(s, 1, t, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        base = sqlite3_column_int64(s, 0);
+    done_q(s);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = base + (int64_t)i;
+    return rc == SQLITE_ROW ? STORE_OK : map(rc);
+}
+
+/* Record ids the same way: the write lock makes max + 1.. ours. */
+static enum store_status
+sq_rec_ids(void *conn, const char *t, enum rec_table table, size_t n, int64_t *ids)
+{
+    sqlite3_stmt *s = stmt(conn, table == REC_VACCINATIONS ? Q_REC_VAC : Q_REC_COR);
     int64_t base = 0;
     int rc;
 
@@ -838,6 +864,7 @@ const struct store_ops store_sqlite_ops = {
     .idem_get = sq_idem_get,
     .idem_put = sq_idem_put,
     .next_ids = sq_next_ids,
+    .rec_ids = sq_rec_ids,
     .res_insert = sq_res_insert,
     .res_update = sq_res_update,
     .res_load = sq_res_load,
