@@ -1195,7 +1195,17 @@ rotate_while_locked(struct fx *f)
         _exit(127);
     }
     close(ofd);
-    usleep(500 * 1000);
+    /* Wait until it says it waits (a loaded machine may take seconds to
+     * start it); releasing the lock earlier would test nothing. */
+    for (int i = 0; i < 600; i++) {
+        char *sofar = slurp_path(opath, NULL);
+        bool said = sofar != NULL && strstr(sofar, "waiting for another mamori command") != NULL;
+
+        free(sofar);
+        if (said)
+            break;
+        usleep(50 * 1000);
+    }
     assert_int_equal(waitpid(pid, &status, WNOHANG), 0);   /* waiting */
     assert_keystore(f, ks, kslen);
     free(ks);
