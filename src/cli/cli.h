@@ -39,7 +39,7 @@ struct cli_command {
     "[--reason TEXT]"
 
 /* mamori audit (cmd_audit.c, R7.2, R7.5). */
-#define CMD_AUDIT_VERIFY_SYNOPSIS "audit verify [-c CONFIG] [--pubkey FILE]"
+#define CMD_AUDIT_VERIFY_SYNOPSIS "audit verify [-c CONFIG] [--pubkey FILE] [--deep]"
 #define CMD_AUDIT_QUERY_SYNOPSIS \
     "audit query [-c CONFIG] [--tenant T] [--actor A] [--action X] [--object O] " \
     "[--since ISO] [--until ISO] [--format json|csv]"

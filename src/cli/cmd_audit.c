@@ -59,9 +59,11 @@ audit_verify_cmd(int argc, char **argv)
     static const struct option lo[] = {
         { "config", required_argument, NULL, 'c' },
         { "pubkey", required_argument, NULL, 'p' },
+        { "deep", no_argument, NULL, 'd' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = CLI_DEFAULT_CONFIG, *pubkey = NULL;
+    unsigned flags = 0;
     struct mamori_config *cfg;
     struct audit_verify_result r;
     uint8_t pk[AUDIT_PK_LEN];
@@ -73,6 +75,8 @@ audit_verify_cmd(int argc, char **argv)
             config = optarg;
         else if (c == 'p')
             pubkey = optarg;
+        else if (c == 'd')
+            flags |= AUDIT_VERIFY_DEEP;   /* every line parsed and schema-checked */
         else {
             cli_usage(CMD_AUDIT_VERIFY_SYNOPSIS);
             return CLI_USAGE;
@@ -88,7 +92,7 @@ audit_verify_cmd(int argc, char **argv)
     }
     if ((cfg = load_config("audit verify", config)) == NULL)
         return CLI_FAIL;
-    if (audit_verify(cfg->audit_dir, pubkey ? pk : NULL, &r) != 0) {
+    if (audit_verify_flags(cfg->audit_dir, pubkey ? pk : NULL, flags, &r) != 0) {
         printf("FAILED: %s", r.file);
         if (r.line)
             printf(" line %llu", (unsigned long long)r.line);
@@ -99,11 +103,11 @@ audit_verify_cmd(int argc, char **argv)
         return CLI_FAIL;
     }
     printf("OK: %llu segments, %llu entries (seq %llu..%llu), %llu checkpoints; "
-           "signed through seq %llu%s\n",
+           "signed through seq %llu; %llu checked in full%s\n",
            (unsigned long long)r.segments, (unsigned long long)r.entries,
            (unsigned long long)r.first_seq, (unsigned long long)r.last_seq,
            (unsigned long long)r.checkpoints, (unsigned long long)r.last_signed_seq,
-           pubkey ? "" : " (key from signing.pub: pin it with --pubkey)");
+           (unsigned long long)r.checked_in_full, pubkey ? "" : " (key from signing.pub: pin it with --pubkey)");
     if (r.last_signed_seq < r.last_seq)
         printf("note: %llu entries after the last signed checkpoint are chained but not "
                "yet signed\n", (unsigned long long)(r.last_seq - r.last_signed_seq));

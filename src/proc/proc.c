@@ -71,6 +71,7 @@ struct daemon_state {
     unsigned      revocation_generation;     /* reloads confirmed by all workers */
     uint32_t      revocation_pending;        /* id of the reload being confirmed */
     bool          stopping;
+    bool          unclean_stop;    /* a child failed its own shutdown */
     bool          hup_pending;               /* SIGHUP came during start-up */
 };
 
@@ -397,8 +398,13 @@ note_exit(struct daemon_state *d, pid_t pid, int status)
         if (c->pid != pid)
             continue;
         c->exited = true;
+        /* A child that fails its own shutdown (e.g. the audit writer
+         * cannot sign the final checkpoint) makes the daemon's exit
+         * status non-zero, so a supervisor and the tests see it. */
+        if (d->stopping && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+            d->unclean_stop = true;
         if (!d->stopping || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            log_event(d->stopping ? LOG_LVL_INFO : LOG_LVL_ERROR, "child_exited",
+            log_event(LOG_LVL_ERROR, "child_exited",
                       json_pack("{s:s,s:i,s:i,s:i}", "process", c->desc->name,
                                 "index", (int)c->index,
                                 "exit_status", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
@@ -584,33 +590,33 @@ wait_events(struct daemon_state *d, int timeout_ms, bool *died)
 }
 
 static bool
-kind_alive(const struct daemon_state *d, bool workers)
+kind_alive(const struct daemon_state *d, enum proc_kind kind)
 {
     for (size_t i = 0; i < d->nchild; i++)
-        if (!d->child[i].exited && (d->child[i].desc->kind == PROC_WORKER) == workers)
+        if (!d->child[i].exited && d->child[i].desc->kind == kind)
             return true;
     return false;
 }
 
 /* Ask one kind of child to stop, wait, and kill what outlives the grace. */
 static void
-stop_kind(struct daemon_state *d, bool workers, unsigned grace_s)
+stop_kind(struct daemon_state *d, enum proc_kind kind, unsigned grace_s)
 {
     struct timespec start, now;
     bool died = false;
 
     for (size_t i = 0; i < d->nchild; i++) {
         struct child *c = &d->child[i];
-        if (!c->exited && c->ctl >= 0 && (c->desc->kind == PROC_WORKER) == workers &&
+        if (!c->exited && c->ctl >= 0 && c->desc->kind == kind &&
             ipc_send(c->ctl, IPC_SHUTDOWN, 0, 0, NULL, 0) != 0)
             kill(c->pid, SIGTERM);
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (kind_alive(d, workers)) {
+    while (kind_alive(d, kind)) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - start.tv_sec > (time_t)grace_s) {
             for (size_t i = 0; i < d->nchild; i++)
-                if (!d->child[i].exited && (d->child[i].desc->kind == PROC_WORKER) == workers)
+                if (!d->child[i].exited && d->child[i].desc->kind == kind)
                     kill(d->child[i].pid, SIGKILL);
         }
         (void)wait_events(d, 100, &died);
@@ -623,9 +629,13 @@ shutdown_all(struct daemon_state *d)
 {
     audit_note(d, "daemon.stop");
     d->stopping = true;
-    /* Workers first, so the audit writer records their last requests. */
-    stop_kind(d, true, d->cfg->drain_timeout + 5);
-    stop_kind(d, false, 5);
+    /* Workers first, so the audit writer records their last requests;
+     * then the audit writer, which still needs the key holder to pull
+     * the last key events and to sign the final checkpoint (R7.2, R7.7);
+     * the key holder last. */
+    stop_kind(d, PROC_WORKER, d->cfg->drain_timeout + 5);
+    stop_kind(d, PROC_AUDIT, 5);
+    stop_kind(d, PROC_KEYHOLDER, 5);
 }
 
 static int
@@ -815,6 +825,8 @@ proc_run(const struct mamori_config *conf, bool foreground)
     }
     if (d.nchild > 0)
         shutdown_all(&d);
+    if (rc == 0 && d.unclean_stop)
+        rc = 1;
     unlink(cfg->pidfile);
     unlink(cfg->portsfile);
     log_event(LOG_LVL_INFO, "stopped", json_pack("{s:i}", "exit_status", rc));

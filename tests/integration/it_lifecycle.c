@@ -301,6 +301,58 @@ test_revoke_follows_configured_pidfile(void **state)
     h_cleanup(&in);
 }
 
+/* `mamori audit verify` on a log the daemon signed at shutdown: "N
+ * entries ...; M checked in full".  *entries, *full from its summary. */
+static int
+verify_summary(const struct instance *in, const char *extra, unsigned long long *entries,
+               unsigned long long *full)
+{
+    char cmd[1024], line[1024];
+    int ok = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "%s audit verify -c %s %s", h_bin("mamori"), in->conf, extra);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        if (sscanf(line, "OK: %*u segments, %llu entries", entries) == 1) {
+            const char *f = strstr(line, "signed through seq ");
+            ok = f != NULL && sscanf(f, "signed through seq %*u; %llu checked in full", full) == 1;
+        }
+    return WEXITSTATUS(pclose(p)) == 0 && ok ? 0 : -1;
+}
+
+/* R7.2: entries under a signed checkpoint are verified by their chain;
+ * --deep parses and schema-checks every one of them too. */
+static void
+test_audit_verify_deep(void **state)
+{
+    struct instance in;
+    struct h_response r;
+    unsigned long long n1 = 0, f1 = 0, n2 = 0, f2 = 0;
+    CURL *c;
+
+    (void)state;
+    assert_int_equal(h_init(&in), 0);
+    assert_int_equal(h_launch(&in), 0);
+    c = h_curl(&in, "terminals/demo.crt", "terminals/demo.key");
+    for (int i = 0; i < 3; i++) {      /* staff events: auth.login failures */
+        h_request(&in, c, true, "POST", "/v1/auth/login",
+                  "{\"user\":\"nobody\",\"password\":\"x\",\"code\":\"000000\"}", &r);
+        assert_int_equal(r.status, 401);
+        h_response_free(&r);
+    }
+    curl_easy_cleanup(c);
+    assert_int_equal(h_stop(&in), 0);     /* signs a checkpoint over everything */
+    assert_int_equal(verify_summary(&in, "", &n1, &f1), 0);
+    assert_int_equal(verify_summary(&in, "--deep", &n2, &f2), 0);
+    assert_true(n1 > 3 && n1 == n2);
+    assert_true(f1 < n1);                 /* the signed auth.* entries: chain only */
+    assert_true(f2 == n2);                /* --deep: every entry in full */
+    assert_int_not_equal(verify_summary(&in, "--deeper", &n2, &f2), 0);
+    h_cleanup(&in);
+}
+
 int
 main(void)
 {
@@ -312,6 +364,7 @@ main(void)
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_detached_mode),
         cmocka_unit_test(test_revoke_follows_configured_pidfile),
+        cmocka_unit_test(test_audit_verify_deep),
     };
     return cmocka_run_group_tests_name("integration/lifecycle", tests, global_setup,
                                        global_teardown);
