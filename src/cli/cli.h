@@ -250,6 +250,20 @@ void cli_session_end(struct cli_session *s);
     "(--cert FILE | --fingerprint HEX)"
 int cmd_staff(int argc, char **argv);
 
+/* mamori import (cmd_import.c, docs/import-export.md): bulk import into one
+ * tenant (R2.6).  No export here: the operator reads no personal data
+ * (R1.3); exports are served by the HTTP API. */
+#define CMD_IMPORT_SYNOPSIS \
+    "import -c CONFIG --tenant CODE --kind residents|vouchers|vaccinations " \
+    "[--encoding utf-8|cp932] [--dry-run] [--report FILE] FILE"
+int cmd_import(int argc, char **argv);
+
+/* Details a command adds to its own audit record (cli_audit.c): counts,
+ * modes, outcomes; never a value from the data.  Kept until the record
+ * is written; the key and a string value must be static text. */
+void cli_audit_note_int(const char *key, int64_t value);
+void cli_audit_note_str(const char *key, const char *value);
+
 /* mamori synth (cmd_synth.c, docs/synth.md): synthetic test data (R9.4). */
 #define CMD_SYNTH_SYNOPSIS \
     "synth --municipality CODE [--count N] [--seed S] [--out DIR] " \

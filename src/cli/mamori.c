@@ -31,6 +31,8 @@ static const struct cli_command commands[] = {
       "rotate, rewrap, re-encrypt and list a tenant's keys" },
     { "staff", cmd_staff, CMD_STAFF_SYNOPSIS,
       "enrol a tenant's first administrator, register terminals to a tenant" },
+    { "import", cmd_import, CMD_IMPORT_SYNOPSIS,
+      "import residents, vouchers or vaccinations from CSV into a tenant" },
     { "synth", cmd_synth, CMD_SYNTH_SYNOPSIS,
       "write synthetic residents, vouchers and vaccinations (test data)" },
     { "version", cmd_version, "version", "print the version" },

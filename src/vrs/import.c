@@ -22,6 +22,7 @@
 #include "ref/mynumber.h"
 #include "store/store.h"
 #include "store/store_records.h"
+#include "text/normalize.h"
 #include "vrs/rules.h"
 #include "vrs/voucher.h"
 
@@ -422,6 +423,17 @@ check_name(const char *s, size_t n, bool kana)
                       "full-width space";
     if (kana && (!is_katakana(s, a) || !is_katakana(sp + 3, b)))
         return "must be written in full-width katakana";
+    /* The store indexes the normal form for search (4情報, R2.8): a name
+     * whose parts are all spaces of another kind has none. */
+    {
+        char norm[TEXT_NAME_MAX + 1];
+        int rc = text_normalize_name(s, norm, sizeof(norm));
+        bool empty = rc != 0 || norm[0] == '\0';
+
+        util_wipe(norm, sizeof(norm));
+        if (empty)
+            return "has no letters once spaces are removed";
+    }
     return NULL;
 }
 
@@ -1221,4 +1233,532 @@ import_check_mem(const void *buf, size_t len, const struct import_opts *o,
     cb = (struct csvin_callbacks){ on_record, on_problem, &c };
     st = csvin_read_mem(buf, len, 0, reader_opts(o, &ro), &cb);
     return chk_finish(&c, st);
+}
+
+/* ---- the tenant's data, from the store ----------------------------------- */
+
+static int
+st_resident_id(void *arg, const char *address_no, int64_t *id)
+{
+    enum store_status rc = store_resident_id(arg, address_no, id);
+
+    return rc == STORE_OK ? 1 : rc == STORE_NOTFOUND ? 0 : -1;
+}
+
+/* 死亡 is death; any other end of residence (転出, 職権消除) is a move out
+ * for the rules (R2.5). */
+static int
+st_facts(void *arg, int64_t id, struct import_facts *out)
+{
+    struct resident *r = calloc(1, sizeof(*r));
+    enum store_status rc;
+    int ret = -1;
+
+    if (r == NULL)
+        return -1;
+    rc = store_resident_get(arg, id, r);
+    if (rc == STORE_NOTFOUND)
+        ret = 0;
+    else if (rc == STORE_OK &&
+             util_strcpy(out->birth_date, sizeof(out->birth_date), r->birth_date) == 0) {
+        out->deceased_date[0] = out->moved_out_date[0] = '\0';
+        if (r->ceased_date[0] != '\0')
+            snprintf(strcmp(r->movement_type, MOVE_DEATH) == 0 ? out->deceased_date
+                                                               : out->moved_out_date,
+                     sizeof(out->deceased_date), "%.10s", r->ceased_date);
+        ret = 1;
+    }
+    store_resident_wipe(r);
+    free(r);
+    return ret;
+}
+
+/* Recorded doses not voided.  A first look at 32 rows covers nearly
+ * everyone; more are read only for those who have more. */
+static int
+st_doses(void *arg, int64_t id, struct import_dose *out, size_t max, size_t *n)
+{
+    size_t want = 32, got = 0;
+    struct vaccination *v = NULL;
+    int ret = -1;
+
+    *n = 0;
+    for (;;) {
+        free(v);
+        if ((v = calloc(want + 1, sizeof(*v))) == NULL)
+            return -1;
+        if (store_vaccinations_of(arg, id, v, want + 1, &got) != STORE_OK)
+            goto out;
+        if (got <= want || want >= max)
+            break;
+        util_wipe(v, (want + 1) * sizeof(*v));
+        want = max;
+    }
+    ret = 0;
+    for (size_t i = 0; i < got && ret == 0; i++) {
+        if (v[i].voided)
+            continue;
+        if (*n == max) {
+            ret = -1;                   /* more than the rules check takes */
+            break;
+        }
+        snprintf(out[*n].vaccine, sizeof(out[*n].vaccine), "%s", v[i].vaccine);
+        out[*n].dose = (unsigned)v[i].dose;
+        snprintf(out[*n].date, sizeof(out[*n].date), "%s", v[i].date);
+        (*n)++;
+    }
+out:
+    util_wipe(v, (want + 1) * sizeof(*v));
+    free(v);
+    return ret;
+}
+
+static int
+st_mynumber(void *arg, const char *mynumber)
+{
+    int64_t ids[1];
+    size_t n = 0;
+
+    if (store_resident_find_mynumber(arg, mynumber, ids, 1, &n) != STORE_OK)
+        return -1;
+    return n > 0;
+}
+
+static int
+st_voucher(void *arg, const char *voucher_no, int64_t *resident_id)
+{
+    struct voucher v;
+    enum store_status rc = store_voucher_get(arg, voucher_no, &v);
+
+    if (rc == STORE_NOTFOUND)
+        return 0;
+    if (rc != STORE_OK)
+        return -1;
+    *resident_id = v.resident_id;
+    return 1;
+}
+
+void
+import_store_lookup(struct store_tenant *ctx, struct import_lookup *out)
+{
+    *out = (struct import_lookup){ st_resident_id, st_facts, st_doses, st_mynumber,
+                                   st_voucher, ctx };
+}
+
+/* ---- pass 2: writing ---------------------------------------------------- */
+
+struct wr {
+    struct store_tenant      *ctx;
+    const struct import_opts *o;
+    struct import_result     *res;
+    const struct format      *fmt;
+    bool                      header_seen;
+    bool                      failed;
+    size_t                    batch, n;
+    struct resident          *residents;    /* batch rows, wiped after use */
+    struct vaccination       *vaccinations;
+    int64_t                  *ids;
+    uint64_t                  rows, last_line;
+    crypto_hash_sha256_state  sha;
+    uint64_t                  bytes, total;
+};
+
+static void wr_fail(struct wr *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+wr_fail(struct wr *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (w->failed)
+        return;
+    w->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(w->res->error, sizeof(w->res->error), fmt, ap);
+    va_end(ap);
+}
+
+/* A store refusal after a clean check: something changed in between (a
+ * concurrent import, say).  Named by line, never by value. */
+static void
+wr_store_fail(struct wr *w, uint64_t line, enum store_status rc)
+{
+    if (rc == STORE_EXISTS)
+        wr_fail(w, "line %llu conflicts with a row written since the check (%s); "
+                "nothing was imported", (unsigned long long)line, store_strerror(rc));
+    else
+        wr_fail(w, "the store refused the rows up to line %llu: %s; nothing was "
+                "imported", (unsigned long long)line, store_strerror(rc));
+}
+
+static void
+copy(char *dst, size_t size, const char *src, bool *ok)
+{
+    if (util_strcpy(dst, size, src) != 0)
+        *ok = false;
+}
+
+static void
+wr_flush(struct wr *w, uint64_t line)
+{
+    enum store_status rc = STORE_OK;
+
+    if (w->n == 0 || w->failed)
+        return;
+    if (w->o->kind == IMPORT_RESIDENTS) {
+        rc = store_resident_insert_batch(w->ctx, w->residents, w->n, w->ids);
+        util_wipe(w->residents, w->n * sizeof(*w->residents));
+    } else if (w->o->kind == IMPORT_VACCINATIONS) {
+        rc = store_vaccination_insert_batch(w->ctx, w->vaccinations, w->n, w->ids);
+        util_wipe(w->vaccinations, w->n * sizeof(*w->vaccinations));
+    }
+    if (rc != STORE_OK)
+        wr_store_fail(w, line, rc);
+    w->n = 0;
+}
+
+static void
+wr_resident(struct wr *w, uint64_t line, const char *const *f)
+{
+    struct resident *r = &w->residents[w->n];
+    bool ok = true;
+
+    memset(r, 0, sizeof(*r));
+    copy(r->address_no, sizeof(r->address_no), f[R_ADDRESS_NO], &ok);
+    copy(r->mynumber, sizeof(r->mynumber), f[R_MYNUMBER], &ok);
+    copy(r->name, sizeof(r->name), f[R_NAME], &ok);
+    copy(r->kana, sizeof(r->kana), f[R_KANA], &ok);
+    copy(r->birth_date, sizeof(r->birth_date), f[R_BIRTH], &ok);
+    copy(r->sex, sizeof(r->sex), f[R_SEX], &ok);
+    copy(r->postcode, sizeof(r->postcode), f[R_POSTCODE], &ok);
+    copy(r->address, sizeof(r->address), f[R_ADDRESS], &ok);
+    copy(r->katagaki, sizeof(r->katagaki), f[R_KATAGAKI], &ok);
+    copy(r->household_no, sizeof(r->household_no), f[R_HOUSEHOLD], &ok);
+    copy(r->relationship, sizeof(r->relationship), f[R_RELATIONSHIP], &ok);
+    copy(r->became_date, sizeof(r->became_date), f[R_BECAME], &ok);
+    copy(r->ceased_date, sizeof(r->ceased_date), f[R_CEASED], &ok);
+    copy(r->movement_type, sizeof(r->movement_type), f[R_MOVE_TYPE], &ok);
+    copy(r->movement_date, sizeof(r->movement_date), f[R_MOVE_DATE], &ok);
+    copy(r->prev_address, sizeof(r->prev_address), f[R_PREV], &ok);
+    copy(r->next_address, sizeof(r->next_address), f[R_NEXT], &ok);
+    copy(r->alias, sizeof(r->alias), f[R_ALIAS], &ok);
+    if (!ok) {
+        wr_fail(w, "line %llu no longer fits the store (was the file changed?)",
+                (unsigned long long)line);
+        return;
+    }
+    if (++w->n == w->batch)
+        wr_flush(w, line);
+}
+
+static int64_t
+wr_resident_id(struct wr *w, uint64_t line, const char *address_no)
+{
+    int64_t id = 0;
+    enum store_status rc = store_resident_id(w->ctx, address_no, &id);
+
+    if (rc != STORE_OK) {
+        wr_store_fail(w, line, rc);
+        return 0;
+    }
+    return id;
+}
+
+static void
+wr_voucher(struct wr *w, uint64_t line, const char *const *f)
+{
+    struct voucher v;
+    enum store_status rc;
+    bool ok = true;
+
+    memset(&v, 0, sizeof(v));
+    if ((v.resident_id = wr_resident_id(w, line, f[V_ADDRESS_NO])) == 0)
+        return;
+    copy(v.voucher_no, sizeof(v.voucher_no), f[V_VOUCHER_NO], &ok);
+    copy(v.issued_date, sizeof(v.issued_date), f[V_ISSUED], &ok);
+    v.ticket_type = f[V_TICKET][0] - '0';
+    if (!ok) {
+        wr_fail(w, "line %llu no longer fits the store (was the file changed?)",
+                (unsigned long long)line);
+        return;
+    }
+    /* No batch call for vouchers: one insert each, in the same transaction. */
+    if ((rc = store_voucher_issue(w->ctx, &v)) != STORE_OK)
+        wr_store_fail(w, line, rc);
+}
+
+static void
+wr_vaccination(struct wr *w, uint64_t line, const char *const *f)
+{
+    struct vaccination *v = &w->vaccinations[w->n];
+    uint64_t dose = 0;
+    bool ok = true;
+
+    memset(v, 0, sizeof(*v));
+    if ((v->resident_id = wr_resident_id(w, line, f[X_ADDRESS_NO])) == 0)
+        return;
+    copy(v->vaccine, sizeof(v->vaccine), f[X_VACCINE], &ok);
+    copy(v->date, sizeof(v->date), f[X_DATE], &ok);
+    copy(v->voucher_no, sizeof(v->voucher_no), f[X_VOUCHER_NO], &ok);
+    copy(v->lot, sizeof(v->lot), f[X_LOT], &ok);
+    copy(v->site, sizeof(v->site), f[X_SITE], &ok);
+    copy(v->clinic, sizeof(v->clinic), f[X_CLINIC], &ok);
+    copy(v->doctor, sizeof(v->doctor), f[X_DOCTOR], &ok);
+    copy(v->entered_by, sizeof(v->entered_by), w->o->actor, &ok);
+    if (!ok || util_parse_u64(f[X_DOSE], 1, VRS_DOSE_MAX, &dose) != 0) {
+        wr_fail(w, "line %llu no longer fits the store (was the file changed?)",
+                (unsigned long long)line);
+        return;
+    }
+    v->dose = (int)dose;
+    if (++w->n == w->batch)
+        wr_flush(w, line);
+}
+
+static int
+wr_record(void *arg, uint64_t line, const char *const *fields, const size_t *lens,
+          size_t n)
+{
+    struct wr *w = arg;
+
+    (void)lens;
+    if (w->failed)
+        return 1;
+    if (!w->header_seen) {
+        w->header_seen = true;
+        return 0;
+    }
+    if (n != w->fmt->ncols) {
+        wr_fail(w, "line %llu changed since the check (was the file changed?)",
+                (unsigned long long)line);
+        return 1;
+    }
+    w->rows++;
+    w->last_line = line;
+    switch (w->o->kind) {
+    case IMPORT_RESIDENTS:
+        wr_resident(w, line, fields);
+        break;
+    case IMPORT_VOUCHERS:
+        wr_voucher(w, line, fields);
+        break;
+    case IMPORT_VACCINATIONS:
+        wr_vaccination(w, line, fields);
+        break;
+    }
+    return w->failed ? 1 : 0;
+}
+
+static int
+wr_problem(void *arg, uint64_t line, size_t field, enum csvin_problem p)
+{
+    struct wr *w = arg;
+
+    (void)field;
+    (void)p;
+    wr_fail(w, "line %llu cannot be read any more (was the file changed?)",
+            (unsigned long long)line);
+    return 1;
+}
+
+static void
+wr_bytes(void *arg, const uint8_t *buf, size_t n)
+{
+    struct wr *w = arg;
+    struct import_progress p;
+
+    crypto_hash_sha256_update(&w->sha, buf, n);
+    w->bytes += n;
+    p = (struct import_progress){ IMPORT_PHASE_WRITE, w->bytes, w->total, w->rows };
+    if (w->o->progress != NULL)
+        w->o->progress(w->o->progress_arg, &p);
+}
+
+/* Pass 2 inside the bulk transaction; 0, or -1 with res->error set. */
+static int
+write_all(struct store_tenant *ctx, int fd, const struct import_opts *o,
+          uint64_t total, struct import_result *res)
+{
+    struct csvin_callbacks cb;
+    struct csvin_opts ro;
+    struct wr w;
+    uint8_t sha[32];
+    enum csvin_status st;
+
+    memset(&w, 0, sizeof(w));
+    w.ctx = ctx;
+    w.o = o;
+    w.res = res;
+    w.fmt = &formats[o->kind];
+    w.total = total;
+    w.batch = o->batch == 0 ? IMPORT_BATCH_DEFAULT
+            : o->batch > IMPORT_BATCH_MAX ? IMPORT_BATCH_MAX : o->batch;
+    crypto_hash_sha256_init(&w.sha);
+    if ((w.ids = calloc(w.batch, sizeof(*w.ids))) == NULL ||
+        (o->kind == IMPORT_RESIDENTS &&
+         (w.residents = calloc(w.batch, sizeof(*w.residents))) == NULL) ||
+        (o->kind == IMPORT_VACCINATIONS &&
+         (w.vaccinations = calloc(w.batch, sizeof(*w.vaccinations))) == NULL)) {
+        wr_fail(&w, "out of memory");
+        goto out;
+    }
+    cb = (struct csvin_callbacks){ wr_record, wr_problem, &w };
+    st = csvin_read_fd(fd, 0, reader_opts(o, &ro), &cb, wr_bytes, &w);
+    if (st == CSVIN_ERR_READ)
+        wr_fail(&w, "the file cannot be read: %s", strerror(errno));
+    else if (st != CSVIN_OK && !w.failed)
+        wr_fail(&w, "the file cannot be read a second time");
+    wr_flush(&w, w.last_line);
+    crypto_hash_sha256_final(&w.sha, sha);
+    if (!w.failed && sodium_memcmp(sha, res->sha256, sizeof(sha)) != 0)
+        wr_fail(&w, "the file changed while it was being imported; nothing was imported");
+    if (!w.failed) {
+        enum store_status rc = store_import_record(ctx, res->sha256,
+                                                   formats[o->kind].name, w.rows,
+                                                   o->actor);
+        if (rc != STORE_OK)
+            wr_fail(&w, "the import could not be recorded: %s; nothing was imported",
+                    store_strerror(rc));
+    }
+    res->rows = w.rows;
+out:
+    if (w.residents != NULL) {
+        util_wipe(w.residents, w.batch * sizeof(*w.residents));
+        free(w.residents);
+    }
+    if (w.vaccinations != NULL) {
+        util_wipe(w.vaccinations, w.batch * sizeof(*w.vaccinations));
+        free(w.vaccinations);
+    }
+    free(w.ids);
+    return w.failed ? -1 : 0;
+}
+
+/* The SHA-256 of the whole file before anything else, so that a file
+ * imported before is recognised without checking it against the rows it
+ * created itself. */
+static int
+hash_file(int fd, const struct import_opts *o, uint64_t total, uint8_t out[32])
+{
+    crypto_hash_sha256_state sha;
+    uint8_t *buf = malloc(CSVIN_CHUNK);
+    uint64_t bytes = 0;
+    ssize_t got;
+
+    if (buf == NULL)
+        return -1;
+    crypto_hash_sha256_init(&sha);
+    while ((got = read(fd, buf, CSVIN_CHUNK)) != 0) {
+        struct import_progress p;
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return -1;
+        }
+        crypto_hash_sha256_update(&sha, buf, (size_t)got);
+        bytes += (uint64_t)got;
+        p = (struct import_progress){ IMPORT_PHASE_HASH, bytes, total, 0 };
+        if (o->progress != NULL)
+            o->progress(o->progress_arg, &p);
+    }
+    crypto_hash_sha256_final(&sha, out);
+    util_wipe(buf, CSVIN_CHUNK);
+    free(buf);
+    return 0;
+}
+
+static bool
+actor_ok(const char *s)
+{
+    size_t n = s != NULL ? strnlen(s, STORE_ACTOR_MAX) : 0;
+
+    if (n == 0 || n == STORE_ACTOR_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static int
+run_failed(struct import_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+run_failed(struct import_result *res, const char *fmt, ...)
+{
+    va_list ap;
+
+    res->outcome = IMPORT_FAILED;
+    va_start(ap, fmt);
+    vsnprintf(res->error, sizeof(res->error), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int
+import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
+           struct import_result *res)
+{
+    struct import_lookup lk;
+    struct stat sb;
+    uint8_t sha[32];
+    enum store_status rc;
+
+    if (opts_ok(o, res) != 0)
+        return -1;
+    if (ctx == NULL || !actor_ok(o->actor))
+        return run_failed(res, "the import needs a tenant and an actor of 1 to 32 "
+                          "printable ASCII characters");
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return run_failed(res, "the file to import must be a regular file");
+    if (lseek(fd, 0, SEEK_SET) != 0 || hash_file(fd, o, (uint64_t)sb.st_size, sha) != 0)
+        return run_failed(res, "the file cannot be read: %s", strerror(errno));
+    memcpy(res->sha256, sha, sizeof(sha));
+    rc = store_import_seen(ctx, sha, res->when);
+    if (rc == STORE_OK) {
+        res->outcome = IMPORT_ALREADY;  /* idempotent: nothing changes */
+        return 0;
+    }
+    if (rc != STORE_NOTFOUND)
+        return run_failed(res, "the store cannot say whether this file was imported: %s",
+                          store_strerror(rc));
+
+    import_store_lookup(ctx, &lk);
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return run_failed(res, "the file cannot be read again: %s", strerror(errno));
+    if (import_check_fd(fd, o, &lk, res) != 0)
+        return -1;
+    if (sodium_memcmp(sha, res->sha256, sizeof(sha)) != 0)
+        return run_failed(res, "the file changed while it was being checked; nothing "
+                          "was imported");
+    if (res->outcome == IMPORT_REFUSED)
+        return -1;
+    if (o->dry_run)
+        return 0;                       /* IMPORT_CHECKED */
+
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return run_failed(res, "the file cannot be read again: %s", strerror(errno));
+    if ((rc = store_bulk_begin(ctx)) != STORE_OK)
+        return run_failed(res, "the store cannot start the import: %s",
+                          store_strerror(rc));
+    if (write_all(ctx, fd, o, (uint64_t)sb.st_size, res) != 0) {
+        store_bulk_abort(ctx);          /* all or nothing (R2.6) */
+        res->outcome = IMPORT_FAILED;
+        return -1;
+    }
+    if ((rc = store_bulk_commit(ctx)) != STORE_OK) {
+        store_bulk_abort(ctx);
+        /* R9.6: after a failed commit the outcome is unknown; the import
+         * is idempotent, so running it again settles it. */
+        return run_failed(res, "the import could not be committed (%s): run it again; "
+                          "if it was committed after all, it says so", store_strerror(rc));
+    }
+    res->outcome = IMPORT_IMPORTED;
+    return 0;
 }
