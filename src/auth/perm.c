@@ -10,6 +10,7 @@
  *  - tenant_admin manages staff and terminals, reads no personal data;
  *  - auditor reads the audit log and reports only;
  *  - national / prefecture viewers get aggregates only (R1.2).
+ *  - bulk exports of personal data (R2.7) are the supervisor's alone.
  */
 #include "auth/perm.h"
 
@@ -22,7 +23,7 @@ static const unsigned matrix[ROLE_END] = {
     [ROLE_CLERK] = A(PERM_SESSION) | A(PERM_RESIDENT_READ) | A(PERM_RESIDENT_WRITE),
     [ROLE_SUPERVISOR] = A(PERM_SESSION) | A(PERM_RESIDENT_READ) |
         A(PERM_RESIDENT_WRITE) | A(PERM_RESIDENT_APPROVE) | A(PERM_REPORT_READ) |
-        A(PERM_AGGREGATE_READ),
+        A(PERM_AGGREGATE_READ) | A(PERM_RESIDENT_EXPORT),
     [ROLE_TENANT_ADMIN] = A(PERM_SESSION) | A(PERM_STAFF_MANAGE) |
         A(PERM_TERMINAL_MANAGE) | A(PERM_REPORT_READ),
     [ROLE_AUDITOR] = A(PERM_SESSION) | A(PERM_AUDIT_READ) | A(PERM_REPORT_READ),
@@ -78,6 +79,7 @@ static const char *const perm_names[PERM_END] = {
     [PERM_AGGREGATE_READ] = "aggregate_read",
     [PERM_PLATFORM_OPERATE] = "platform_operate",
     [PERM_SITE_SUBMIT] = "site_submit",
+    [PERM_RESIDENT_EXPORT] = "resident_export",
 };
 
 bool

@@ -29,6 +29,7 @@ enum perm {
     PERM_AGGREGATE_READ,   /* statistics only, never a record (R1.2) */
     PERM_PLATFORM_OPERATE, /* tenants, keys, health: no personal data (R1.3) */
     PERM_SITE_SUBMIT,      /* a site device submits its readings */
+    PERM_RESIDENT_EXPORT,  /* bulk reads of personal data: replica, ledger (R2.7) */
     PERM_END
 };
 

@@ -86,6 +86,7 @@ static const struct key_desc keys[] = {
     { "auth.session_lifetime",    V_UINT,       U(auth_session_lifetime), 1, 604800 },
     { "auth.enrol_ttl",           V_UINT,       U(auth_enrol_ttl), 60, 2592000 },
     { "auth.account_lapse_days",  V_UINT,       U(auth_account_lapse_days), 1, 366 },
+    { "records.retention_years",  V_UINT,       U(records_retention_years), 1, 100 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -103,6 +104,7 @@ config_defaults(struct mamori_config *cfg)
     cfg->auth_session_lifetime = 43200;     /* 12 hours (R6.5) */
     cfg->auth_enrol_ttl = 86400;
     cfg->auth_account_lapse_days = 365;     /* R6.8 */
+    cfg->records_retention_years = 5;       /* R2.10; 003 names no period */
     cfg->connection_timeout = 30;
     cfg->drain_timeout = 10;
     cfg->max_connections = 1024;

@@ -81,6 +81,9 @@ struct mamori_config {
     unsigned auth_session_lifetime;  /* seconds from login (R6.5) */
     unsigned auth_enrol_ttl;         /* seconds an enrolment secret is valid */
     unsigned auth_account_lapse_days;/* days after re-confirmation (R6.8) */
+
+    /* Vaccination records (docs/records.md). */
+    unsigned records_retention_years;/* years after ceasing before deletion (R2.10) */
 };
 
 /* Default GnuTLS priorities: TLS 1.3 preferred, 1.2 minimum, AEAD only. */

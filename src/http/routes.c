@@ -13,6 +13,8 @@
 #include "http/reply.h"
 #include "http/router.h"
 #include "ref/lgcode.h"
+#include "vrs/api.h"
+#include "vrs/site.h"
 #include "worker/worker.h"
 
 /* --- validators --------------------------------------------------- */
@@ -193,6 +195,44 @@ const struct route mamori_routes[] = {
       user_param, NULL, auth_h_staff_enable },
     { "GET",  "/v1/terminals", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 0, NULL, NULL,
       auth_h_terminal_list },
+    /* Vaccination records (R2) */
+    { "POST", "/v1/residents", LISTENER_INTERNAL, PERM_RESIDENT_WRITE, 16 * 1024, NULL,
+      vrs_resident_fields, vrs_h_resident_create },
+    { "GET",  "/v1/residents/{id}", LISTENER_INTERNAL, PERM_RESIDENT_READ, 0, vrs_id_params,
+      NULL, vrs_h_resident_get },
+    /* R2.8: search terms go in the body, never in the URL */
+    { "POST", "/v1/residents/search", LISTENER_INTERNAL, PERM_RESIDENT_READ, 4096, NULL,
+      vrs_search_fields, vrs_h_resident_search },
+    { "POST", "/v1/residents/{id}/correct", LISTENER_INTERNAL, PERM_RESIDENT_APPROVE,
+      16 * 1024, vrs_id_params, vrs_resident_correct_fields, vrs_h_resident_correct },
+    { "GET",  "/v1/residents/{id}/corrections", LISTENER_INTERNAL, PERM_RESIDENT_READ, 0,
+      vrs_id_params, NULL, vrs_h_resident_corrections },
+    { "POST", "/v1/residents/{id}/vouchers", LISTENER_INTERNAL, PERM_RESIDENT_WRITE, 1024,
+      vrs_id_params, vrs_voucher_fields, vrs_h_voucher_issue },
+    { "POST", "/v1/vouchers/search", LISTENER_INTERNAL, PERM_RESIDENT_READ, 1024, NULL,
+      vrs_voucher_search_fields, vrs_h_voucher_search },
+    { "POST", "/v1/vaccinations", LISTENER_INTERNAL, PERM_RESIDENT_WRITE, 4096, NULL,
+      vrs_vaccination_fields, vrs_h_vaccination_create },
+    { "POST", "/v1/vaccinations/{id}/correct", LISTENER_INTERNAL, PERM_RESIDENT_APPROVE,
+      4096, vrs_id_params, vrs_vaccination_correct_fields, vrs_h_vaccination_correct },
+    { "POST", "/v1/retention/run", LISTENER_INTERNAL, PERM_RESIDENT_APPROVE, 0, NULL, NULL,
+      vrs_h_retention_run },
+    /* R2.7: bulk reads of personal data, as CSV (never an individual number) */
+    { "GET",  "/v1/exports/replica", LISTENER_INTERNAL, PERM_RESIDENT_EXPORT, 0,
+      vrs_export_params, NULL, vrs_h_export_replica },
+    { "GET",  "/v1/exports/ledger", LISTENER_INTERNAL, PERM_RESIDENT_EXPORT, 0,
+      vrs_ledger_params, NULL, vrs_h_export_ledger },
+    /* R1.5: site devices (tenant admin) and the site interface (public listener) */
+    { "POST", "/v1/site-devices", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 1024, NULL,
+      vrs_site_device_fields, vrs_site_h_device_create },
+    { "GET",  "/v1/site-devices", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 0, NULL, NULL,
+      vrs_site_h_device_list },
+    { "POST", "/v1/site-devices/{device}/revoke", LISTENER_INTERNAL, PERM_TERMINAL_MANAGE, 0,
+      vrs_site_device_params, NULL, vrs_site_h_device_revoke },
+    { "POST", "/v1/site/check", LISTENER_PUBLIC, PERM_SITE_SUBMIT, 1024, NULL,
+      vrs_site_check_fields, vrs_site_h_check },
+    { "POST", "/v1/site/vaccinations", LISTENER_PUBLIC, PERM_SITE_SUBMIT, 4096, NULL,
+      vrs_site_vaccination_fields, vrs_site_h_vaccination },
     /* Audit review for auditors (R7.5) */
     { "GET",  "/v1/audit/events", LISTENER_INTERNAL, PERM_AUDIT_READ, 0, audit_events_params,
       NULL, audit_h_events },

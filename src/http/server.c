@@ -29,6 +29,7 @@
 #include "http/reply.h"
 #include "tls/revoke.h"
 #include "tls/tls.h"
+#include "vrs/site.h"
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -313,9 +314,15 @@ run_handler(struct req_state *rs)
     const struct route *r = rs->req.route;
 
     /* R6.6: the session's role against the route's permission, in the
-     * one matrix (auth/perm.c); deny by default. */
-    if (r->perm != PERM_ANONYMOUS && auth_authorize(&rs->req, &rs->resp) != 0)
+     * one matrix (auth/perm.c); deny by default.  Site routes are bound
+     * to a site device's token instead of a staff session, and nothing
+     * else accepts a device token (R1.5, vrs/site.h). */
+    if (r->perm == PERM_SITE_SUBMIT) {
+        if (vrs_site_authorize(&rs->req, &rs->resp) != 0)
+            return;
+    } else if (r->perm != PERM_ANONYMOUS && auth_authorize(&rs->req, &rs->resp) != 0) {
         return;
+    }
     if (router_validate(r, rs->body, rs->len, &rs->req, &rs->resp) != 0)
         return;
     rs->resp.status = 500;

@@ -145,6 +145,16 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (tenant_id, sha256));"
     "CREATE INDEX residents_ceased ON residents (tenant_id, ceased_ym);"
     "CREATE INDEX idempotency_row ON idempotency (tenant_id, row_id);",
+    /* 4: site-device credentials (R1.5, see store_site.h): only the hash
+     * of a device's token is kept. */
+    "CREATE TABLE site_devices ("
+    "  device_id TEXT PRIMARY KEY CHECK (length(device_id) = 19),"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  name TEXT NOT NULL,"
+    "  token_hash BYTEA NOT NULL UNIQUE CHECK (length(token_hash) = 32),"
+    "  state TEXT NOT NULL CHECK (state IN ('active', 'revoked')),"
+    "  created_at TEXT NOT NULL, changed_at TEXT NOT NULL);"
+    "CREATE INDEX site_devices_tenant ON site_devices (tenant_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -21,6 +21,7 @@
 #include "sandbox/sandbox.h"
 #include "store/store_auth.h"
 #include "tls/revoke.h"
+#include "vrs/api.h"
 
 #define PEM_MAX (256u * 1024u)
 
@@ -79,6 +80,8 @@ load_files(struct worker *w)
         return -1;
     }
     if (auth_env_init(cfg, &w->env.auth) != 0)
+        return -1;
+    if (vrs_env_init(cfg, &w->env.vrs) != 0)     /* the vaccine catalogue */
         return -1;
     return 0;
 }
@@ -454,6 +457,7 @@ out:
     }
     lgcode_table_free(w.env.lgcodes);
     auth_env_free(w.env.auth);
+    vrs_env_free(w.env.vrs);
     store_close(w.env.store);
     free(w.revoked);
     ipc_chan_destroy(&w.env.keyholder);

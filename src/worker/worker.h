@@ -17,6 +17,8 @@
 #include "ref/lgcode.h"
 #include "store/store.h"
 
+struct vrs_env;
+
 /* What handlers reach through http_request.env. */
 struct worker_env {
     const struct mamori_config *cfg;
@@ -27,6 +29,7 @@ struct worker_env {
     struct key_provider         keys;      /* grants from the key holder */
     struct store               *store;     /* opened after the sandbox */
     struct auth_env            *auth;      /* staff authentication (auth/api.h) */
+    struct vrs_env             *vrs;       /* vaccination records (vrs/api.h) */
     unsigned                    index;
     int                         parent_fd; /* notices to the parent (worker_notify_revoked) */
 };

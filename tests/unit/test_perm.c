@@ -24,16 +24,16 @@
 #define Y 1
 #define _ 0
 static const int expected_matrix[ROLE_END][PERM_END] = {
-    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT */
-    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _ },
-    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _ },
-    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _ },
-    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _ },
-    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _ },
-    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _ },
-    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _ },
-    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _ },
-    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y },
+    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT EXP */
+    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _, _ },
+    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _, _ },
+    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _, Y },
+    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _, _ },
+    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _, _ },
+    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _ },
+    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _ },
+    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _, _ },
+    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y, _ },
 };
 #undef _
 #undef Y
@@ -59,6 +59,25 @@ static const struct { const char *method, *pattern; enum perm perm; } expected_r
     { "POST", "/v1/staff/{user}/disable", PERM_STAFF_MANAGE },
     { "POST", "/v1/staff/{user}/enable", PERM_STAFF_MANAGE },
     { "GET",  "/v1/terminals", PERM_TERMINAL_MANAGE },
+    /* Vaccination records (R2): clerk and supervisor; corrections and
+     * retention the supervisor's; site devices the tenant admin's */
+    { "POST", "/v1/residents", PERM_RESIDENT_WRITE },
+    { "GET",  "/v1/residents/{id}", PERM_RESIDENT_READ },
+    { "POST", "/v1/residents/search", PERM_RESIDENT_READ },
+    { "POST", "/v1/residents/{id}/correct", PERM_RESIDENT_APPROVE },
+    { "GET",  "/v1/residents/{id}/corrections", PERM_RESIDENT_READ },
+    { "POST", "/v1/residents/{id}/vouchers", PERM_RESIDENT_WRITE },
+    { "POST", "/v1/vouchers/search", PERM_RESIDENT_READ },
+    { "POST", "/v1/vaccinations", PERM_RESIDENT_WRITE },
+    { "POST", "/v1/vaccinations/{id}/correct", PERM_RESIDENT_APPROVE },
+    { "POST", "/v1/retention/run", PERM_RESIDENT_APPROVE },
+    { "GET",  "/v1/exports/replica", PERM_RESIDENT_EXPORT },      /* R2.7: supervisor */
+    { "GET",  "/v1/exports/ledger", PERM_RESIDENT_EXPORT },
+    { "POST", "/v1/site-devices", PERM_TERMINAL_MANAGE },
+    { "GET",  "/v1/site-devices", PERM_TERMINAL_MANAGE },
+    { "POST", "/v1/site-devices/{device}/revoke", PERM_TERMINAL_MANAGE },
+    { "POST", "/v1/site/check", PERM_SITE_SUBMIT },               /* R1.5: public */
+    { "POST", "/v1/site/vaccinations", PERM_SITE_SUBMIT },
     { "GET",  "/v1/audit/events", PERM_AUDIT_READ },        /* R7.5: auditors only */
     { "GET",  "/v1/audit/review", PERM_AUDIT_READ },
 };
@@ -97,8 +116,12 @@ test_every_route_every_role(void **state)
                          got ? "allowed but should not be" : "refused but should be allowed");
             checked++;
         }
-        /* R3.5: anything needing a session is served to terminals only */
-        if (r->perm != PERM_ANONYMOUS)
+        /* R3.5: anything needing a session is served to terminals only;
+         * R1.5: site devices only on the public listener, where nothing
+         * else takes a credential */
+        if (r->perm == PERM_SITE_SUBMIT)
+            assert_int_equal(r->listeners, LISTENER_PUBLIC);
+        else if (r->perm != PERM_ANONYMOUS)
             assert_int_equal(r->listeners, LISTENER_INTERNAL);
     }
     assert_int_equal(checked, mamori_nroutes * ROLE_END);
@@ -126,7 +149,7 @@ static void
 test_separation_of_duties(void **state)
 {
     static const enum perm personal[] = { PERM_RESIDENT_READ, PERM_RESIDENT_WRITE,
-                                          PERM_RESIDENT_APPROVE };
+                                          PERM_RESIDENT_APPROVE, PERM_RESIDENT_EXPORT };
     (void)state;
     for (unsigned role = ROLE_NONE + 1; role < ROLE_END; role++) {
         unsigned n = 0;
@@ -134,13 +157,17 @@ test_separation_of_duties(void **state)
             n += auth_role_allows((enum role)role, (enum perm)p);
         assert_true(n < PERM_END - PERM_ANONYMOUS - 1);         /* R6.7 */
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(personal) / sizeof(personal[0]); i++) {
         assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, personal[i]));   /* R1.3 */
         assert_false(auth_role_allows(ROLE_TENANT_ADMIN, personal[i]));
         assert_false(auth_role_allows(ROLE_AUDITOR, personal[i]));
         assert_false(auth_role_allows(ROLE_NATIONAL_VIEWER, personal[i]));     /* R1.2 */
         assert_false(auth_role_allows(ROLE_PREFECTURE_VIEWER, personal[i]));
     }
+    /* R2.7: bulk exports of personal data are the supervisor's alone */
+    for (unsigned role = ROLE_NONE; role < ROLE_END; role++)
+        assert_int_equal(auth_role_allows((enum role)role, PERM_RESIDENT_EXPORT),
+                         role == ROLE_SUPERVISOR);
     assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, PERM_STAFF_MANAGE)); /* R1.3 */
     assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, PERM_AUDIT_READ));
     /* the auditor reads logs and reports only */
