@@ -1262,16 +1262,16 @@ static enum store_status
 purge_one(struct store_tenant *ctx, void *c, int64_t id, const char *before)
 {
     static const char *const del[] = {
-        "DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_VAC "' AND "
-        "row_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
-        "resident_id = $2)",
-        "DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_RES "' AND "
-        "row_id = $2",
-        "DELETE FROM corrections WHERE tenant_id = $1 AND object = 'vaccination' AND "
-        "object_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
-        "resident_id = $2)",
-        "DELETE FROM corrections WHERE tenant_id = $1 AND object = 'resident' AND "
-        "object_id = $2",
+        ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_VAC "' AND "
+         "row_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
+         "resident_id = $2)"),
+        ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_RES "' AND "
+         "row_id = $2"),
+        ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'vaccination' AND "
+         "object_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
+         "resident_id = $2)"),
+        ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'resident' AND "
+         "object_id = $2"),
         "DELETE FROM vaccinations WHERE tenant_id = $1 AND resident_id = $2",
         "DELETE FROM vouchers WHERE tenant_id = $1 AND resident_id = $2",
     };
