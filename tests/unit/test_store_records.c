@@ -1472,19 +1472,22 @@ test_R1_4_erase_records(void **state)
     store_tenant_ctx_close(c2);
 }
 
-/* Objects of schema versions 1 and 2 (shipped; never change). */
+/* Objects of schema versions 1 and 2 (shipped; never change), with
+ * PostgreSQL's names for their implicit indexes. */
 static const char *const v2_objects[] = {
     "schema_migrations", "tenants", "residents", "idempotency", "staff", "terminals",
     "sessions", "resident_id_seq", "residents_mynumber", "residents_name", "residents_kana",
     "residents_keyver", "staff_tenant", "sessions_user",
+    "schema_migrations_pkey", "tenants_pkey", "residents_pkey",
+    "residents_tenant_id_address_no_key", "idempotency_pkey", "staff_pkey",
+    "staff_enrol_hash_key", "terminals_pkey", "sessions_pkey",
 };
 
 static bool
 is_v2(const char *name)
 {
-    if (strncmp(name, "sqlite_", 7) == 0 || strstr(name, "_pkey") != NULL ||
-        strstr(name, "_key") != NULL)
-        return true;    /* implicit indexes of v1/v2 tables */
+    if (strncmp(name, "sqlite_", 7) == 0)
+        return true;    /* SQLite's own; a dropped table takes its autoindexes */
     for (size_t i = 0; i < sizeof(v2_objects) / sizeof(v2_objects[0]); i++)
         if (strcmp(name, v2_objects[i]) == 0)
             return true;
@@ -1492,7 +1495,8 @@ is_v2(const char *name)
 }
 
 /* Turn the database back into a version-2 one, data kept: drop every
- * object a later migration made. */
+ * object a later migration made (tables, indexes, sequences, views,
+ * triggers and functions, whoever's migration it was). */
 static void
 back_to_v2(struct fx *f)
 {
@@ -1505,8 +1509,9 @@ back_to_v2(struct fx *f)
         size_t n = 0;
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT name, type FROM sqlite_schema "
-                                            "WHERE type IN ('table', 'index') ORDER BY "
-                                            "type DESC", -1, &s, NULL), SQLITE_OK);
+                                            "ORDER BY CASE type WHEN 'trigger' THEN 0 WHEN "
+                                            "'view' THEN 1 WHEN 'table' THEN 2 ELSE 3 END",
+                                            -1, &s, NULL), SQLITE_OK);
         while (sqlite3_step(s) == SQLITE_ROW && n < 64) {
             snprintf(names[n], sizeof(names[0]), "%s", sqlite3_column_text(s, 0));
             snprintf(types[n], sizeof(types[0]), "%s", sqlite3_column_text(s, 1));
@@ -1514,24 +1519,29 @@ back_to_v2(struct fx *f)
         }
         sqlite3_finalize(s);
         sqlite3_close(db);
-        /* Tables first (their indexes go with them), children first. */
-        for (int pass = 0; pass < 3; pass++)
-            for (size_t i = 0; i < n; i++) {
-                snprintf(sql, sizeof(sql), "DROP %s IF EXISTS %s", types[i], names[i]);
-                sqlite3_open(f->db, &db);
-                (void)sqlite3_exec(db, sql, NULL, NULL, NULL);
-                sqlite3_close(db);
-            }
+        /* Triggers and views, then tables (their indexes go with them). */
+        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(sql, sizeof(sql), "DROP %s IF EXISTS %s", types[i], names[i]);
+            if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        }
+        sqlite3_close(db);
     } else {
         PGconn *c = pg_connect(f->conninfo);
-        PGresult *r = PQexec(c, "SELECT relname, relkind FROM pg_class WHERE relnamespace = "
-                             "current_schema()::regnamespace AND relkind IN ('r', 'i', 'S')");
+        /* Functions first: CASCADE takes their triggers along. */
+        PGresult *r = PQexec(c, "SELECT proname, 'f' FROM pg_proc WHERE pronamespace = "
+                             "current_schema()::regnamespace UNION ALL SELECT relname, "
+                             "relkind::text FROM pg_class WHERE relnamespace = "
+                             "current_schema()::regnamespace AND relkind IN "
+                             "('v', 'r', 'i', 'S')");
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         for (int i = 0; i < PQntuples(r); i++) {
             const char *name = PQgetvalue(r, i, 0), *kind = PQgetvalue(r, i, 1);
             if (is_v2(name))
                 continue;
             snprintf(sql, sizeof(sql), "DROP %s IF EXISTS %s CASCADE",
+                     kind[0] == 'f' ? "FUNCTION" : kind[0] == 'v' ? "VIEW" :
                      kind[0] == 'r' ? "TABLE" : kind[0] == 'i' ? "INDEX" : "SEQUENCE", name);
             PQclear(PQexec(c, sql));
         }
