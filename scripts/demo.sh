@@ -22,6 +22,22 @@ if [ ! -f "$demo/mamorid.conf" ]; then
 fi
 
 mamorid -n -c "$demo/mamorid.conf"
+
+# Demo data (R9.4: synthetic only): the municipality 131016 (千代田区), the demo
+# terminal registered to it, and 1,000 synthetic residents with their vouchers
+# and vaccinations.  Every step is idempotent, so a second run changes nothing.
+conf="$demo/mamorid.conf"
+if ! mamori tenant list -c "$conf" 2>/dev/null | grep -q '^131016 '; then
+  mamori tenant create -c "$conf" 131016
+fi
+mamori staff terminal-register -c "$conf" --tenant 131016 --name demo \
+  --cert "$demo/terminals/demo.crt" >/dev/null 2>&1 || true   # already registered
+if [ ! -d "$demo/synth" ]; then
+  mamori synth --municipality 131016 --count 1000 --seed demo --out "$demo/synth"
+fi
+for kind in residents vouchers vaccinations; do
+  mamori import -c "$conf" --tenant 131016 --kind "$kind" "$demo/synth/$kind.csv"
+done
 cat <<MSG
 
 demo: mamorid is starting on https://localhost:8443 (internal, terminal

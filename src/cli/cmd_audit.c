@@ -3,15 +3,20 @@
  * the offline event path of the operator tool (R7.7).
  */
 #include <getopt.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit/chain.h"
 #include "audit/event.h"
 #include "audit/query.h"
 #include "audit/writer.h"
 #include "cli/cli.h"
+#include "common/util.h"
 #include "config/config.h"
 
 #ifndef CLI_DEFAULT_CONFIG          /* cli.h gains it with the store commands */
@@ -36,6 +41,54 @@ load_config(const char *who, const char *path)
     return cfg;
 }
 
+/*
+ * The audit log belongs to the daemon's service user, the owner of the
+ * audit directory (mamori init): a segment, lock or checkpoint file that
+ * a root-run command created would stop the audit writer from opening
+ * its log at the next start.  So what the append made is handed to the
+ * directory's owner, as cli_own_like_parent does for single files.
+ */
+static int
+own_like_dir(const char *dir)
+{
+    struct stat ds, st;
+    struct dirent *e;
+    char path[PATH_MAX];
+    DIR *d;
+    int rc = 0;
+
+    if (geteuid() != 0 || stat(dir, &ds) != 0 || ds.st_uid == 0)
+        return 0;
+    if ((d = opendir(dir)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            util_path_join(path, sizeof(path), dir, e->d_name) != 0 ||
+            lstat(path, &st) != 0 || (st.st_uid == ds.st_uid && st.st_gid == ds.st_gid))
+            continue;
+        if (lchown(path, ds.st_uid, ds.st_gid) != 0)
+            rc = -1;
+        if (S_ISDIR(st.st_mode) && own_like_dir(path) != 0)   /* archive/ */
+            rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int
+append_as_service_user(const struct mamori_config *cfg, const json_t *ev, uint64_t *seq,
+                       char *err, size_t errlen)
+{
+    int rc = audit_append_offline(cfg->audit_dir, ev, seq, err, errlen);
+
+    if (own_like_dir(cfg->audit_dir) != 0 && rc == 0) {
+        snprintf(err, errlen, "cannot hand the new audit files to the owner of "
+                 "the audit directory");
+        rc = -1;
+    }
+    return rc;
+}
+
 int
 cli_audit_record(const char *config, const json_t *ev)
 {
@@ -46,7 +99,7 @@ cli_audit_record(const char *config, const json_t *ev)
 
     if (cfg == NULL)
         return -1;
-    rc = audit_append_offline(cfg->audit_dir, ev, &seq, err, sizeof(err));
+    rc = append_as_service_user(cfg, ev, &seq, err, sizeof(err));
     if (rc != 0)
         cli_errx("audit", "cannot record the event: %s", err);
     free(cfg);

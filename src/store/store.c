@@ -646,6 +646,7 @@ store_write_begin(struct store_tenant *ctx, void **c)
 
     if (ctx->bulk != NULL) {
         *c = ctx->bulk;
+        ctx->bulk_writes++;
         return STORE_OK;
     }
     if (ctx->bulk_failed)
@@ -697,10 +698,12 @@ store_bulk_begin(struct store_tenant *ctx)
         return STORE_DENIED;    /* one bulk transaction per context */
     if ((rc = conn_get(ctx->st, &c)) != STORE_OK)
         return rc;
-    if ((rc = ctx->st->ops->begin(c)) != STORE_OK)
+    if ((rc = ctx->st->ops->begin(c)) != STORE_OK) {
         conn_put(ctx->st, c, rc);
-    else
-        ctx->bulk = c;
+        return rc;
+    }
+    ctx->bulk = c;
+    ctx->bulk_writes = 0;
     return rc;
 }
 
@@ -720,9 +723,14 @@ store_bulk_commit(struct store_tenant *ctx)
     c = ctx->bulk;
     ctx->bulk = NULL;
     rc = finish(ctx->st, c, STORE_OK);
-    /* A million-row transaction leaves a WAL of its size behind. */
-    if (rc == STORE_OK)
+    /* A million-row transaction leaves a WAL of its size behind: fold it
+     * in.  Not after the few writes of one API request, which also run
+     * as a bulk transaction (committed once the audit event is durable)
+     * and would each pay for a full checkpoint; the backend's own
+     * automatic checkpoints keep a small WAL small. */
+    if (rc == STORE_OK && ctx->bulk_writes >= STORE_BULK_FOLD_WRITES)
         ctx->st->ops->after_erase(c);
+    ctx->bulk_writes = 0;
     conn_put(ctx->st, c, rc);
     return rc;
 }

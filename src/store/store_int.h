@@ -183,7 +183,13 @@ struct store_tenant {
     unsigned                   next_old;
     void                      *bulk;        /* connection of the bulk transaction */
     bool                       bulk_failed;
+    size_t                     bulk_writes; /* write calls inside it (store_bulk_commit) */
 };
+
+/* A bulk transaction of at least this many write calls (an import's
+ * batches, not an API request's one or two rows) has its WAL folded into
+ * the database at commit (ops->after_erase). */
+#define STORE_BULK_FOLD_WRITES 16
 
 /* A connection for a read of `ctx`: the bulk transaction's if one is
  * open (reads see the import's own rows), else a pooled one.  Release it

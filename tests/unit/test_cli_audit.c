@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +133,39 @@ test_read_only_commands_not_recorded(void **state)
     assert_int_equal(count("cli.store.migrate", NULL), 0);
 }
 
+/* Files of the audit log a root-run command made belong to the audit
+ * directory's owner (the service user), or the audit writer could not
+ * open its own log at the next start. */
+static void
+test_records_owned_by_service_user(void **state)
+{
+    char path[256], f[600];
+    struct stat ds, st;
+    struct dirent *e;
+    unsigned files = 0;
+    DIR *d;
+
+    (void)state;
+    assert_int_equal(run("terminal issue -d %s/d desk-3", dir), 0);
+    snprintf(path, sizeof(path), "%s/d/audit", dir);
+    assert_int_equal(stat(path, &ds), 0);
+    if (geteuid() != 0 || ds.st_uid == 0)
+        skip();                      /* nothing to hand over */
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
+            continue;
+        snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+        assert_int_equal(lstat(f, &st), 0);
+        assert_int_equal(st.st_uid, ds.st_uid);
+        assert_int_equal(st.st_gid, ds.st_gid);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 2);         /* at least a segment and its lock */
+}
+
 int
 main(void)
 {
@@ -138,6 +173,7 @@ main(void)
         cmocka_unit_test(test_terminal_changes_recorded),
         cmocka_unit_test(test_key_and_tenant_changes_recorded),
         cmocka_unit_test(test_read_only_commands_not_recorded),
+        cmocka_unit_test(test_records_owned_by_service_user),
     };
     return cmocka_run_group_tests_name("mamori commands are audited (R7.7)", tests,
                                        setup, teardown);

@@ -1500,7 +1500,7 @@ is_v2(const char *name)
 static void
 back_to_v2(struct fx *f)
 {
-    char sql[200];
+    char sql[64 + 16 + 1024];   /* "DROP <type> IF EXISTS <name>" */
 
     if (backend == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
@@ -1522,7 +1522,9 @@ back_to_v2(struct fx *f)
         /* Triggers and views, then tables (their indexes go with them). */
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
         for (size_t i = 0; i < n; i++) {
-            snprintf(sql, sizeof(sql), "DROP %s IF EXISTS %s", types[i], names[i]);
+            int k = snprintf(sql, sizeof(sql), "DROP %s IF EXISTS %s", types[i], names[i]);
+
+            assert_true(k > 0 && (size_t)k < sizeof(sql));
             if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
                 fail_msg("%s: %s", sql, sqlite3_errmsg(db));
         }
