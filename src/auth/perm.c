@@ -11,6 +11,7 @@
  *  - auditor reads the audit log and reports only;
  *  - national / prefecture viewers get aggregates only (R1.2).
  *  - bulk exports of personal data (R2.7) are the supervisor's alone.
+ *  - transfer inquiries to other municipalities (R3.5): clerk and supervisor.
  */
 #include "auth/perm.h"
 
@@ -20,10 +21,11 @@
 
 static const unsigned matrix[ROLE_END] = {
     [ROLE_NONE] = 0,
-    [ROLE_CLERK] = A(PERM_SESSION) | A(PERM_RESIDENT_READ) | A(PERM_RESIDENT_WRITE),
+    [ROLE_CLERK] = A(PERM_SESSION) | A(PERM_RESIDENT_READ) | A(PERM_RESIDENT_WRITE) |
+        A(PERM_TRANSFER_SEND),
     [ROLE_SUPERVISOR] = A(PERM_SESSION) | A(PERM_RESIDENT_READ) |
         A(PERM_RESIDENT_WRITE) | A(PERM_RESIDENT_APPROVE) | A(PERM_REPORT_READ) |
-        A(PERM_AGGREGATE_READ) | A(PERM_RESIDENT_EXPORT),
+        A(PERM_AGGREGATE_READ) | A(PERM_RESIDENT_EXPORT) | A(PERM_TRANSFER_SEND),
     [ROLE_TENANT_ADMIN] = A(PERM_SESSION) | A(PERM_STAFF_MANAGE) |
         A(PERM_TERMINAL_MANAGE) | A(PERM_REPORT_READ),
     [ROLE_AUDITOR] = A(PERM_SESSION) | A(PERM_AUDIT_READ) | A(PERM_REPORT_READ),
@@ -80,6 +82,7 @@ static const char *const perm_names[PERM_END] = {
     [PERM_PLATFORM_OPERATE] = "platform_operate",
     [PERM_SITE_SUBMIT] = "site_submit",
     [PERM_RESIDENT_EXPORT] = "resident_export",
+    [PERM_TRANSFER_SEND] = "transfer_send",
 };
 
 bool

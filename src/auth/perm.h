@@ -30,6 +30,7 @@ enum perm {
     PERM_PLATFORM_OPERATE, /* tenants, keys, health: no personal data (R1.3) */
     PERM_SITE_SUBMIT,      /* a site device submits its readings */
     PERM_RESIDENT_EXPORT,  /* bulk reads of personal data: replica, ledger (R2.7) */
+    PERM_TRANSFER_SEND,    /* transfer inquiries to other municipalities (R3.5) */
     PERM_END
 };
 

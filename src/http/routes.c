@@ -13,6 +13,7 @@
 #include "http/reply.h"
 #include "http/router.h"
 #include "ref/lgcode.h"
+#include "transfer/api.h"
 #include "vrs/api.h"
 #include "vrs/site.h"
 #include "worker/worker.h"
@@ -238,6 +239,25 @@ const struct route mamori_routes[] = {
       NULL, audit_h_events },
     { "GET",  "/v1/audit/review", LISTENER_INTERNAL, PERM_AUDIT_READ, 0, audit_review_params,
       NULL, audit_h_review },
+    /* Transfer inquiries (R3) */
+    { "POST", "/v1/consents", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 1024, NULL,
+      transfer_consent_fields, transfer_h_consent },
+    { "POST", "/v1/transfer/inquiries", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 1024, NULL,
+      transfer_inquiry_fields, transfer_h_inquire },
+    { "GET",  "/v1/transfer/inquiries/{id}", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
+      transfer_inquiry_params, NULL, transfer_h_inquiry_get },
+    { "POST", "/v1/transfer/inquiries/{id}/register", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
+      transfer_inquiry_params, NULL, transfer_h_register },
+    { "GET",  "/v1/transfer/records", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
+      transfer_records_params, NULL, transfer_h_records },
+    { "GET",  "/v1/transfer/disclosures/{id}", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
+      transfer_resident_params, NULL, transfer_h_disclosures },
+    { "POST", "/v1/transfer/bulk", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 1100 * 1024, NULL,
+      transfer_bulk_fields, transfer_h_bulk },
+    { "GET",  "/v1/transfer/jobs/{id}", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
+      transfer_job_params, NULL, transfer_h_job },
+    { "GET",  "/v1/transfer/jobs/{id}/result", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
+      transfer_job_params, NULL, transfer_h_job_result },
 };
 
 const size_t mamori_nroutes = sizeof(mamori_routes) / sizeof(mamori_routes[0]);

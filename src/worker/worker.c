@@ -21,6 +21,7 @@
 #include "sandbox/sandbox.h"
 #include "store/store_auth.h"
 #include "tls/revoke.h"
+#include "transfer/api.h"
 #include "vrs/api.h"
 
 #define PEM_MAX (256u * 1024u)
@@ -38,6 +39,7 @@ struct worker {
     uint8_t             *revoked;         /* set being assembled from chunks */
     size_t               nrevoked;
     bool                 assembling;
+    struct transfer_runner *transfer;     /* bulk inquiries (R3.3), transfer/job.h */
 };
 
 static void
@@ -447,6 +449,8 @@ worker_main(const struct worker_args *a)
         start_servers(&w) != 0)
         goto out;
     add_store_revocations(&w);
+    if (transfer_worker_start(&w.env, &w.transfer) != 0)
+        goto out;
     if (ipc_send(a->parent_fd, IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
     rc = serve(&w, sigfd);
@@ -455,6 +459,7 @@ out:
         http_server_stop(w.srv[i]);
         free_pems(&w.pem[i]);
     }
+    transfer_runner_stop(w.transfer);     /* before the store and channels it uses */
     lgcode_table_free(w.env.lgcodes);
     auth_env_free(w.env.auth);
     vrs_env_free(w.env.vrs);

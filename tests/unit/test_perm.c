@@ -24,16 +24,16 @@
 #define Y 1
 #define _ 0
 static const int expected_matrix[ROLE_END][PERM_END] = {
-    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT EXP */
-    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _, _ },
-    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _, _ },
-    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _, Y },
-    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _, _ },
-    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _, _ },
-    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _ },
-    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _ },
-    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _, _ },
-    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y, _ },
+    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT EXP XFR */
+    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _, _, _ },
+    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _, _, Y },
+    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _, Y, Y },
+    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _, _, _ },
+    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _, _, _ },
+    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _, _ },
+    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _, _ },
+    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _, _, _ },
+    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y, _, _ },
 };
 #undef _
 #undef Y
@@ -80,6 +80,16 @@ static const struct { const char *method, *pattern; enum perm perm; } expected_r
     { "POST", "/v1/site/vaccinations", PERM_SITE_SUBMIT },
     { "GET",  "/v1/audit/events", PERM_AUDIT_READ },        /* R7.5: auditors only */
     { "GET",  "/v1/audit/review", PERM_AUDIT_READ },
+    /* Transfer inquiries (R3): clerk and supervisor, terminals only (R3.5) */
+    { "POST", "/v1/consents", PERM_TRANSFER_SEND },
+    { "POST", "/v1/transfer/inquiries", PERM_TRANSFER_SEND },
+    { "GET",  "/v1/transfer/inquiries/{id}", PERM_TRANSFER_SEND },
+    { "POST", "/v1/transfer/inquiries/{id}/register", PERM_TRANSFER_SEND },
+    { "GET",  "/v1/transfer/records", PERM_TRANSFER_SEND },
+    { "GET",  "/v1/transfer/disclosures/{id}", PERM_TRANSFER_SEND },
+    { "POST", "/v1/transfer/bulk", PERM_TRANSFER_SEND },
+    { "GET",  "/v1/transfer/jobs/{id}", PERM_TRANSFER_SEND },
+    { "GET",  "/v1/transfer/jobs/{id}/result", PERM_TRANSFER_SEND },
 };
 #define NEXPECTED (sizeof(expected_routes) / sizeof(expected_routes[0]))
 
