@@ -597,7 +597,11 @@ test_R3_2_wrong_code_and_unknown_number(void **state)
         m[i] = quantile(t[i], 15, 0.5);
     fprintf(stderr, "it_transfer: no-record medians (ms): no match %.2f, wrong tenant %.2f, "
             "no tenant %.2f\n", m[0], m[1], m[2]);
-    /* Similar time: the same steps on the answering side (docs/transfer.md). */
+    /* Similar time (docs/transfer.md).  A coarse bound, robust on a
+     * shared machine: it catches a path that skips the durable work
+     * (about one fsync, 9 ms here, of a 12-36 ms answer) only when the
+     * machine is quiet.  That the three paths do the same work is shown
+     * exactly by test_transfer.c:test_R3_2_uniform_no_record. */
     for (int i = 1; i < 3; i++)
         assert_true(m[i] < 1.5 * m[0] + 2.0 && m[0] < 1.5 * m[i] + 2.0);
 
