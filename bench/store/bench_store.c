@@ -7,7 +7,9 @@
  * 3 blind indexes, per-row id allocation) against the same plaintext rows
  * inserted raw with one prepared statement into an equivalent table with
  * plaintext indexes for the same lookups, same pragmas (WAL,
- * synchronous=FULL) and the same rows per transaction.
+ * synchronous=FULL) and the same rows per transaction.  Then, with the
+ * last run's N rows loaded, lookup latency p50/p99 by individual number
+ * and by name + birth date (R2.8) against the plaintext indexes.
  * PostgreSQL (when MAMORI_TEST_PG is set): the store against COPY of the
  * plaintext rows, same rows per transaction.  Prints rows/s and the ratio.
  * Not a test: figures go into docs/storage.md with the machine.
@@ -355,6 +357,109 @@ report(const char *what, const struct bench *b, double *enc, double *raw,
            median(cenc, b->repeat), median(craw, b->repeat));
 }
 
+/* ---- lookups (R2.8): latency with the table loaded ------------------ */
+
+#define LOOKUPS_MAX 10000
+
+static double
+percentile(double *v, unsigned n, double p)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return v[(unsigned)(p * (n - 1))];
+}
+
+static void
+print_latency(const char *what, double *store_us, double *raw_us, unsigned k)
+{
+    double s50 = percentile(store_us, k, 0.50), s99 = percentile(store_us, k, 0.99);
+    double r50 = percentile(raw_us, k, 0.50), r99 = percentile(raw_us, k, 0.99);
+
+    printf("lookup %-16s store p50 %7.1f us  p99 %7.1f us   plaintext p50 %6.1f us  "
+           "p99 %6.1f us   (%u lookups)\n", what, s50, s99, r50, r99, k);
+}
+
+/* One plaintext lookup: prepared statement, one bound key (or two). */
+static double
+raw_lookup(sqlite3_stmt *s, const char *a, const char *b2)
+{
+    double t0 = now_s();
+
+    sqlite3_bind_text(s, 1, TENANT, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, a, -1, SQLITE_STATIC);
+    if (b2 != NULL)
+        sqlite3_bind_text(s, 3, b2, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        ;
+    sqlite3_reset(s);
+    return (now_s() - t0) * 1e6;
+}
+
+/*
+ * In-process lookups against the last run's databases, which hold all N
+ * rows: by individual number and by name + birth date through the store
+ * (blind index, then the row decrypted), against plaintext indexes.
+ */
+static void
+lookups(const struct bench *b, const char *db, const char *rawdb)
+{
+    struct store_config cfg = { .backend = STORE_BACKEND_SQLITE, .path = db };
+    unsigned k = 0;
+    double *mn = calloc(LOOKUPS_MAX, sizeof(double)), *nm = calloc(LOOKUPS_MAX, sizeof(double));
+    double *rmn = calloc(LOOKUPS_MAX, sizeof(double)), *rnm = calloc(LOOKUPS_MAX, sizeof(double));
+    struct store *st;
+    struct store_tenant *ctx;
+    struct resident out;
+    sqlite3 *raw;
+    sqlite3_stmt *smn, *snm;
+
+    if (mn == NULL || nm == NULL || rmn == NULL || rnm == NULL ||
+        store_open(&cfg, 0, &st) != STORE_OK ||
+        store_tenant_ctx_open(st, TENANT, b->kp, &ctx) != STORE_OK ||
+        sqlite3_open(rawdb, &raw) != SQLITE_OK ||
+        sqlite3_prepare_v2(raw, "SELECT * FROM raw_residents WHERE tenant_id = ?1 AND "
+                           "mynumber = ?2", -1, &smn, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(raw, "SELECT * FROM raw_residents WHERE tenant_id = ?1 AND "
+                           "kana = ?2 AND birth_date = ?3", -1, &snm, NULL) != SQLITE_OK) {
+        fprintf(stderr, "lookup setup failed\n");
+        exit(1);
+    }
+    for (unsigned q = 0; q < LOOKUPS_MAX && q < b->n; q++, k++) {
+        const struct resident *r = &b->rows[scatter(q) % b->n];
+        int64_t ids[4];
+        size_t n = 0;
+        double t0 = now_s();
+
+        if (store_resident_find_mynumber(ctx, r->mynumber, ids, 4, &n) != STORE_OK || n != 1 ||
+            store_resident_get(ctx, ids[0], &out) != STORE_OK) {
+            fprintf(stderr, "lookup by individual number failed\n");
+            exit(1);
+        }
+        mn[q] = (now_s() - t0) * 1e6;
+        t0 = now_s();
+        if (store_resident_find_name_dob(ctx, r->kana, r->birth_date, ids, 4, &n) != STORE_OK ||
+            n < 1 || store_resident_get(ctx, ids[0], &out) != STORE_OK) {
+            fprintf(stderr, "lookup by name and birth date failed\n");
+            exit(1);
+        }
+        nm[q] = (now_s() - t0) * 1e6;
+        rmn[q] = raw_lookup(smn, r->mynumber, NULL);
+        rnm[q] = raw_lookup(snm, r->kana, r->birth_date);
+    }
+    store_resident_wipe(&out);
+    printf("lookups with N=%u rows loaded, each finding the row and reading it whole:\n", b->n);
+    print_latency("by mynumber", mn, rmn, k);
+    print_latency("by name+birth", nm, rnm, k);
+    sqlite3_finalize(smn);
+    sqlite3_finalize(snm);
+    sqlite3_close(raw);
+    store_tenant_ctx_close(ctx);
+    store_close(st);
+    free(mn);
+    free(nm);
+    free(rmn);
+    free(rnm);
+}
+
 static void
 bench_sqlite(const struct bench *b)
 {
@@ -370,6 +475,7 @@ bench_sqlite(const struct bench *b)
         raw[r] = raw_sqlite(rawdb, b->rows, b->n, b->batch, &craw[r]);
     }
     report("sqlite", b, enc, raw, cenc, craw);
+    lookups(b, db, rawdb);
 }
 
 static void
