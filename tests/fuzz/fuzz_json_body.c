@@ -8,7 +8,7 @@
  *   {"user":"yamada","role":"clerk"}
  *
  * The line is matched against the real table (mamori_routes) on the
- * internal listener, query parameters are added as server.c adds them,
+ * internal listener, else the public one, query parameters are added as server.c adds them,
  * and router_validate parses the body (jansson, duplicate keys refused)
  * and applies the route's field rules.  Properties beyond "no crash, no
  * leak, no undefined behaviour":
@@ -138,9 +138,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((req = calloc(1, sizeof(*req))) == NULL)
         return 0;
     memset(&resp, 0, sizeof(resp));
+    /* The internal listener first, then the public one (the site routes). */
     req->listener = LISTENER_INTERNAL;
     if (router_match(mamori_routes, mamori_nroutes, line, sp + 1, LISTENER_INTERNAL,
-                     req, allow, sizeof(allow)) == ROUTE_FOUND) {
+                     req, allow, sizeof(allow)) != ROUTE_FOUND) {
+        memset(req, 0, sizeof(*req));
+        req->listener = LISTENER_PUBLIC;
+        if (router_match(mamori_routes, mamori_nroutes, line, sp + 1, LISTENER_PUBLIC,
+                         req, allow, sizeof(allow)) != ROUTE_FOUND)
+            req->route = NULL;
+    }
+    if (req->route != NULL) {
         if (q != NULL)
             fj_query(req, q);
         if (router_validate(req->route, body, blen, req, &resp) == 0) {
