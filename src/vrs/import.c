@@ -983,15 +983,16 @@ on_problem(void *arg, uint64_t line, size_t field, enum csvin_problem p)
 {
     struct chk *c = arg;
 
+    if (p == CSVIN_P_UTF8_BOM_IN_CP932) {
+        report(c, line, NULL, csvin_problem_text(p));
+        c->stop = true;
+        return 1;
+    }
     if (!c->header_seen) {
         /* The header itself is unreadable: nothing after it can be trusted. */
         report(c, line, NULL, "the header row cannot be read; the file must start "
                "with the header of the format");
         c->stop = true;
-        return 1;
-    }
-    if (p == CSVIN_P_UTF8_BOM_IN_CP932) {
-        report(c, line, NULL, csvin_problem_text(p));
         return 1;
     }
     report(c, line, column_of(c, field), csvin_problem_text(p));

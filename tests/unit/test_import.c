@@ -244,8 +244,15 @@ test_R2_6_encodings_pass(void **state)
     assert_int_equal(import_check_mem(cp932, sizeof(cp932) - 1, &o, NULL, &res), 0);
     assert_int_equal(r.n, 0);
     assert_int_equal(res.outcome, IMPORT_CHECKED);
+    /* The UTF-8 file (with its BOM) read as CP932: one problem naming it. */
+    opts_for(&o, IMPORT_RESIDENTS, &r);
+    o.encoding = CSVIN_CP932;
+    assert_int_equal(import_check_mem(utf8, sizeof(utf8) - 1, &o, NULL, &res), 0);
+    assert_int_equal(res.outcome, IMPORT_REFUSED);
+    assert_int_equal(r.n, 1);
+    expect(&r, 0, 1, "-", "the file is UTF-8, not CP932 (see --encoding)");
     /* The CP932 file read as UTF-8: named, with the hint. */
-    o.encoding = CSVIN_UTF8;
+    opts_for(&o, IMPORT_RESIDENTS, &r);
     assert_int_equal(import_check_mem(cp932, sizeof(cp932) - 1, &o, NULL, &res), 0);
     assert_int_equal(res.outcome, IMPORT_REFUSED);
     expect(&r, 0, 2, "name", "is not valid UTF-8 (is the file CP932? see --encoding)");
