@@ -281,7 +281,7 @@ run(const struct import_cli *o, struct cli_session *s, int fd, struct out *out,
             return CLI_FAIL;
         }
         if (vrs_catalogue_load(path, &cat, err, sizeof(err)) != 0) {
-            cli_errx(s->who, "%s", err);
+            cli_errx(s->who, "the vaccine catalogue %s: %s", path, err);
             return CLI_FAIL;
         }
     }
