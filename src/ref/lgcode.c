@@ -10,25 +10,18 @@
  */
 #include "ref/lgcode.h"
 
-#include <csv.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "ref/reftable.h"
 
 /* The shipped file is about 230 KiB; 4 MiB leaves room for growth while
- * keeping a wrong path (a log, a dump) from being slurped. */
+ * keeping a wrong path (a log, a dump) from being slurped.  The longest
+ * name today is under 60 bytes, far below REFTABLE_FIELD_MAX. */
 #define LG_FILE_MAX   (4u * 1024 * 1024)
-/* Longest field accepted.  The longest name today is under 60 bytes. */
-#define LG_FIELD_MAX  256
-/* libcsv's field buffer is never allowed past this (see lg_realloc). */
-#define LG_CSVBUF_MAX (4 * LG_FIELD_MAX)
-#define LG_CHUNK      16384
 #define LG_NFIELDS    10
 
 enum lg_col {
@@ -67,18 +60,8 @@ struct lg_row {
     size_t line;
 };
 
+/* What the reftable callbacks build. */
 struct lg_load {
-    const char    *fname;           /* basename of the path, for messages */
-    char          *err;
-    size_t         errlen;
-    bool           failed;
-
-    size_t         line;            /* physical line being fed to libcsv */
-    size_t         record_line;     /* line the current record began on */
-    bool           in_record;
-    bool           header_done;
-    size_t         nfield;          /* fields seen in the current record */
-
     struct lg_row  cur;
     struct lg_row *rows;
     size_t         nrows, caprows;
@@ -105,80 +88,6 @@ lgcode_valid(const char *s)
     for (size_t i = 0; i < LGCODE_LEN - 1; i++)
         sum += (unsigned)(s[i] - '0') * w[i];
     return (unsigned)(s[LGCODE_LEN - 1] - '0') == (11 - sum % 11) % 10;
-}
-
-static void lg_fail(struct lg_load *ld, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Record the first error only: later callbacks from libcsv are ignored. */
-static void
-lg_fail(struct lg_load *ld, size_t line, const char *fmt, ...)
-{
-    va_list ap;
-    int n = 0;
-
-    if (ld->failed)
-        return;
-    ld->failed = true;
-    if (ld->err == NULL || ld->errlen == 0)
-        return;
-    if (line > 0)
-        n = snprintf(ld->err, ld->errlen, "%s line %zu: ", ld->fname, line);
-    else
-        n = snprintf(ld->err, ld->errlen, "%s: ", ld->fname);
-    if (n < 0 || (size_t)n >= ld->errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-/*
- * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
- * U+10FFFF.  Control characters (C0, DEL) are refused as well: names never
- * contain them, and a newline inside a quoted field would also break the
- * line numbers in our messages.
- */
-static bool
-lg_text_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = s[i], cp;
-        size_t len;
-
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
-                return false;
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;           /* continuation byte, C0/C1, F5..FF */
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        i += len;
-    }
-    return true;
 }
 
 static bool
@@ -218,46 +127,30 @@ lg_arena_add(struct lg_load *ld, const char *s, size_t n, size_t *off)
     return 0;
 }
 
+/* reftable cell callback: column i of the current record. */
 static void
-lg_header_field(struct lg_load *ld, const char *s, size_t n)
+lg_cell(struct reftable *t, void *arg, size_t i, const char *s, size_t n)
 {
-    size_t i = ld->nfield;
-
-    if (i == 0 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-        lg_fail(ld, ld->record_line, "the file starts with a byte-order "
-                "mark; save it as UTF-8 without BOM");
-        return;
-    }
-    if (i >= LG_NFIELDS)
-        return;                     /* counted; reported at the row's end */
-    if (strlen(lg_header[i]) != n || memcmp(s, lg_header[i], n) != 0)
-        lg_fail(ld, ld->record_line, "header column %zu must be \"%s\"",
-                i + 1, lg_header[i]);
-}
-
-static void
-lg_data_field(struct lg_load *ld, const char *s, size_t n)
-{
+    struct lg_load *ld = arg;
     struct lg_row *r = &ld->cur;
-    size_t line = ld->record_line, i = ld->nfield;
     size_t *off = NULL;
 
     switch (i) {
     case COL_LGCODE:
         /* Echo the code only once it is known to be 6 digits. */
         if (!lg_all_digits(s, n, LGCODE_LEN)) {
-            lg_fail(ld, line, "lgcode is not 6 ASCII digits");
+            reftable_fail(t, "lgcode is not 6 ASCII digits");
             return;
         }
         memcpy(r->code, s, LGCODE_LEN);
         r->code[LGCODE_LEN] = '\0';
         if (!lgcode_valid(r->code))
-            lg_fail(ld, line, "code %s has a wrong check digit", r->code);
+            reftable_fail(t, "code %s has a wrong check digit", r->code);
         return;
     case COL_PREF_CODE:
         if (!lg_all_digits(s, n, 2) || memcmp(s, r->code, 2) != 0)
-            lg_fail(ld, line, "pref_code does not match the first two "
-                    "digits of code %s", r->code);
+            reftable_fail(t, "pref_code does not match the first two "
+                          "digits of code %s", r->code);
         return;
     case COL_KIND:
         for (size_t k = 0; k < sizeof(lg_kinds) / sizeof(lg_kinds[0]); k++) {
@@ -266,41 +159,39 @@ lg_data_field(struct lg_load *ld, const char *s, size_t n)
                 return;
             }
         }
-        lg_fail(ld, line, "code %s has an unknown kind", r->code);
+        reftable_fail(t, "code %s has an unknown kind", r->code);
         return;
     case COL_PARENT:
         if (r->kind == KIND_PREFECTURE) {
             if (n != 0)
-                lg_fail(ld, line, "prefecture %s must have an empty "
-                        "parent_lgcode", r->code);
+                reftable_fail(t, "prefecture %s must have an empty "
+                              "parent_lgcode", r->code);
             return;
         }
         if (!lg_all_digits(s, n, LGCODE_LEN)) {
-            lg_fail(ld, line, "parent_lgcode of code %s is not 6 ASCII "
-                    "digits", r->code);
+            reftable_fail(t, "parent_lgcode of code %s is not 6 ASCII "
+                          "digits", r->code);
             return;
         }
         memcpy(r->parent, s, LGCODE_LEN);
         r->parent[LGCODE_LEN] = '\0';
         if (!lgcode_valid(r->parent))
-            lg_fail(ld, line, "parent_lgcode %s of code %s has a wrong "
-                    "check digit", r->parent, r->code);
+            reftable_fail(t, "parent_lgcode %s of code %s has a wrong "
+                          "check digit", r->parent, r->code);
         return;
     default:
         break;
     }
 
-    if (i >= LG_NFIELDS)
-        return;                     /* counted; reported at the row's end */
     /* Text columns: pref_name .. name_katakana. */
     if (n == 0) {
-        lg_fail(ld, line, "column %s of code %s is empty", lg_header[i],
-                r->code);
+        reftable_fail(t, "column %s of code %s is empty", lg_header[i],
+                      r->code);
         return;
     }
-    if (!lg_text_ok((const unsigned char *)s, n)) {
-        lg_fail(ld, line, "column %s of code %s is not valid UTF-8 text",
-                lg_header[i], r->code);
+    if (!reftable_text_ok(s, n)) {
+        reftable_fail(t, "column %s of code %s is not valid UTF-8 text",
+                      lg_header[i], r->code);
         return;
     }
     if (i == COL_PREF_NAME)
@@ -310,86 +201,30 @@ lg_data_field(struct lg_load *ld, const char *s, size_t n)
     else if (i == COL_NAME_KANA)
         off = &r->name_kana;
     if (off != NULL && lg_arena_add(ld, s, n, off) != 0)
-        lg_fail(ld, line, "out of memory");
+        reftable_fail(t, "out of memory");
 }
 
-/* libcsv field callback.  CSV_APPEND_NULL guarantees s[n] == '\0', but
- * the field may hold NUL bytes, so only `n` is trusted. */
+/* reftable row callback: keep the record. */
 static void
-lg_field_cb(void *field, size_t n, void *arg)
+lg_row(struct reftable *t, void *arg)
 {
     struct lg_load *ld = arg;
-    const char *s = field != NULL ? field : "";
 
-    if (ld->failed)
-        return;
-    if (n > LG_FIELD_MAX) {
-        lg_fail(ld, ld->record_line, "field %zu is longer than %d bytes",
-                ld->nfield + 1, LG_FIELD_MAX);
-        return;
-    }
-    if (ld->header_done)
-        lg_data_field(ld, s, n);
-    else
-        lg_header_field(ld, s, n);
-    ld->nfield++;
-}
-
-static void
-lg_row_cb(int term, void *arg)
-{
-    struct lg_load *ld = arg;
-    size_t line = ld->record_line;
-
-    (void)term;
-    ld->in_record = false;
-    if (ld->failed)
-        return;
-    if (ld->nfield != LG_NFIELDS) {
-        lg_fail(ld, line, "expected %d fields, found %zu", LG_NFIELDS,
-                ld->nfield);
-        return;
-    }
-    ld->nfield = 0;
-    if (!ld->header_done) {
-        ld->header_done = true;
-        return;
-    }
     if (ld->nrows == ld->caprows) {
         size_t cap = ld->caprows ? ld->caprows * 2 : 2048;
         struct lg_row *p;
 
         if (cap > SIZE_MAX / sizeof(*p) ||
             (p = realloc(ld->rows, cap * sizeof(*p))) == NULL) {
-            lg_fail(ld, line, "out of memory");
+            reftable_fail(t, "out of memory");
             return;
         }
         ld->rows = p;
         ld->caprows = cap;
     }
-    ld->cur.line = line;
+    ld->cur.line = reftable_line(t);
     ld->rows[ld->nrows++] = ld->cur;
     memset(&ld->cur, 0, sizeof(ld->cur));
-}
-
-/* Stateless, hence safe when several threads load tables at once: libcsv
- * grows its field buffer through this and gets NULL past the cap, so an
- * endless field cannot eat memory before lg_field_cb sees it. */
-static void *
-lg_realloc(void *p, size_t n)
-{
-    if (n > LG_CSVBUF_MAX)
-        return NULL;
-    return realloc(p, n);
-}
-
-/* Treat no byte as padding: libcsv would otherwise trim spaces and tabs
- * around unquoted fields, and the table must be taken verbatim. */
-static int
-lg_no_space(unsigned char c)
-{
-    (void)c;
-    return 0;
 }
 
 static int
@@ -413,15 +248,18 @@ lg_find_row(const struct lg_load *ld, const char *code)
 }
 
 /*
- * Whole-table checks, once every row is in and sorted: duplicates and
- * parents.  The error reported is the one on the earliest line, as if the
- * file had been checked top to bottom.
+ * reftable finish callback: sort the rows, then the whole-table checks,
+ * duplicates and parents.  The error reported is the one on the earliest
+ * line, as if the file had been checked top to bottom.
  */
 static void
-lg_check_table(struct lg_load *ld)
+lg_check_table(struct reftable *t, void *arg)
 {
+    struct lg_load *ld = arg;
     size_t bad_line = SIZE_MAX;
     char msg[160] = "";
+
+    qsort(ld->rows, ld->nrows, sizeof(*ld->rows), lg_row_cmp);
 
     for (size_t i = 0; i < ld->nrows; i++) {
         const struct lg_row *r = &ld->rows[i], *p;
@@ -452,146 +290,20 @@ lg_check_table(struct lg_load *ld)
         }
     }
     if (bad_line != SIZE_MAX)
-        lg_fail(ld, bad_line, "%s", msg);
+        reftable_fail_at(t, bad_line, "%s", msg);
 }
 
-static bool
-lg_has_content(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '\r' && s[i] != '\n')
-            return true;
-    }
-    return false;
-}
-
-/* Feed one chunk to libcsv a line at a time, so that callbacks know which
- * physical line they are on. */
-static void
-lg_feed(struct lg_load *ld, struct csv_parser *p, const char *buf, size_t len)
-{
-    size_t off = 0;
-
-    while (off < len && !ld->failed) {
-        const char *seg = buf + off;
-        const char *nl = memchr(seg, '\n', len - off);
-        size_t n = nl != NULL ? (size_t)(nl - seg) + 1 : len - off;
-
-        /* libcsv skips CR and LF between records; anything else starts
-         * one. */
-        if (!ld->in_record && lg_has_content(seg, n)) {
-            ld->in_record = true;
-            ld->record_line = ld->line;
-        }
-        if (csv_parse(p, seg, n, lg_field_cb, lg_row_cb, ld) != n) {
-            int e = csv_error(p);
-
-            if (e == CSV_EPARSE)
-                lg_fail(ld, ld->line, "malformed CSV quoting (a quote "
-                        "inside an unquoted field, or text after a "
-                        "closing quote)");
-            else if (e == CSV_ENOMEM && csv_get_buffer_size(p) > LG_FIELD_MAX)
-                lg_fail(ld, ld->record_line, "field %zu is longer than "
-                        "%d bytes", ld->nfield + 1, LG_FIELD_MAX);
-            else
-                lg_fail(ld, ld->line, "CSV error: %s", csv_strerror(e));
-        }
-        /* A line break always ends the record, unless it sits inside
-         * quotes: no field of this table may contain one, so say where
-         * the quote was left open rather than fail lines later. */
-        if (nl != NULL && ld->in_record)
-            lg_fail(ld, ld->record_line, "unterminated quoted field");
-        if (nl != NULL)
-            ld->line++;
-        off += n;
-    }
-}
-
-/* Stream the file through libcsv.  Returns 0 or -1 (ld->failed set). */
-static int
-lg_parse_file(struct lg_load *ld, const char *path)
-{
-    struct csv_parser p;
-    struct stat st;
-    char buf[LG_CHUNK];
-    size_t total = 0;
-    int fd, saved, errnum = EINVAL;
-
-    /* No O_NOFOLLOW: packagers may symlink shared data into place, and
-     * this file holds no secret. */
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        saved = errno;
-        lg_fail(ld, 0, "cannot open: %s", strerror(saved));
-        errno = saved;
-        return -1;
-    }
-    if (fstat(fd, &st) != 0) {
-        saved = errno;
-        lg_fail(ld, 0, "cannot stat: %s", strerror(saved));
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > LG_FILE_MAX) {
-        saved = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
-        if (saved == EINVAL)
-            lg_fail(ld, 0, "not a regular file");
-        else
-            lg_fail(ld, 0, "larger than %u bytes", LG_FILE_MAX);
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        close(fd);
-        lg_fail(ld, 0, "out of memory");
-        errno = ENOMEM;
-        return -1;
-    }
-    csv_set_realloc_func(&p, lg_realloc);
-    csv_set_space_func(&p, lg_no_space);
-
-    ld->line = 1;
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof(buf));
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            errnum = errno;
-            lg_fail(ld, 0, "read error: %s", strerror(errnum));
-            break;
-        }
-        if (r == 0)
-            break;
-        /* The file may grow after fstat; the bound holds regardless. */
-        total += (size_t)r;
-        if (total > LG_FILE_MAX) {
-            errnum = EFBIG;
-            lg_fail(ld, 0, "larger than %u bytes", LG_FILE_MAX);
-            break;
-        }
-        lg_feed(ld, &p, buf, (size_t)r);
-        if (ld->failed)
-            break;
-    }
-    close(fd);
-
-    /* On failure skip csv_fini: it would hand us the partial record. */
-    if (!ld->failed && csv_fini(&p, lg_field_cb, lg_row_cb, ld) != 0)
-        lg_fail(ld, ld->record_line, "unterminated quoted field");
-    csv_free(&p);
-    if (!ld->failed && !ld->header_done)
-        lg_fail(ld, 0, "empty file (no header row)");
-    if (!ld->failed && ld->nrows == 0)
-        lg_fail(ld, 0, "no rows after the header");
-    if (ld->failed) {
-        errno = errnum;
-        return -1;
-    }
-    return 0;
-}
+static const struct reftable_spec lg_spec = {
+    .header = lg_header,
+    .ncols = LG_NFIELDS,
+    .file_max = LG_FILE_MAX,
+    /* Packagers may symlink shared data into place, and this file holds
+     * no secret. */
+    .nofollow = false,
+    .cell = lg_cell,
+    .row = lg_row,
+    .finish = lg_check_table,
+};
 
 int
 lgcode_table_load(const char *csv_path, struct lgcode_table **out,
@@ -599,7 +311,6 @@ lgcode_table_load(const char *csv_path, struct lgcode_table **out,
 {
     struct lg_load ld;
     struct lgcode_table *t = NULL;
-    const char *slash;
     char *arena;
 
     if (err != NULL && errlen > 0)
@@ -613,19 +324,8 @@ lgcode_table_load(const char *csv_path, struct lgcode_table **out,
     *out = NULL;
 
     memset(&ld, 0, sizeof(ld));
-    slash = strrchr(csv_path, '/');
-    ld.fname = slash != NULL && slash[1] != '\0' ? slash + 1 : csv_path;
-    ld.err = err;
-    ld.errlen = errlen;
-
-    if (lg_parse_file(&ld, csv_path) != 0)
+    if (reftable_load(csv_path, &lg_spec, &ld, err, errlen) != 0)
         goto fail;
-    qsort(ld.rows, ld.nrows, sizeof(*ld.rows), lg_row_cmp);
-    lg_check_table(&ld);
-    if (ld.failed) {
-        errno = EINVAL;
-        goto fail;
-    }
 
     /* Final layout: shrink the arena (it may move), then turn offsets
      * into pointers.  A failed shrink keeps the larger block. */
@@ -634,7 +334,8 @@ lgcode_table_load(const char *csv_path, struct lgcode_table **out,
         ld.arena = arena;
     t = calloc(1, sizeof(*t));
     if (t == NULL || (t->entries = calloc(ld.nrows, sizeof(*t->entries))) == NULL) {
-        lg_fail(&ld, 0, "out of memory");
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "out of memory");
         errno = ENOMEM;
         goto fail;
     }

@@ -1,31 +1,27 @@
 /*
  * catalogue.c - load and look up the vaccine catalogue (R2.3).
  *
- * The catalogue is reference data an operator may edit, so the loader
- * trusts nothing in it, like the municipality table (src/ref/lgcode.c):
- * strict CSV through libcsv, an exact header, a bounded file, every cell
- * checked, unique codes, and a series never shared across categories.
- * The first problem fails the whole load with a sentence naming the line;
- * a half-loaded catalogue is never returned.
+ * The catalogue is reference data an operator may edit, so it is read by
+ * the strict loader the municipality table uses (src/ref/reftable.h):
+ * strict CSV through libcsv, an exact header, a bounded file.  This file
+ * checks every cell, unique codes, and a series never shared across
+ * categories.  The first problem fails the whole load with a sentence
+ * naming the line; a half-loaded catalogue is never returned.
  */
 #include "vrs/catalogue.h"
 
-#include <csv.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistr.h>
 
 #include "common/util.h"
+#include "ref/reftable.h"
 
 /* The shipped file is about 3 KiB; a wrong path (a log, a dump) must not
  * be slurped. */
 #define CAT_FILE_MAX   (256u * 1024)
-#define CAT_FIELD_MAX  256
-#define CAT_CSVBUF_MAX (4 * CAT_FIELD_MAX)
 #define CAT_NFIELDS    11
 /* Upper bounds that only catch typos (a dose count of 40, an interval in
  * hours); the real values are far below. */
@@ -67,69 +63,18 @@ struct vrs_catalogue {
     char               *arena;      /* every string the entries point at */
 };
 
+/* What the reftable callbacks build. */
 struct cat_load {
-    const char     *fname;          /* basename of the path, for messages */
-    char           *err;
-    size_t          errlen;
-    bool            failed;
-
-    size_t          line;           /* physical line being fed to libcsv */
-    size_t          record_line;    /* line the current record began on */
-    bool            in_record;
-    bool            header_done;
-    size_t          nfield;
-
+    struct reftable *t;             /* the load, for messages (cat_start) */
     struct cat_row  cur;
     struct cat_row *rows;
     size_t          nrows, caprows;
 
-    /* Sized from the file length up front and never moved, so entries
-     * may point into it while loading. */
+    /* Sized from the file length up front (cat_start) and never moved,
+     * so entries may point into it while loading. */
     char           *arena;
     size_t          arena_len, arena_cap;
 };
-
-static void cat_fail(struct cat_load *ld, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Keep the first error only: libcsv goes on calling back after it. */
-static void
-cat_fail(struct cat_load *ld, size_t line, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (ld->failed)
-        return;
-    ld->failed = true;
-    if (ld->err == NULL || ld->errlen == 0)
-        return;
-    if (line > 0)
-        n = snprintf(ld->err, ld->errlen, "%s line %zu: ", ld->fname, line);
-    else
-        n = snprintf(ld->err, ld->errlen, "%s: ", ld->fname);
-    if (n < 0 || (size_t)n >= ld->errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-/* Valid UTF-8 (libunistring) without C0 controls or DEL: a tab or a
- * newline in a product name is a damaged file, not data. */
-static bool
-cat_text_ok(const char *s, size_t n)
-{
-    if (u8_check((const uint8_t *)s, n) != NULL)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c == 0x7f)
-            return false;
-    }
-    return true;
-}
 
 /* Codes and series: lower-case ASCII letters, digits and inner hyphens.
  * Only a cell that passes is ever echoed in a message. */
@@ -168,10 +113,11 @@ cat_arena_add(struct cat_load *ld, const char *s, size_t n)
 {
     char *p;
 
-    /* Cannot happen (the arena holds the whole file plus a NUL per byte),
-     * but a NULL entry must never get past the load. */
+    /* Cannot happen unless the file grew while it was read (the arena
+     * holds the whole file plus a NUL per byte), but a NULL entry must
+     * never get past the load. */
     if (ld->arena_cap - ld->arena_len < n + 1) {
-        cat_fail(ld, ld->record_line, "internal error: string arena full");
+        reftable_fail(ld->t, "the file changed while it was read");
         return "";
     }
     p = ld->arena + ld->arena_len;
@@ -182,28 +128,11 @@ cat_arena_add(struct cat_load *ld, const char *s, size_t n)
 }
 
 static void
-cat_header_field(struct cat_load *ld, const char *s, size_t n)
-{
-    size_t i = ld->nfield;
-
-    if (i == 0 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-        cat_fail(ld, ld->record_line, "the file starts with a byte-order "
-                 "mark; save it as UTF-8 without BOM");
-        return;
-    }
-    if (i >= CAT_NFIELDS)
-        return;                     /* counted; reported at the row's end */
-    if (strlen(cat_header[i]) != n || memcmp(s, cat_header[i], n) != 0)
-        cat_fail(ld, ld->record_line, "header column %zu must be \"%s\"",
-                 i + 1, cat_header[i]);
-}
-
-static void
 cat_code_field(struct cat_load *ld, const char *s, size_t n)
 {
     if (!cat_token_ok(s, n)) {
-        cat_fail(ld, ld->record_line, "code must be 1 to %d lower-case "
-                 "letters, digits and inner hyphens", VRS_CODE_MAX);
+        reftable_fail(ld->t, "code must be 1 to %d lower-case "
+                      "letters, digits and inner hyphens", VRS_CODE_MAX);
         return;
     }
     ld->cur.v.code = cat_arena_add(ld, s, n);
@@ -223,12 +152,12 @@ cat_category_field(struct cat_load *ld, const char *s, size_t n)
         ld->cur.v.category = (enum vrs_category)k;
         if (strncmp(code, prefix, strlen(prefix)) != 0 ||
             code[strlen(prefix)] == '\0')
-            cat_fail(ld, ld->record_line, "code %s of category %s must "
-                     "start with \"%s\"", code, name, prefix);
+            reftable_fail(ld->t, "code %s of category %s must "
+                          "start with \"%s\"", code, name, prefix);
         return;
     }
-    cat_fail(ld, ld->record_line, "code %s has an unknown category (use "
-             "covid, routine_a or routine_b)", code);
+    reftable_fail(ld->t, "code %s has an unknown category (use "
+                  "covid, routine_a or routine_b)", code);
 }
 
 /* Text columns: required, except maker_ja, which is empty where several
@@ -239,13 +168,13 @@ cat_text_field(struct cat_load *ld, size_t i, const char *s, size_t n)
     const char **dst = NULL;
 
     if (n == 0 && i != COL_MAKER_JA) {
-        cat_fail(ld, ld->record_line, "column %s of code %s is empty",
-                 cat_header[i], ld->cur.v.code);
+        reftable_fail(ld->t, "column %s of code %s is empty",
+                      cat_header[i], ld->cur.v.code);
         return;
     }
-    if (!cat_text_ok(s, n)) {
-        cat_fail(ld, ld->record_line, "column %s of code %s is not valid "
-                 "UTF-8 text", cat_header[i], ld->cur.v.code);
+    if (!reftable_text_ok(s, n)) {
+        reftable_fail(ld->t, "column %s of code %s is not valid "
+                      "UTF-8 text", cat_header[i], ld->cur.v.code);
         return;
     }
     if (i == COL_DISEASE_JA)
@@ -269,10 +198,10 @@ cat_number_field(struct cat_load *ld, size_t i, const char *s, size_t n)
     uint64_t v = 0;
 
     if (!cat_number_ok(s, n, lo[k], hi[k], &v)) {
-        cat_fail(ld, ld->record_line, "%s of code %s must be empty or a "
-                 "whole number from %llu to %llu", cat_header[i],
-                 ld->cur.v.code, (unsigned long long)lo[k],
-                 (unsigned long long)hi[k]);
+        reftable_fail(ld->t, "%s of code %s must be empty or a "
+                      "whole number from %llu to %llu", cat_header[i],
+                      ld->cur.v.code, (unsigned long long)lo[k],
+                      (unsigned long long)hi[k]);
         return;
     }
     if (i == COL_MAX_DOSE)
@@ -283,11 +212,13 @@ cat_number_field(struct cat_load *ld, size_t i, const char *s, size_t n)
         ld->cur.v.min_age_months = n == 0 ? -1 : (int)v;
 }
 
+/* reftable cell callback: column i of the current record. */
 static void
-cat_data_field(struct cat_load *ld, const char *s, size_t n)
+cat_cell(struct reftable *t, void *arg, size_t i, const char *s, size_t n)
 {
-    size_t i = ld->nfield;
+    struct cat_load *ld = arg;
 
+    (void)t;                        /* ld->t, set by cat_start */
     switch (i) {
     case COL_CODE:
         cat_code_field(ld, s, n);
@@ -297,9 +228,9 @@ cat_data_field(struct cat_load *ld, const char *s, size_t n)
         return;
     case COL_SERIES:
         if (!cat_token_ok(s, n))
-            cat_fail(ld, ld->record_line, "series of code %s must be 1 to "
-                     "%d lower-case letters, digits and inner hyphens",
-                     ld->cur.v.code, VRS_CODE_MAX);
+            reftable_fail(ld->t, "series of code %s must be 1 to "
+                          "%d lower-case letters, digits and inner hyphens",
+                          ld->cur.v.code, VRS_CODE_MAX);
         else
             ld->cur.v.series = cat_arena_add(ld, s, n);
         return;
@@ -317,164 +248,49 @@ cat_data_field(struct cat_load *ld, const char *s, size_t n)
     case COL_SOURCE:
         /* Every row names where its values come from (README.md). */
         if (!cat_token_ok(s, n))
-            cat_fail(ld, ld->record_line, "source of code %s must name a "
-                     "source listed in the README (lower-case letters, "
-                     "digits, hyphens)", ld->cur.v.code);
+            reftable_fail(ld->t, "source of code %s must name a "
+                          "source listed in the README (lower-case letters, "
+                          "digits, hyphens)", ld->cur.v.code);
         return;
     default:
-        return;                     /* counted; reported at the row's end */
+        return;
     }
 }
 
-/* libcsv field callback.  CSV_APPEND_NULL makes s[n] a NUL, but the field
- * may hold NUL bytes itself, so only `n` is trusted. */
-static void
-cat_field_cb(void *field, size_t n, void *arg)
+/* reftable start callback: every cell plus its NUL fits in twice the
+ * file, so the arena never grows and pointers into it stay valid while
+ * loading. */
+static int
+cat_start(struct reftable *t, void *arg, size_t size)
 {
     struct cat_load *ld = arg;
-    const char *s = field != NULL ? field : "";
 
-    if (ld->failed)
-        return;
-    if (n > CAT_FIELD_MAX) {
-        cat_fail(ld, ld->record_line, "field %zu is longer than %d bytes",
-                 ld->nfield + 1, CAT_FIELD_MAX);
-        return;
-    }
-    if (ld->header_done)
-        cat_data_field(ld, s, n);
-    else
-        cat_header_field(ld, s, n);
-    ld->nfield++;
+    ld->t = t;
+    ld->arena_cap = 2 * size + 2;
+    ld->arena = malloc(ld->arena_cap);
+    return ld->arena != NULL ? 0 : -1;
 }
 
+/* reftable row callback: keep the record. */
 static void
-cat_row_cb(int term, void *arg)
+cat_row(struct reftable *t, void *arg)
 {
     struct cat_load *ld = arg;
 
-    (void)term;
-    ld->in_record = false;
-    if (ld->failed)
-        return;
-    if (ld->nfield != CAT_NFIELDS) {
-        cat_fail(ld, ld->record_line, "expected %d fields, found %zu",
-                 CAT_NFIELDS, ld->nfield);
-        return;
-    }
-    ld->nfield = 0;
-    if (!ld->header_done) {
-        ld->header_done = true;
-        return;
-    }
     if (ld->nrows == ld->caprows) {
         size_t cap = ld->caprows ? ld->caprows * 2 : 64;
         struct cat_row *p = realloc(ld->rows, cap * sizeof(*p));
 
         if (p == NULL) {
-            cat_fail(ld, ld->record_line, "out of memory");
+            reftable_fail(t, "out of memory");
             return;
         }
         ld->rows = p;
         ld->caprows = cap;
     }
-    ld->cur.line = ld->record_line;
+    ld->cur.line = reftable_line(t);
     ld->rows[ld->nrows++] = ld->cur;
     memset(&ld->cur, 0, sizeof(ld->cur));
-}
-
-/* libcsv grows its field buffer through this; past the cap it gets NULL,
- * so an endless field cannot eat memory before cat_field_cb sees it. */
-static void *
-cat_realloc(void *p, size_t n)
-{
-    if (n > CAT_CSVBUF_MAX)
-        return NULL;
-    return realloc(p, n);
-}
-
-/* Take cells verbatim: libcsv would otherwise trim spaces and tabs around
- * unquoted fields. */
-static int
-cat_no_space(unsigned char c)
-{
-    (void)c;
-    return 0;
-}
-
-static bool
-cat_has_content(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '\r' && s[i] != '\n')
-            return true;
-    }
-    return false;
-}
-
-/* Feed the file to libcsv one physical line at a time, so that every
- * message can name its line. */
-static void
-cat_feed(struct cat_load *ld, struct csv_parser *p, const char *buf,
-         size_t len)
-{
-    size_t off = 0;
-
-    ld->line = 1;
-    while (off < len && !ld->failed) {
-        const char *seg = buf + off;
-        const char *nl = memchr(seg, '\n', len - off);
-        size_t n = nl != NULL ? (size_t)(nl - seg) + 1 : len - off;
-
-        if (!ld->in_record && cat_has_content(seg, n)) {
-            ld->in_record = true;
-            ld->record_line = ld->line;
-        }
-        if (csv_parse(p, seg, n, cat_field_cb, cat_row_cb, ld) != n) {
-            int e = csv_error(p);
-
-            if (e == CSV_EPARSE)
-                cat_fail(ld, ld->line, "malformed CSV quoting (a quote "
-                         "inside an unquoted field, or text after a "
-                         "closing quote)");
-            else if (e == CSV_ENOMEM &&
-                     csv_get_buffer_size(p) > CAT_FIELD_MAX)
-                cat_fail(ld, ld->record_line, "field %zu is longer than "
-                         "%d bytes", ld->nfield + 1, CAT_FIELD_MAX);
-            else
-                cat_fail(ld, ld->line, "CSV error: %s", csv_strerror(e));
-        }
-        /* No cell of the catalogue may hold a line break: a record still
-         * open at the end of a line is a quote left open. */
-        if (nl != NULL && ld->in_record)
-            cat_fail(ld, ld->record_line, "unterminated quoted field");
-        if (nl != NULL)
-            ld->line++;
-        off += n;
-    }
-}
-
-static int
-cat_parse(struct cat_load *ld, const char *buf, size_t len)
-{
-    struct csv_parser p;
-
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        cat_fail(ld, 0, "out of memory");
-        return -1;
-    }
-    csv_set_realloc_func(&p, cat_realloc);
-    csv_set_space_func(&p, cat_no_space);
-    cat_feed(ld, &p, buf, len);
-    /* On failure skip csv_fini: it would hand us the partial record. */
-    if (!ld->failed && csv_fini(&p, cat_field_cb, cat_row_cb, ld) != 0)
-        cat_fail(ld, ld->record_line, "unterminated quoted field");
-    csv_free(&p);
-    if (!ld->failed && !ld->header_done)
-        cat_fail(ld, 0, "empty file (no header row)");
-    if (!ld->failed && ld->nrows == 0)
-        cat_fail(ld, 0, "no rows after the header");
-    return ld->failed ? -1 : 0;
 }
 
 static int
@@ -490,17 +306,19 @@ cat_row_cmp(const void *a, const void *b)
 }
 
 /*
- * Whole-table checks once every row is in and sorted by code: no code
- * twice, and a series belongs to one category (doses of one series are
- * numbered together, so a series spanning categories would be a typo).
- * The error reported is the one on the earliest line.
+ * reftable finish callback: sort by code, then the whole-table checks: no
+ * code twice, and a series belongs to one category (doses of one series
+ * are numbered together, so a series spanning categories would be a
+ * typo).  The error reported is the one on the earliest line.
  */
 static void
-cat_check_table(struct cat_load *ld)
+cat_check_table(struct reftable *t, void *arg)
 {
+    struct cat_load *ld = arg;
     size_t bad_line = SIZE_MAX;
     char msg[200] = "";
 
+    qsort(ld->rows, ld->nrows, sizeof(*ld->rows), cat_row_cmp);
     for (size_t i = 0; i < ld->nrows; i++) {
         const struct cat_row *r = &ld->rows[i];
 
@@ -524,8 +342,19 @@ cat_check_table(struct cat_load *ld)
         }
     }
     if (bad_line != SIZE_MAX)
-        cat_fail(ld, bad_line, "%s", msg);
+        reftable_fail_at(t, bad_line, "%s", msg);
 }
+
+static const struct reftable_spec cat_spec = {
+    .header = cat_header,
+    .ncols = CAT_NFIELDS,
+    .file_max = CAT_FILE_MAX,
+    .nofollow = true,               /* as documented in docs/records.md */
+    .start = cat_start,
+    .cell = cat_cell,
+    .row = cat_row,
+    .finish = cat_check_table,
+};
 
 int
 vrs_catalogue_load(const char *csv_path, struct vrs_catalogue **out,
@@ -533,10 +362,7 @@ vrs_catalogue_load(const char *csv_path, struct vrs_catalogue **out,
 {
     struct cat_load ld;
     struct vrs_catalogue *c = NULL;
-    const char *slash;
-    char *buf = NULL;
-    size_t len = 0;
-    int saved = EINVAL;
+    int saved;
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
@@ -549,41 +375,14 @@ vrs_catalogue_load(const char *csv_path, struct vrs_catalogue **out,
     *out = NULL;
 
     memset(&ld, 0, sizeof(ld));
-    slash = strrchr(csv_path, '/');
-    ld.fname = slash != NULL && slash[1] != '\0' ? slash + 1 : csv_path;
-    ld.err = err;
-    ld.errlen = errlen;
-
-    if (util_read_file(csv_path, CAT_FILE_MAX, &buf, &len) != 0) {
+    if (reftable_load(csv_path, &cat_spec, &ld, err, errlen) != 0) {
         saved = errno;
-        if (saved == EFBIG)
-            cat_fail(&ld, 0, "larger than %u bytes", CAT_FILE_MAX);
-        else if (saved == EINVAL)
-            cat_fail(&ld, 0, "not a regular file");
-        else
-            cat_fail(&ld, 0, "cannot read: %s", strerror(saved));
-        errno = saved;
-        return -1;
-    }
-    /* Every cell plus its NUL fits in twice the file: no arena growth, so
-     * pointers into it stay valid while loading. */
-    ld.arena_cap = 2 * len + 2;
-    ld.arena = malloc(ld.arena_cap);
-    if (ld.arena == NULL) {
-        cat_fail(&ld, 0, "out of memory");
-        saved = ENOMEM;
         goto fail;
     }
-    if (cat_parse(&ld, buf, len) != 0)
-        goto fail;
-    qsort(ld.rows, ld.nrows, sizeof(*ld.rows), cat_row_cmp);
-    cat_check_table(&ld);
-    if (ld.failed)
-        goto fail;
-
     c = calloc(1, sizeof(*c));
     if (c == NULL || (c->entries = calloc(ld.nrows, sizeof(*c->entries))) == NULL) {
-        cat_fail(&ld, 0, "out of memory");
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "out of memory");
         saved = ENOMEM;
         goto fail;
     }
@@ -592,7 +391,6 @@ vrs_catalogue_load(const char *csv_path, struct vrs_catalogue **out,
     c->n = ld.nrows;
     c->arena = ld.arena;            /* the table owns the arena now */
     free(ld.rows);
-    free(buf);
     *out = c;
     return 0;
 
@@ -602,7 +400,6 @@ fail:
     free(c);
     free(ld.rows);
     free(ld.arena);
-    free(buf);
     errno = saved;
     return -1;
 }

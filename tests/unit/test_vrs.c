@@ -355,9 +355,24 @@ test_R2_3_catalogue_file_errors(void **state)
     assert_int_equal(vrs_catalogue_load(MAMORI_TEST_BINARY_DIR "/no-such.csv",
                                         &c, err, sizeof(err)), -1);
     assert_null(c);
-    assert_non_null(strstr(err, "no-such.csv: cannot read"));
+    assert_non_null(strstr(err, "no-such.csv: cannot open"));
     assert_int_equal(vrs_catalogue_load(NULL, &c, err, sizeof(err)), -1);
     assert_int_equal(vrs_catalogue_load(SHIPPED_CATALOGUE, NULL, NULL, 0), -1);
+
+    /* A symbolic link is refused, even to the shipped file
+     * (docs/records.md). */
+    {
+        char link[600];
+
+        snprintf(link, sizeof(link), "%s/test_vrs_link.%ld.csv",
+                 MAMORI_TEST_BINARY_DIR, (long)getpid());
+        assert_int_equal(symlink(SHIPPED_CATALOGUE, link), 0);
+        assert_int_equal(vrs_catalogue_load(link, &c, err, sizeof(err)), -1);
+        assert_int_equal(errno, ELOOP);
+        assert_null(c);
+        assert_non_null(strstr(err, "cannot open"));
+        unlink(link);
+    }
 
     big = malloc(len);
     assert_non_null(big);
