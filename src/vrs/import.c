@@ -437,34 +437,6 @@ check_name(const char *s, size_t n, bool kana)
     return NULL;
 }
 
-static void
-ymd_of(int32_t days, char out[11])
-{
-    /* civil_from_days (H. Hinnant), the inverse of vrs_date_parse. */
-    int64_t z = (int64_t)days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-
-    unsigned yy = (unsigned)(y + (m <= 2)) % 10000, mm = (unsigned)m % 100,
-             dd = (unsigned)d % 100;
-
-    /* Days came from vrs_date_parse: years 1800-9999, so 4 digits. */
-    out[0] = (char)('0' + yy / 1000);
-    out[1] = (char)('0' + yy / 100 % 10);
-    out[2] = (char)('0' + yy / 10 % 10);
-    out[3] = (char)('0' + yy % 10);
-    out[4] = '-';
-    out[5] = (char)('0' + mm / 10);
-    out[6] = (char)('0' + mm % 10);
-    out[7] = '-';
-    out[8] = (char)('0' + dd / 10);
-    out[9] = (char)('0' + dd % 10);
-    out[10] = '\0';
-}
-
 /* ---- per kind ----------------------------------------------------------- */
 
 #define F(i) fields[i], lens[i]
@@ -884,7 +856,7 @@ rules_for(struct chk *c, struct rules_buf *b, const struct vrow *g, size_t n)
         b->hist[i] = (struct vrs_dose){ b->stored[i].vaccine, b->stored[i].dose,
                                         b->stored[i].date };
     for (size_t i = 0; i < n; i++)
-        ymd_of(g[i].date, b->dates[i]);
+        vrs_date_format(g[i].date, b->dates[i]);
     rf = (struct vrs_resident_facts){ facts.birth_date, facts.deceased_date,
                                       facts.moved_out_date };
     for (size_t i = 0; i < n && !c->failed; i++) {

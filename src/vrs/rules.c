@@ -138,6 +138,35 @@ vrs_date_parse(const char *s, int32_t *days)
     return 0;
 }
 
+void
+vrs_date_format(int32_t days, char out[11])
+{
+    /* civil_from_days (H. Hinnant), the inverse of days_from_civil. */
+    int64_t z = (int64_t)days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+
+    unsigned yy = (unsigned)(y + (m <= 2)) % 10000, mm = (unsigned)m % 100,
+             dd = (unsigned)d % 100;
+
+    /* Years 1800-9999 have 4 digits; the modulos only keep a caller's
+     * out-of-range value from writing past out. */
+    out[0] = (char)('0' + yy / 1000);
+    out[1] = (char)('0' + yy / 100 % 10);
+    out[2] = (char)('0' + yy / 10 % 10);
+    out[3] = (char)('0' + yy % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + mm / 10);
+    out[6] = (char)('0' + mm % 10);
+    out[7] = '-';
+    out[8] = (char)('0' + dd / 10);
+    out[9] = (char)('0' + dd % 10);
+    out[10] = '\0';
+}
+
 /*
  * The first day on which someone born on `birth` is `months` months old.
  * Age counts from the day of birth (年齢計算ニ関スル法律) and a period of

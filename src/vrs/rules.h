@@ -86,4 +86,8 @@ const char *vrs_rule_message(enum vrs_rule rule, enum vrs_lang lang);
 int vrs_date_parse(const char *s, int32_t *days)
     __attribute__((warn_unused_result));
 
+/* The inverse: days since 1970-01-01 of a year 1800-9999 (what
+ * vrs_date_parse gives) written "YYYY-MM-DD" into out. */
+void vrs_date_format(int32_t days, char out[11]);
+
 #endif

@@ -955,6 +955,30 @@ test_R2_3_date_parse(void **state)
     assert_int_equal(vrs_date_parse("2024-02-29", NULL), -1);
 }
 
+/* R2.3: the writer is the parser's exact inverse over its whole range
+ * (the import checks file rows with it). */
+static void
+test_R2_3_date_format(void **state)
+{
+    char out[11];
+    int32_t first = 0, last = 0, back = 0;
+
+    (void)state;
+    vrs_date_format(0, out);
+    assert_string_equal(out, "1970-01-01");
+    vrs_date_format(11017, out);
+    assert_string_equal(out, "2000-03-01");
+    vrs_date_format(11016, out);
+    assert_string_equal(out, "2000-02-29");
+    assert_int_equal(vrs_date_parse("1800-01-01", &first), 0);
+    assert_int_equal(vrs_date_parse("9999-12-31", &last), 0);
+    for (int32_t d = first; d <= last; d++) {
+        vrs_date_format(d, out);
+        if (vrs_date_parse(out, &back) != 0 || back != d)
+            fail_msg("day %ld written as %s", (long)d, out);
+    }
+}
+
 int
 main(void)
 {
@@ -971,6 +995,7 @@ main(void)
         cmocka_unit_test(test_R2_4_voucher_number),
         cmocka_unit_test(test_R2_4_voucher_messages),
         cmocka_unit_test(test_R2_3_date_parse),
+        cmocka_unit_test(test_R2_3_date_format),
     };
     const struct CMUnitTest rule_tests[] = {
         cmocka_unit_test(test_R2_3_rule_date_invalid),
