@@ -162,6 +162,22 @@ device_object(const char *device_id)
     return a;
 }
 
+/* The success event of a device change goes first (R7.7); when the store
+ * then refuses the change, a failure event follows (best effort, as in
+ * vrs_commit_audited), so the log never shows only a change that did
+ * not happen. */
+static void
+device_change_failed(const struct http_request *req, const char *action, const char *id,
+                     enum store_status st)
+{
+    const char *reason = st == STORE_NOTFOUND ? "not_found" : "commit_failed";
+
+    log_error("site_device_failed", "%s: %s after its audit event", action,
+              store_strerror(st));
+    if (vrs_audit(req, action, "failure", reason, NULL, device_object(id), NULL) != 0)
+        log_error("audit_refused", "failure event of %s not recorded", action);
+}
+
 void
 vrs_site_h_device_create(const struct http_request *req, struct http_response *resp)
 {
@@ -180,6 +196,7 @@ vrs_site_h_device_create(const struct http_request *req, struct http_response *r
     }
     st = store_site_device_create(env->store, req->tenant, id, body_str(req, "name"), h);
     if (st != STORE_OK) {
+        device_change_failed(req, "site_device.create", id, st);
         vrs_reply_unavailable(resp);
         goto out;
     }
@@ -240,7 +257,10 @@ vrs_site_h_device_revoke(const struct http_request *req, struct http_response *r
     /* From the next request on the token is refused (vrs_site_authorize reads
      * the row every time). */
     st = store_site_device_revoke(env->store, req->tenant, id);
+    if (st != STORE_OK)
+        device_change_failed(req, "site_device.revoke", id, st);
     if (st == STORE_NOTFOUND) {
+        /* Revoked by someone else since the read above. */
         reply_error(resp, 404, "unknown_device", "Your municipality has no active site "
                     "device with this id.", "device");
         return;

@@ -25,6 +25,7 @@
 #include "ipc/ipc.h"
 #include "store/store_records.h"
 #include "vrs/api.h"
+#include "vrs/site.h"
 #include "worker/worker.h"
 
 #define T1 "131016"
@@ -291,6 +292,33 @@ test_R2_10_retention_fails_closed(void **state)
     assert_true(w.all_valid);
 }
 
+/* R7.7: a site device's token is on the record before it exists; when
+ * the store then refuses the device, a failure event follows, so the log
+ * does not show a credential that was never made. */
+static void
+test_R7_7_site_device_create_failure_recorded(void **state)
+{
+    struct fx *f = *state;
+    struct fake_writer w = { .refuse = false };
+    const char *body = "{\"name\":\"Hall A\"}";
+
+    /* positive control: one success event, the device made */
+    assert_int_equal(call(f, vrs_site_h_device_create, ROLE_TENANT_ADMIN, body, 0, &w,
+                          NULL), 201);
+    assert_int_equal(w.events, 1);
+    assert_non_null(strstr(w.last, "\"outcome\":\"success\""));
+    /* an erased tenant: the store refuses after the success event */
+    assert_int_equal(store_tenant_erase(f->env.store, T1), STORE_OK);
+    w = (struct fake_writer){ .refuse = false };
+    assert_int_equal(call(f, vrs_site_h_device_create, ROLE_TENANT_ADMIN, body, 0, &w,
+                          NULL), 503);
+    assert_int_equal(w.events, 2);
+    assert_non_null(strstr(w.last, "\"action\":\"site_device.create\""));
+    assert_non_null(strstr(w.last, "\"outcome\":\"failure\""));
+    assert_non_null(strstr(w.last, "\"reason\":\"commit_failed\""));
+    assert_true(w.all_valid);
+}
+
 int
 main(void)
 {
@@ -299,6 +327,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_R7_1_read_fails_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R7_1_vaccination_fails_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R2_10_retention_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R7_7_site_device_create_failure_recorded, setup,
+                                        teardown),
     };
 
     if (sodium_init() < 0)
