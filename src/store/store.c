@@ -1070,3 +1070,24 @@ store_finish(struct store *st, void *c, enum store_status rc)
 {
     return finish(st, c, rc);
 }
+
+enum store_status
+store_run1(struct store *st, bool write, const char *sql, const struct qarg *a, size_t na,
+           const struct qcol *cols, size_t nc, bool *found, int64_t *changes,
+           int (*each)(void *), void *ctx)
+{
+    void *c;
+    enum store_status rc = conn_get(st, &c);
+
+    if (rc != STORE_OK)
+        return rc;
+    if (write && (rc = st->ops->begin(c)) != STORE_OK) {
+        conn_put(st, c, rc);
+        return rc;
+    }
+    rc = st->ops->query(c, sql, a, na, cols, nc, found, changes, each, ctx);
+    if (write)
+        rc = finish(st, c, rc);
+    conn_put(st, c, rc);
+    return rc;
+}

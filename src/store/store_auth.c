@@ -21,8 +21,6 @@ struct stmt {
     size_t             nc;
     bool              *found;
     int64_t           *changes;
-    int              (*each)(void *ctx);   /* NULL: first row only */
-    void              *ctx;
 };
 
 /* Run statements in one transaction; commit only if all succeed. */
@@ -37,19 +35,27 @@ run_tx(struct store *st, const struct stmt *s, size_t n)
     rc = st->ops->begin(c);
     for (size_t i = 0; i < n && rc == STORE_OK; i++)
         rc = st->ops->query(c, s[i].sql, s[i].a, s[i].na, s[i].cols, s[i].nc,
-                            s[i].found, s[i].changes, s[i].each, s[i].ctx);
+                            s[i].found, s[i].changes, NULL, NULL);
     rc = store_finish(st, c, rc);
     store_conn_put(st, c, rc);
     return rc;
 }
 
+/* One write statement, committed before it returns STORE_OK. */
 static enum store_status
 run1(struct store *st, const char *sql, const struct qarg *a, size_t na,
      const struct qcol *cols, size_t nc, bool *found, int64_t *changes)
 {
-    struct stmt s = { sql, a, na, cols, nc, found, changes, NULL, NULL };
+    return store_run1(st, true, sql, a, na, cols, nc, found, changes, NULL, NULL);
+}
 
-    return run_tx(st, &s, 1);
+/* One read (the first row), without a transaction: the session, terminal
+ * and account lookups of every staff request take no write lock. */
+static enum store_status
+read1(struct store *st, const char *sql, const struct qarg *a, size_t na,
+      const struct qcol *cols, size_t nc, bool *found)
+{
+    return store_run1(st, false, sql, a, na, cols, nc, found, NULL, NULL, NULL);
 }
 
 /* Every row of `sql`, filled into `cols` and handed to each(ctx). */
@@ -57,9 +63,7 @@ static enum store_status
 run_each(struct store *st, const char *sql, const struct qarg *a, size_t na,
          const struct qcol *cols, size_t nc, int (*each)(void *), void *ctx)
 {
-    struct stmt s = { sql, a, na, cols, nc, NULL, NULL, each, ctx };
-
-    return run_tx(st, &s, 1);
+    return store_run1(st, false, sql, a, na, cols, nc, NULL, NULL, each, ctx);
 }
 
 bool
@@ -104,7 +108,8 @@ staff_select(struct store *st, const char *sql, const struct qarg *a, size_t na,
         { .t = QT_INT, .i = &o->enrol_expires },
     };
     bool found = false;
-    enum store_status rc = run1(st, sql, a, na, cols, sizeof(cols) / sizeof(cols[0]), &found, NULL);
+    enum store_status rc = read1(st, sql, a, na, cols, sizeof(cols) / sizeof(cols[0]),
+                                 &found);
     if (rc == STORE_OK && !found)
         rc = STORE_NOTFOUND;
     o->must_change = must != 0;
@@ -189,9 +194,8 @@ store_staff_fail(struct store *st, const char *user_id, int64_t lock_after, bool
         /* R6.3: consecutive failures; the lock is set in the same UPDATE. */
         { "UPDATE staff SET failures = failures + 1, locked = CASE WHEN "
           "failures + 1 >= $2 THEN 1 ELSE locked END WHERE user_id = $1",
-          a, 2, NULL, 0, NULL, &changes, NULL, NULL },
-        { "SELECT locked FROM staff WHERE user_id = $1", a, 1, &col, 1, &found, NULL,
-          NULL, NULL },
+          a, 2, NULL, 0, NULL, &changes },
+        { "SELECT locked FROM staff WHERE user_id = $1", a, 1, &col, 1, &found, NULL },
     };
     enum store_status rc = run_tx(st, s, 2);
 
@@ -226,15 +230,15 @@ store_staff_set_password(struct store *st, const char *user_id, const char *pw_h
         /* R6.3: a helpdesk reset is the only way to clear a lock. */
         { "UPDATE staff SET pw_hash = $2, pw_changed_at = $4, must_change = $3, "
           "failures = 0, locked = 0, changed_at = $5 WHERE user_id = $1 AND "
-          "state = 'active'", a, 5, NULL, 0, NULL, &changes, NULL, NULL },
-        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL, NULL, NULL },
+          "state = 'active'", a, 5, NULL, 0, NULL, &changes },
+        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL },
     };
     const struct stmt change[] = {
         { "UPDATE staff SET pw_hash = $2, pw_changed_at = $4, must_change = $3, "
           "changed_at = $5 WHERE user_id = $1 AND state = 'active' AND locked = 0",
-          a, 5, NULL, 0, NULL, &changes, NULL, NULL },
+          a, 5, NULL, 0, NULL, &changes },
         { "UPDATE sessions SET must_change = 0 WHERE user_id = $1", a, 1, NULL, 0,
-          NULL, NULL, NULL, NULL },
+          NULL, NULL },
     };
     enum store_status rc = must_change ? run_tx(st, reset, 2) : run_tx(st, change, 2);
 
@@ -285,8 +289,8 @@ store_terminal_get(struct store *st, const uint8_t fp[32],
         { .t = QT_TEXT, .s = state, .ssz = 12 },
     };
     bool found = false;
-    enum store_status rc = run1(st, "SELECT tenant_id, state FROM terminals WHERE "
-                                "fingerprint = $1", a, 1, cols, 2, &found, NULL);
+    enum store_status rc = read1(st, "SELECT tenant_id, state FROM terminals WHERE "
+                                 "fingerprint = $1", a, 1, cols, 2, &found);
 
     return rc == STORE_OK && !found ? STORE_NOTFOUND : rc;
 }
@@ -301,9 +305,8 @@ store_terminal_revoke(struct store *st, const uint8_t fp[32])
     const struct qarg a[] = { BLB(fp, 32), TXT(ts) };
     const struct stmt s[] = {
         { "UPDATE terminals SET state = 'revoked', changed_at = $2 WHERE "
-          "fingerprint = $1", a, 2, NULL, 0, NULL, &changes, NULL, NULL },
-        { "DELETE FROM sessions WHERE fingerprint = $1", a, 1, NULL, 0, NULL, NULL, NULL,
-          NULL },
+          "fingerprint = $1", a, 2, NULL, 0, NULL, &changes },
+        { "DELETE FROM sessions WHERE fingerprint = $1", a, 1, NULL, 0, NULL, NULL },
     };
     enum store_status rc = run_tx(st, s, 2);
 
@@ -344,9 +347,9 @@ store_session_get(struct store *st, const uint8_t h[AUTH_HASH_LEN],
         { .t = QT_INT, .i = &o->last_seen },
     };
     bool found = false;
-    enum store_status rc = run1(st, "SELECT user_id, tenant_id, role, fingerprint, must_change, "
-              "created_at, last_seen FROM sessions WHERE token_hash = $1",
-              a, 1, cols, 7, &found, NULL);
+    enum store_status rc = read1(st, "SELECT user_id, tenant_id, role, fingerprint, "
+                                 "must_change, created_at, last_seen FROM sessions WHERE "
+                                 "token_hash = $1", a, 1, cols, 7, &found);
     if (rc == STORE_OK && (!found || fplen != 32))
         return STORE_NOTFOUND;
     memcpy(o->token_hash, h, AUTH_HASH_LEN);
@@ -433,9 +436,9 @@ store_staff_set_role(struct store *st, const char *user_id, const char *tenant,
     const struct qarg a[] = { TXT(user_id), TXT(tenant), TXT(role), TXT(ts) };
     const struct stmt s[] = {
         { "UPDATE staff SET role = $3, changed_at = $4 WHERE user_id = $1 AND "
-          "tenant_id = $2", a, 4, NULL, 0, NULL, &changes, NULL, NULL },
+          "tenant_id = $2", a, 4, NULL, 0, NULL, &changes },
         /* A session carries the role it was made with: end them all. */
-        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL, NULL, NULL },
+        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL },
     };
     enum store_status rc = run_tx(st, s, 2);
 
@@ -458,8 +461,8 @@ store_staff_set_enabled(struct store *st, const char *user_id, const char *tenan
     const struct stmt s[] = {
         /* A pending account is neither: it is enrolled or it expires. */
         { "UPDATE staff SET state = $4, changed_at = $3 WHERE user_id = $1 AND "
-          "tenant_id = $2 AND state = $5", a, 5, NULL, 0, NULL, &changes, NULL, NULL },
-        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL, NULL, NULL },
+          "tenant_id = $2 AND state = $5", a, 5, NULL, 0, NULL, &changes },
+        { "DELETE FROM sessions WHERE user_id = $1", a, 1, NULL, 0, NULL, NULL },
     };
     enum store_status rc = run_tx(st, s, 2);
 

@@ -159,6 +159,16 @@ enum store_status store_conn_get(struct store *st, void **c);
 void store_conn_put(struct store *st, void *c, enum store_status rc);
 enum store_status store_finish(struct store *st, void *c, enum store_status rc);
 
+/* One statement on a pooled connection.  A write runs in a transaction of
+ * its own and returns STORE_OK only once committed (R9.6).  A read runs
+ * outside any transaction: SQLite's BEGIN IMMEDIATE would make it take the
+ * write lock and queue behind every writer, a bulk import included, and
+ * one statement is consistent on its own.  Arguments as ops->query. */
+enum store_status store_run1(struct store *st, bool write, const char *sql,
+                             const struct qarg *a, size_t na, const struct qcol *cols,
+                             size_t nc, bool *found, int64_t *changes,
+                             int (*each)(void *), void *ctx);
+
 /* Column list "a_ct, b_ct, ..." for SQL building. */
 int store_ct_columns(char *out, size_t outsz);
 

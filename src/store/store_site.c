@@ -14,29 +14,6 @@
 
 #define DEVICE_COLS "d.device_id, d.tenant_id, d.name, d.state, d.created_at, d.changed_at"
 
-/* One statement; writes in a transaction committed only if it succeeds,
- * reads on their own (a lookup per site request needs no write lock). */
-static enum store_status
-run(struct store *st, bool write, const char *sql, const struct qarg *a, size_t na,
-    const struct qcol *cols, size_t nc, bool *found, int64_t *changes,
-    int (*each)(void *), void *ctx)
-{
-    void *c;
-    enum store_status rc = store_conn_get(st, &c);
-
-    if (rc != STORE_OK)
-        return rc;
-    if (write && (rc = st->ops->begin(c)) != STORE_OK) {
-        store_conn_put(st, c, rc);
-        return rc;
-    }
-    rc = st->ops->query(c, sql, a, na, cols, nc, found, changes, each, ctx);
-    if (write)
-        rc = store_finish(st, c, rc);
-    store_conn_put(st, c, rc);
-    return rc;
-}
-
 bool
 store_site_device_id_valid(const char *s)
 {
@@ -66,10 +43,10 @@ store_site_device_create(struct store *st, const char *tenant, const char *devic
     if (strcmp(state, "active") != 0)
         return STORE_DENIED;
     util_utc_now(ts);
-    return run(st, true, "INSERT INTO site_devices (device_id, tenant_id, name, "
-               "token_hash, state, created_at, changed_at) VALUES "
-               "($1, $2, $3, $4, 'active', $5, $5)", a, 5, NULL, 0, NULL, NULL, NULL,
-               NULL);
+    return store_run1(st, true, "INSERT INTO site_devices (device_id, tenant_id, name, "
+                      "token_hash, state, created_at, changed_at) VALUES "
+                      "($1, $2, $3, $4, 'active', $5, $5)", a, 5, NULL, 0, NULL, NULL,
+                      NULL, NULL);
 }
 
 /* Result columns of DEVICE_COLS into `o`. */
@@ -96,9 +73,9 @@ store_site_device_by_token(struct store *st, const uint8_t h[SITE_TOKEN_HASH_LEN
     memset(out, 0, sizeof(*out));
     device_cols(out, cols);
     /* R1.4: an erased tenant's devices are as good as unknown. */
-    rc = run(st, false, "SELECT " DEVICE_COLS " FROM site_devices d JOIN tenants t ON "
-             "t.tenant_id = d.tenant_id WHERE d.token_hash = $1 AND t.state = 'active'",
-             a, 1, cols, 6, &found, NULL, NULL, NULL);
+    rc = store_run1(st, false, "SELECT " DEVICE_COLS " FROM site_devices d JOIN tenants t "
+                    "ON t.tenant_id = d.tenant_id WHERE d.token_hash = $1 AND "
+                    "t.state = 'active'", a, 1, cols, 6, &found, NULL, NULL, NULL);
     return rc == STORE_OK && !found ? STORE_NOTFOUND : rc;
 }
 
@@ -115,9 +92,9 @@ store_site_device_get(struct store *st, const char *tenant, const char *device_i
     if (!tenant_id_valid(tenant) || !store_site_device_id_valid(device_id))
         return STORE_NOTFOUND;
     device_cols(out, cols);
-    rc = run(st, false, "SELECT " DEVICE_COLS " FROM site_devices d WHERE "
-             "d.device_id = $1 AND d.tenant_id = $2", a, 2, cols, 6, &found, NULL, NULL,
-             NULL);
+    rc = store_run1(st, false, "SELECT " DEVICE_COLS " FROM site_devices d WHERE "
+                    "d.device_id = $1 AND d.tenant_id = $2", a, 2, cols, 6, &found, NULL,
+                    NULL, NULL);
     return rc == STORE_OK && !found ? STORE_NOTFOUND : rc;
 }
 
@@ -147,9 +124,9 @@ store_site_device_list(struct store *st, const char *tenant,
         return STORE_INVALID;
     device_cols(&w.row, cols);
     /* Never the token hash: nothing an administrator needs. */
-    return run(st, false, "SELECT " DEVICE_COLS " FROM site_devices d WHERE "
-               "d.tenant_id = $1 ORDER BY d.created_at, d.device_id", a, 1, cols, 6,
-               NULL, NULL, device_walk_row, &w);
+    return store_run1(st, false, "SELECT " DEVICE_COLS " FROM site_devices d WHERE "
+                      "d.tenant_id = $1 ORDER BY d.created_at, d.device_id", a, 1, cols, 6,
+                      NULL, NULL, device_walk_row, &w);
 }
 
 enum store_status
@@ -163,8 +140,8 @@ store_site_device_revoke(struct store *st, const char *tenant, const char *devic
         return STORE_NOTFOUND;
     util_utc_now(ts);
     const struct qarg a[] = { TXT(device_id), TXT(tenant), TXT(ts) };
-    rc = run(st, true, "UPDATE site_devices SET state = 'revoked', changed_at = $3 "
-             "WHERE device_id = $1 AND tenant_id = $2 AND state = 'active'", a, 3, NULL, 0,
-             NULL, &changes, NULL, NULL);
+    rc = store_run1(st, true, "UPDATE site_devices SET state = 'revoked', changed_at = $3 "
+                    "WHERE device_id = $1 AND tenant_id = $2 AND state = 'active'", a, 3,
+                    NULL, 0, NULL, &changes, NULL, NULL);
     return rc == STORE_OK && changes != 1 ? STORE_NOTFOUND : rc;
 }

@@ -29,6 +29,8 @@
 #include "crypto/field.h"
 #include "crypto/keyring.h"
 #include "store/store.h"
+#include "store/store_auth.h"
+#include "store/store_records.h"
 
 #define T1 "131016"
 #define T2 "011002"
@@ -1010,6 +1012,51 @@ test_threads(void **state)
                         assert_true(w[i].ids[j] != w[k].ids[l]);
 }
 
+static int
+count_terminal(const struct terminal_info *t, void *p)
+{
+    (void)t;
+    (*(int *)p)++;
+    return 0;
+}
+
+/* R2.6: a bulk import holds SQLite's write lock for its whole length.
+ * The identity reads every staff request makes (session, terminal,
+ * account) and the listings must not queue behind it: a read takes no
+ * write lock.  The control: a write does wait (SQLite) and gives up. */
+static void
+test_reads_beside_bulk(void **state)
+{
+    BEGIN_CASE(f);
+    struct store_tenant *ctx;
+    uint8_t fp[32], fp2[32], h[AUTH_HASH_LEN];
+    struct staff_session s;
+    struct staff_account acct;
+    char tt[TENANT_ID_LEN + 1], ts[12];
+    int n = 0;
+
+    randombytes_buf(fp, sizeof(fp));
+    randombytes_buf(fp2, sizeof(fp2));
+    randombytes_buf(h, sizeof(h));
+    assert_int_equal(store_terminal_register(f->st, T1, fp, "窓口端末1"), STORE_OK);
+    store_close(f->st);
+    f->cfg.busy_timeout_ms = 200;
+    assert_int_equal(store_open(&f->cfg, 0, &f->st), STORE_OK);
+    ctx = ctx_open(f, T1);
+    assert_int_equal(store_bulk_begin(ctx), STORE_OK);
+    put(ctx, 1);
+    assert_int_equal(store_session_get(f->st, h, &s), STORE_NOTFOUND);
+    assert_int_equal(store_terminal_get(f->st, fp, tt, ts), STORE_OK);
+    assert_string_equal(tt, T1);
+    assert_int_equal(store_staff_get(f->st, "nobody.here", &acct), STORE_NOTFOUND);
+    assert_int_equal(store_terminal_list(f->st, T1, count_terminal, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    if (backend == STORE_BACKEND_SQLITE)
+        assert_int_equal(store_terminal_register(f->st, T1, fp2, "窓口端末2"), STORE_BUSY);
+    assert_int_equal(store_bulk_commit(ctx), STORE_OK);
+    store_tenant_ctx_close(ctx);
+}
+
 int
 main(void)
 {
@@ -1029,6 +1076,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_idempotency_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_provider, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_beside_bulk, setup, teardown),
     };
     const char *ci = getenv("CI");
     int failed;
