@@ -332,22 +332,40 @@ on_header(char *data, size_t size, size_t n, void *arg)
     return add;
 }
 
-void
-h_request(const struct instance *in, CURL *c, bool internal, const char *method,
-          const char *path, const char *body, struct h_response *r)
+/* What every request shares: the URL, the callbacks filling r, the
+ * transfer, its status and Content-Type.  hdrs: the caller's (may be NULL). */
+static void
+perform(const struct instance *in, CURL *c, bool internal, const char *path,
+        struct curl_slist *hdrs, struct h_response *r)
 {
-    char url[512];
-    struct curl_slist *hdrs = NULL;
+    char url[1400];
+    char *ct = NULL;
 
-    memset(r, 0, sizeof(*r));
     snprintf(url, sizeof(url), "https://localhost:%u%s",
              (unsigned)(internal ? in->internal_port : in->public_port), path);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    r->rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->connects);
+    if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
+        snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
+    /* the list is freed by the caller: the handle must not keep it */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+}
+
+void
+h_request(const struct instance *in, CURL *c, bool internal, const char *method,
+          const char *path, const char *body, struct h_response *r)
+{
+    struct curl_slist *hdrs = NULL;
+
+    memset(r, 0, sizeof(*r));
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body != NULL) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -357,11 +375,46 @@ h_request(const struct instance *in, CURL *c, bool internal, const char *method,
         curl_easy_setopt(c, CURLOPT_HTTPGET, strcmp(method, "GET") == 0 ? 1L : 0L);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    r->rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->connects);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    perform(in, c, internal, path, hdrs, r);
+    curl_slist_free_all(hdrs);
+}
+
+void
+h_request_cred(const struct instance *in, CURL *c, bool internal, const char *method,
+               const char *path, const char *body, const struct h_cred *cred,
+               struct h_response *r)
+{
+    static const struct h_cred none;
+    struct curl_slist *hdrs = NULL;
+    char h[128];
+
+    if (cred == NULL)
+        cred = &none;
+    memset(r, 0, sizeof(*r));
+    if (body != NULL) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {                        /* an empty body: Content-Length: 0 */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (cred->token != NULL) {
+        snprintf(h, sizeof(h), "Authorization: Bearer %s", cred->token);
+        hdrs = curl_slist_append(hdrs, h);
+    }
+    if (cred->csrf != NULL) {
+        snprintf(h, sizeof(h), "X-CSRF-Token: %s", cred->csrf);
+        hdrs = curl_slist_append(hdrs, h);
+    }
+    curl_easy_setopt(c, CURLOPT_COOKIE, cred->cookie);
+    perform(in, c, internal, path, hdrs, r);
+    curl_easy_setopt(c, CURLOPT_COOKIE, NULL);
     curl_slist_free_all(hdrs);
 }
 

@@ -64,6 +64,7 @@ struct h_response {
     char   headers[4096];
     CURLcode rc;
     long   connects;  /* new connections this transfer needed */
+    char   ctype[128];  /* the Content-Type answered, "" if none */
 };
 
 /* One request on handle c.  internal selects the listener.  body may be
@@ -71,6 +72,19 @@ struct h_response {
 void h_request(const struct instance *in, CURL *c, bool internal, const char *method,
                const char *path, const char *body, struct h_response *r);
 void h_response_free(struct h_response *r);
+
+/* What a request carries for a signed-in member of staff; any may be NULL. */
+struct h_cred {
+    const char *token;    /* Authorization: Bearer */
+    const char *cookie;   /* Cookie, e.g. "mamori_session=<token>" */
+    const char *csrf;     /* X-CSRF-Token */
+};
+
+/* As h_request, with credentials (cred may be NULL); a request with no
+ * body that is not a GET goes with an empty one (Content-Length: 0). */
+void h_request_cred(const struct instance *in, CURL *c, bool internal, const char *method,
+                    const char *path, const char *body, const struct h_cred *cred,
+                    struct h_response *r);
 
 /* Parse the body as JSON (caller decrefs) or NULL. */
 json_t *h_json(const struct h_response *r);

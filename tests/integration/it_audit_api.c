@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,14 +38,11 @@
 #include "audit/event.h"
 #include "audit/query.h"
 #include "audit/writer.h"
-#include "auth/session.h"
-#include "auth/totp.h"
 #include "config/config.h"
-#include "crypto/keyring.h"
 #include "ipc/ipc.h"
-#include "store/store_auth.h"
 
 #include "harness.h"
+#include "staff.h"
 
 #define TA "131016"      /* municipality A */
 #define TB "011002"      /* municipality B */
@@ -194,74 +190,14 @@ give_to_owner(const char *dir, const char *ref)
     return h_run(argv, NULL, 0) == 0 ? 0 : -1;
 }
 
-/* ---- HTTP --------------------------------------------------------------------------- */
-
-struct resp {
-    long   status;
-    char  *body;
-    size_t len;
-    char   ctype[128];
-};
-
-static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct resp *r = arg;
-    char *g = realloc(r->body, r->len + size * n + 1);
-
-    if (g == NULL)
-        return 0;
-    memcpy(g + r->len, data, size * n);
-    r->len += size * n;
-    g[r->len] = '\0';
-    r->body = g;
-    return size * n;
-}
-
-static size_t
-on_header(char *data, size_t size, size_t n, void *arg)
-{
-    struct resp *r = arg;
-
-    if (size * n > 14 && strncasecmp(data, "Content-Type: ", 14) == 0)
-        snprintf(r->ctype, sizeof(r->ctype), "%.*s", (int)(size * n - 14), data + 14);
-    r->ctype[strcspn(r->ctype, "\r\n")] = '\0';
-    return size * n;
-}
+/* ---- HTTP (staff.h) ------------------------------------------------------------------ */
 
 static void
 req(CURL *c, bool internal, const char *method, const char *path, const char *body,
-    const char *token, struct resp *r)
+    const char *token, struct h_response *r)
 {
-    char url[1400];
-    struct curl_slist *hd = NULL;
-
-    memset(r, 0, sizeof(*r));
-    snprintf(url, sizeof(url), "https://localhost:%u%s",
-             (unsigned)(internal ? inst.internal_port : inst.public_port), path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    if (body != NULL) {
-        hd = curl_slist_append(hd, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    } else {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    }
-    if (token != NULL) {
-        char h[128];
-        snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
-        hd = curl_slist_append(hd, h);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hd);
+    h_staff_request(&inst, c, internal, method, path, body, &(struct h_cred){ .token = token },
+                    r);
 }
 
 /* GET on the internal listener; the JSON body (caller decrefs), or fail
@@ -269,141 +205,25 @@ req(CURL *c, bool internal, const char *method, const char *path, const char *bo
 static json_t *
 get_json(CURL *c, const char *token, const char *path, long want)
 {
-    struct resp r;
-    json_t *j;
-
-    req(c, true, "GET", path, NULL, token, &r);
-    if (r.status != want)
-        fail_msg("GET %s: %ld, expected %ld: %s", path, r.status, want, r.body ? r.body : "");
-    j = json_loads(r.body ? r.body : "", JSON_REJECT_DUPLICATES, NULL);
-    free(r.body);
-    assert_non_null(j);
-    return j;
+    return h_staff_json(&inst, c, true, "GET", path, NULL, token, want);
 }
 
 /* ---- accounts -------------------------------------------------------------------------- */
 
 struct acct {
-    const char *user, *role, *tenant, *password;
-    CURL       *c;            /* its tenant's terminal */
-    uint8_t     secret[TOTP_SECRET_LEN];
-    char        enrol[SESSION_TOKEN_HEX + 1];
-    char        token[65];
+    struct h_staff s;
+    CURL          *c;         /* its tenant's terminal */
+    char           token[65];
 };
 
-static struct acct aud_a = { "aud-a", "auditor", TA, "Aud1t!Alpha", NULL, { 0 }, "", "" };
-static struct acct aud_b = { "aud-b", "auditor", TB, "Aud1t!Bravo", NULL, { 0 }, "", "" };
-static struct acct clerk = { "clerk-x", "clerk", TA, "Cl3rk!Xray", NULL, { 0 }, "", "" };
-static struct acct admin = { "adm-a", "tenant_admin", TA, "Adm1n!Alpha", NULL, { 0 }, "", "" };
-static struct acct oper = { "op-n", "platform_operator", TN, "0per!Natl9", NULL, { 0 }, "", "" };
+#define ACCT(u, r, t, pw) { .s = { .user = (u), .role = (r), .tenant = (t), .password = (pw) } }
+static struct acct aud_a = ACCT("aud-a", "auditor", TA, "Aud1t!Alpha");
+static struct acct aud_b = ACCT("aud-b", "auditor", TB, "Aud1t!Bravo");
+static struct acct clerk = ACCT("clerk-x", "clerk", TA, "Cl3rk!Xray");
+static struct acct admin = ACCT("adm-a", "tenant_admin", TA, "Adm1n!Alpha");
+static struct acct oper = ACCT("op-n", "platform_operator", TN, "0per!Natl9");
 
-static int
-b32_decode(const char *s, uint8_t *out, size_t n)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    uint32_t buf = 0;
-    int bits = 0;
-    size_t o = 0;
-
-    for (; *s && *s != '&'; s++) {
-        const char *p = strchr(a, *s);
-        if (p == NULL)
-            return -1;
-        buf = buf << 5 | (uint32_t)(p - a);
-        bits += 5;
-        if (bits >= 8) {
-            if (o == n)
-                return -1;
-            out[o++] = (uint8_t)(buf >> (bits - 8));
-            bits -= 8;
-        }
-    }
-    return o == n ? 0 : -1;
-}
-
-/* A pending account, as `mamori staff enrol` makes it. */
-static int
-pending(struct acct *a)
-{
-    struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
-                               .conninfo = cfg.store_conninfo };
-    struct store *st;
-    uint8_t h[AUTH_HASH_LEN];
-    int64_t now = time(NULL);
-    int rc;
-
-    auth_session_new(a->enrol, h);
-    if (store_open(&sc, 0, &st) != STORE_OK)
-        return -1;
-    rc = store_staff_create(st, a->user, a->tenant, a->role, h, now + 600, now) == STORE_OK
-         ? 0 : -1;
-    store_close(st);
-    return rc;
-}
-
-/* Enrol over HTTPS (password, TOTP key) and sign in: a->token. */
-static int
-enrol_and_login(struct acct *a)
-{
-    char body[256], code[7];
-    const char *uri, *sec;
-    struct resp r;
-    json_t *j;
-    int rc = -1;
-
-    snprintf(body, sizeof(body), "{\"secret\":\"%s\",\"password\":\"%s\"}", a->enrol,
-             a->password);
-    req(a->c, true, "POST", "/v1/auth/enrol", body, NULL, &r);
-    j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    free(r.body);
-    uri = json_string_value(json_object_get(j, "otpauth_uri"));
-    sec = uri != NULL ? strstr(uri, "secret=") : NULL;
-    if (sec == NULL || b32_decode(sec + 7, a->secret, TOTP_SECRET_LEN) != 0) {
-        json_decref(j);
-        return -1;
-    }
-    json_decref(j);
-    if (auth_totp_code(a->secret, time(NULL), code) != 0)
-        return -1;
-    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\",\"code\":\"%s\"}",
-             a->user, a->password, code);
-    req(a->c, true, "POST", "/v1/auth/login", body, NULL, &r);
-    j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    if (json_string_value(json_object_get(j, "token")) != NULL) {
-        snprintf(a->token, sizeof(a->token), "%s",
-                 json_string_value(json_object_get(j, "token")));
-        rc = 0;
-    } else {
-        fprintf(stderr, "login of %s: %ld %s\n", a->user, r.status, r.body ? r.body : "");
-    }
-    free(r.body);
-    json_decref(j);
-    return rc;
-}
-
-/* ---- fixture --------------------------------------------------------------------------- */
-
-static int
-terminal_for(const char *name, const char *tenant, CURL **c)
-{
-    char crt[400], key[400];
-    char *issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", inst.dir,
-                      (char *)name, NULL };
-
-    if (strcmp(name, "demo") != 0 && h_run(issue, NULL, 0) != 0)
-        return -1;
-    snprintf(crt, sizeof(crt), "%s/terminals/%s.crt", inst.dir, name);
-    snprintf(key, sizeof(key), "terminals/%s.key", name);
-    {
-        char *reg[] = { (char *)h_bin("mamori"), "staff", "terminal-register", "-c", inst.conf,
-                        "--tenant", (char *)tenant, "--name", (char *)name, "--cert", crt, NULL };
-        if (h_run(reg, NULL, 0) != 0)
-            return -1;
-    }
-    snprintf(crt, sizeof(crt), "terminals/%s.crt", name);
-    *c = h_curl(&inst, crt, key);
-    return *c != NULL ? 0 : -1;
-}
+/* ---- fixture: accounts signed in from their tenant's terminal (staff.h) ----------------- */
 
 static int
 group_setup(void **state)
@@ -411,9 +231,6 @@ group_setup(void **state)
     static const char *const tenants[] = { TA, TB, TN };
     struct acct *const accts[] = { &aud_a, &aud_b, &clerk, &admin, &oper };
     char err[256];
-    struct keyring *kr;
-    struct store_config sc;
-    struct store *st;
     CURL *ta, *tb, *tn;
 
     (void)state;
@@ -424,31 +241,22 @@ group_setup(void **state)
         h_set_conf(&inst, "auth.pwhash_memlimit_kib", "32768") != 0 ||
         h_set_conf(&inst, "audit.office_hours_start", "9") != 0 ||
         h_set_conf(&inst, "audit.office_hours_end", "17") != 0 ||
-        config_load(inst.conf, &cfg, err, sizeof(err)) != 0)
+        config_load(inst.conf, &cfg, err, sizeof(err)) != 0 ||
+        h_tenants_create(&cfg, tenants, 3) != 0)
         return -1;
-    if (keyring_open(cfg.master_key, cfg.keys_dir, NULL, &kr) != 0)
-        return -1;
-    sc = (struct store_config){ .backend = cfg.store_backend, .path = cfg.store_path,
-                                .conninfo = cfg.store_conninfo };
-    if (store_open(&sc, 0, &st) != STORE_OK)
-        return -1;
-    for (size_t i = 0; i < 3; i++)
-        if (keyring_tenant_create(kr, tenants[i]) != 0 ||
-            store_tenant_create(st, tenants[i]) != STORE_OK)
-            return -1;
-    store_close(st);
-    keyring_close(kr);
     if (seed_log(cfg.audit_dir) != 0 || give_to_owner(cfg.audit_dir, inst.dir) != 0 ||
         h_launch(&inst) != 0)
         return -1;
-    if (terminal_for("demo", TA, &ta) != 0 || terminal_for("term-b", TB, &tb) != 0 ||
-        terminal_for("term-n", TN, &tn) != 0)
+    ta = h_terminal(&inst, TA, "demo");
+    tb = h_terminal(&inst, TB, "term-b");
+    tn = h_terminal(&inst, TN, "term-n");
+    if (ta == NULL || tb == NULL || tn == NULL)
         return -1;
     aud_a.c = clerk.c = admin.c = ta;
     aud_b.c = tb;
     oper.c = tn;
     for (size_t i = 0; i < sizeof(accts) / sizeof(accts[0]); i++)
-        if (pending(accts[i]) != 0 || enrol_and_login(accts[i]) != 0)
+        if (h_staff_sign_in(&inst, &cfg, accts[i]->c, &accts[i]->s, accts[i]->token) != 0)
             return -1;
     return 0;
 }
@@ -525,8 +333,8 @@ walk_all(struct acct *a, const char *filters, unsigned limit, unsigned *pages)
         assert_true(json_array_size(rows) <= limit);
         assert_int_equal(json_integer_value(json_object_get(j, "count")),
                          json_array_size(rows));
-        assert_string_equal(json_string_value(json_object_get(j, "tenant")), a->tenant);
-        check_rows(rows, a->tenant, &last);
+        assert_string_equal(json_string_value(json_object_get(j, "tenant")), a->s.tenant);
+        check_rows(rows, a->s.tenant, &last);
         json_array_extend(all, rows);
         next = json_object_get(j, "next_after_seq");
         if (json_is_true(json_object_get(j, "complete"))) {
@@ -656,7 +464,7 @@ test_other_roles_refused(void **state)
     struct acct *const others[] = { &clerk, &admin, &oper };
     static const char *const paths[] = { "/v1/audit/events", "/v1/audit/events?actor=clerk-a",
                                          "/v1/audit/review?user=clerk-a" };
-    struct resp r;
+    struct h_response r;
 
     (void)state;
     for (size_t i = 0; i < 3; i++)
@@ -683,7 +491,7 @@ test_tenant_isolation(void **state)
     unsigned pages;
     json_t *all, *rep;
     uint64_t last = 0;
-    struct resp r;
+    struct h_response r;
     static const char *const smuggle[] = {
         "/v1/audit/events?tenant=131016", "/v1/audit/events?actor=clerk-a&tenant=131016",
         "/v1/audit/events?%74enant=131016", "/v1/audit/events?Tenant=131016",
@@ -732,7 +540,7 @@ test_review_json_and_csv(void **state)
 {
     char path[300], from[AUDIT_TIME_LEN + 1], to[AUDIT_TIME_LEN + 1];
     json_t *rep, *e;
-    struct resp r;
+    struct h_response r;
     char *u;
 
     (void)state;
@@ -818,7 +626,7 @@ test_bad_parameters(void **state)
         { "/v1/audit/review?user=clerk-a&format=xml", "format" },
         { "/v1/audit/review?user=clerk-a&action=auth.login", "action" },
     };
-    struct resp r;
+    struct h_response r;
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -851,7 +659,7 @@ test_reads_are_audited(void **state)
     json_decref(get_json(aud_a.c, aud_a.token,
                          "/v1/audit/events?action=resident.update&limit=5", 200));
     {
-        struct resp r;
+        struct h_response r;
         req(aud_a.c, true, "GET", "/v1/audit/review?user=clerk-a&format=csv", NULL,
             aud_a.token, &r);
         assert_int_equal(r.status, 200);

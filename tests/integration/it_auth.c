@@ -24,10 +24,10 @@
 #include "auth/session.h"
 #include "auth/totp.h"
 #include "config/config.h"
-#include "crypto/keyring.h"
 #include "store/store_auth.h"
 
 #include "harness.h"
+#include "staff.h"
 
 #define T1 "131016"
 #define IDLE 4          /* auth.session_idle for this daemon, seconds */
@@ -36,77 +36,19 @@
 static struct instance inst;
 static struct mamori_config cfg;
 
-/* ---- requests with credentials --------------------------------------------- */
-
-struct resp {
-    long  status;
-    char *body;
-    size_t len;
-};
-
-static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct resp *r = arg;
-    char *g = realloc(r->body, r->len + size * n + 1);
-
-    if (g == NULL)
-        return 0;
-    memcpy(g + r->len, data, size * n);
-    r->len += size * n;
-    g[r->len] = '\0';
-    r->body = g;
-    return size * n;
-}
+/* ---- requests with credentials (staff.h) ------------------------------------ */
 
 /* token: Bearer; cookie: "mamori_session=..." ; csrf: X-CSRF-Token. */
 static void
 areq(CURL *c, const char *method, const char *path, const char *body, const char *token,
-     const char *cookie, const char *csrf, struct resp *r)
+     const char *cookie, const char *csrf, struct h_response *r)
 {
-    char url[256], h[128];
-    struct curl_slist *hd = NULL;
-
-    memset(r, 0, sizeof(*r));
-    snprintf(url, sizeof(url), "https://localhost:%u%s", (unsigned)inst.internal_port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    /* no header callback and no header data: headers are dropped (else
-     * libcurl would hand them to on_body with a stale HEADERDATA) */
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
-    if (body != NULL) {
-        hd = curl_slist_append(hd, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    } else if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else {                        /* an empty POST: Content-Length: 0 */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    }
-    if (token != NULL) {
-        snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
-        hd = curl_slist_append(hd, h);
-    }
-    if (csrf != NULL) {
-        snprintf(h, sizeof(h), "X-CSRF-Token: %s", csrf);
-        hd = curl_slist_append(hd, h);
-    }
-    curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(c, CURLOPT_COOKIE, NULL);
-    curl_slist_free_all(hd);
+    h_staff_request(&inst, c, true, method, path, body,
+                    &(struct h_cred){ .token = token, .cookie = cookie, .csrf = csrf }, r);
 }
 
 static json_t *
-jbody(const struct resp *r)
+jbody(const struct h_response *r)
 {
     json_t *j = json_loads(r->body ? r->body : "", 0, NULL);
 
@@ -114,61 +56,22 @@ jbody(const struct resp *r)
     return j;
 }
 
-/* ---- accounts -------------------------------------------------------------------- */
+/* ---- accounts (struct h_staff; a NULL tenant is T1) ------------------------------ */
 
-struct acct {
-    const char *user;
-    const char *role;
-    const char *tenant;         /* NULL: T1 */
-    char        password[64];
-    uint8_t     secret[TOTP_SECRET_LEN];
-    char        enrol[SESSION_TOKEN_HEX + 1];
-};
-
-static int
-b32_decode(const char *s, uint8_t *out, size_t n)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    uint32_t buf = 0;
-    int bits = 0;
-    size_t o = 0;
-
-    for (; *s && *s != '&'; s++) {
-        const char *p = strchr(a, *s);
-        if (p == NULL)
-            return -1;
-        buf = buf << 5 | (uint32_t)(p - a);
-        bits += 5;
-        if (bits >= 8) {
-            if (o == n)
-                return -1;
-            out[o++] = (uint8_t)(buf >> (bits - 8));
-            bits -= 8;
-        }
-    }
-    return o == n ? 0 : -1;
-}
-
-/* A pending account, made as `mamori staff enrol` / POST /v1/staff do. */
+/* A pending account (of T1 unless a->tenant names another), made as
+ * `mamori staff enrol` / POST /v1/staff do. */
 static void
-pending(struct acct *a)
+pending(struct h_staff *a)
 {
-    struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
-                               .conninfo = cfg.store_conninfo };
-    struct store *st;
-    uint8_t h[AUTH_HASH_LEN];
-    int64_t now = time(NULL);
-
-    auth_session_new(a->enrol, h);
-    assert_int_equal(store_open(&sc, 0, &st), STORE_OK);
-    assert_int_equal(store_staff_create(st, a->user, T1, a->role, h, now + 600, now), STORE_OK);
-    store_close(st);
+    if (a->tenant == NULL)
+        a->tenant = T1;
+    assert_int_equal(h_staff_pending(&cfg, a), 0);
 }
 
 /* The first tenant admin, as the operator makes it: `mamori staff enrol`
  * prints the one-time secret (only its hash is stored). */
 static void
-cli_pending(struct acct *a)
+cli_pending(struct h_staff *a)
 {
     char *argv[] = { (char *)h_bin("mamori"), "staff", "enrol", "-c", inst.conf,
                      "--tenant", (char *)(a->tenant ? a->tenant : T1), "--user",
@@ -187,16 +90,16 @@ cli_pending(struct acct *a)
 
 /* Enrol over HTTPS from the demo terminal: password, and read the TOTP key. */
 static void
-enrol(CURL *c, struct acct *a, const char *password)
+enrol(CURL *c, struct h_staff *a, const char *password)
 {
     char body[256];
-    struct resp r;
+    struct h_response r;
     json_t *j;
     const char *uri, *sec;
     char prefix[64];
 
     snprintf(prefix, sizeof(prefix), "otpauth://totp/mamori:%s-", a->tenant ? a->tenant : T1);
-    snprintf(a->password, sizeof(a->password), "%s", password);
+    a->password = password;
     snprintf(body, sizeof(body), "{\"secret\":\"%s\",\"password\":\"%s\"}", a->enrol,
              a->password);
     areq(c, "POST", "/v1/auth/enrol", body, NULL, NULL, NULL, &r);
@@ -207,7 +110,7 @@ enrol(CURL *c, struct acct *a, const char *password)
     assert_true(strncmp(uri, prefix, strlen(prefix)) == 0);
     sec = strstr(uri, "secret=");
     assert_non_null(sec);
-    assert_int_equal(b32_decode(sec + 7, a->secret, TOTP_SECRET_LEN), 0);
+    assert_int_equal(h_base32_decode(sec + 7, a->secret, TOTP_SECRET_LEN), 0);
     json_decref(j);
     free(r.body);
     /* the enrolment secret is one-time */
@@ -219,37 +122,16 @@ enrol(CURL *c, struct acct *a, const char *password)
 /* Log in with the code for `now + drift steps`; returns the HTTP status and
  * the token (if 200). */
 static long
-login_at(CURL *c, const struct acct *a, const char *password, int drift, char *token,
+login_at(CURL *c, const struct h_staff *a, const char *password, int drift, char *token,
          char *csrf)
 {
-    char body[256], code[7];
-    struct resp r;
-    long st;
-
-    assert_int_equal(auth_totp_code(a->secret, time(NULL) + drift * TOTP_STEP, code), 0);
-    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\",\"code\":\"%s\"}",
-             a->user, password, code);
-    areq(c, "POST", "/v1/auth/login", body, NULL, NULL, NULL, &r);
-    st = r.status;
-    if (st == 200 && token != NULL) {
-        json_t *j = jbody(&r);
-        snprintf(token, 65, "%s", json_string_value(json_object_get(j, "token")));
-        if (csrf != NULL)
-            snprintf(csrf, 65, "%s", json_string_value(json_object_get(j, "csrf_token")));
-        json_decref(j);
-    }
-    free(r.body);
-    return st;
+    return h_staff_login(&inst, c, a, password, drift, token, csrf);
 }
 
 static long
 get_status(CURL *c, const char *method, const char *path, const char *body, const char *token)
 {
-    struct resp r;
-
-    areq(c, method, path, body, token, NULL, NULL, &r);
-    free(r.body);
-    return r.status;
+    return h_staff_status(&inst, c, true, method, path, body, token);
 }
 
 static CURL *
@@ -264,9 +146,7 @@ static int
 group_setup(void **state)
 {
     char err[256], v[16];
-    struct keyring *kr;
-    struct store_config sc;
-    struct store *st;
+    static const char *const tenants[] = { T1 };
 
     (void)state;
     if (h_init(&inst) != 0)
@@ -284,26 +164,11 @@ group_setup(void **state)
         config_load(inst.conf, &cfg, err, sizeof(err)) != 0)
         return -1;
     /* the tenant: keys (key holder's keyring) and its row (as `tenant create`) */
-    if (keyring_open(cfg.master_key, cfg.keys_dir, NULL, &kr) != 0 ||
-        keyring_tenant_create(kr, T1) != 0)
+    if (h_tenants_create(&cfg, tenants, 1) != 0 || h_launch(&inst) != 0)
         return -1;
-    keyring_close(kr);
-    sc = (struct store_config){ .backend = cfg.store_backend, .path = cfg.store_path,
-                                .conninfo = cfg.store_conninfo };
-    if (store_open(&sc, 0, &st) != STORE_OK || store_tenant_create(st, T1) != STORE_OK)
+    /* R3.5: the demo terminal, registered to the tenant by the operator */
+    if (h_terminal_register(&inst, T1, "demo", "counter-1") != 0)
         return -1;
-    store_close(st);
-    if (h_launch(&inst) != 0)
-        return -1;
-    {   /* R3.5: the demo terminal, registered to the tenant by the operator */
-        char crt[400];
-        snprintf(crt, sizeof(crt), "%s/terminals/demo.crt", inst.dir);
-        char *argv[] = { (char *)h_bin("mamori"), "staff", "terminal-register", "-c",
-                         inst.conf, "--tenant", T1, "--name", "counter-1", "--cert", crt,
-                         NULL };
-        if (h_run(argv, NULL, 0) != 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -357,10 +222,10 @@ session_reference_recorded(const char *tok)
 static void
 test_enrol_login_logout(void **state)
 {
-    struct acct a = { .user = "tanaka", .role = "clerk" };
+    struct h_staff a = { .user = "tanaka", .role = "clerk" };
     CURL *c = demo_terminal();
     char tok[65];
-    struct resp r;
+    struct h_response r;
     json_t *j;
 
     (void)state;
@@ -403,7 +268,7 @@ test_enrol_login_logout(void **state)
 static void
 test_totp_replay_and_drift(void **state)
 {
-    struct acct a = { .user = "nakamura", .role = "clerk" };
+    struct h_staff a = { .user = "nakamura", .role = "clerk" };
     CURL *c = demo_terminal();
 
     (void)state;
@@ -426,11 +291,11 @@ test_totp_replay_and_drift(void **state)
 static void
 test_lockout_and_helpdesk_reset(void **state)
 {
-    struct acct admin = { .user = "admin1", .role = "tenant_admin" };
-    struct acct a = { .user = "kobayashi", .role = "clerk" };
+    struct h_staff admin = { .user = "admin1", .role = "tenant_admin" };
+    struct h_staff a = { .user = "kobayashi", .role = "clerk" };
     CURL *c = demo_terminal();
     char atok[65], tok[65], body[256], otp[32];
-    struct resp r;
+    struct h_response r;
     json_t *j;
 
     (void)state;
@@ -482,7 +347,7 @@ test_lockout_and_helpdesk_reset(void **state)
 static void
 test_session_timeouts(void **state)
 {
-    struct acct a = { .user = "yoshida", .role = "clerk" };
+    struct h_staff a = { .user = "yoshida", .role = "clerk" };
     CURL *c = demo_terminal();
     char tok[65];
     time_t t0;
@@ -512,12 +377,12 @@ test_terminal_binding_and_revocation(void **state)
 {
     char *argv_issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", inst.dir,
                            "counter-2", NULL };
-    struct acct admin = { .user = "admin2", .role = "tenant_admin" };
-    struct acct a = { .user = "watanabe", .role = "clerk" };
+    struct h_staff admin = { .user = "admin2", .role = "tenant_admin" };
+    struct h_staff a = { .user = "watanabe", .role = "clerk" };
     CURL *c = demo_terminal(), *c2;
     char tok[65], atok[65], path[160], hex[65];
     struct h_response hr;
-    struct resp r;
+    struct h_response r;
     long gen, st;
     json_t *j;
 
@@ -576,10 +441,10 @@ test_terminal_binding_and_revocation(void **state)
 
 /* An account made over the API (POST /v1/staff) and enrolled. */
 static void
-api_pending(CURL *c, const char *atok, struct acct *a)
+api_pending(CURL *c, const char *atok, struct h_staff *a)
 {
     char body[160];
-    struct resp r;
+    struct h_response r;
     json_t *j;
 
     snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", a->user, a->role);
@@ -593,7 +458,7 @@ api_pending(CURL *c, const char *atok, struct acct *a)
 }
 
 static const char *
-error_code(const struct resp *r, char *buf, size_t n)
+error_code(const struct h_response *r, char *buf, size_t n)
 {
     json_t *j = jbody(r);
 
@@ -610,11 +475,11 @@ error_code(const struct resp *r, char *buf, size_t n)
 static void
 test_staff_management(void **state)
 {
-    struct acct admin = { .user = "admin4", .role = "tenant_admin" };
-    struct acct k = { .user = "kondo", .role = "clerk" };
+    struct h_staff admin = { .user = "admin4", .role = "tenant_admin" };
+    struct h_staff k = { .user = "kondo", .role = "clerk" };
     CURL *c = demo_terminal();
     char atok[65], ktok[65], buf[64], cmd[1024], line[8192];
-    struct resp r;
+    struct h_response r;
     bool recorded = false;
     FILE *p;
 
@@ -705,10 +570,10 @@ test_national_and_prefecture_scopes(void **state)
     char *issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", inst.dir,
                       "ops-1", NULL };
     char crt[400], out[512], buf[64], otok[65], atok[65];
-    struct acct nadmin = { .user = "nat-admin", .role = "tenant_admin", .tenant = "000001" };
-    struct acct padmin = { .user = "pref-admin", .role = "tenant_admin", .tenant = "130001" };
-    struct acct op = { .user = "op1", .role = "platform_operator", .tenant = "000001" };
-    struct resp r;
+    struct h_staff nadmin = { .user = "nat-admin", .role = "tenant_admin", .tenant = "000001" };
+    struct h_staff padmin = { .user = "pref-admin", .role = "tenant_admin", .tenant = "130001" };
+    struct h_staff op = { .user = "op1", .role = "platform_operator", .tenant = "000001" };
+    struct h_response r;
     CURL *c;
 
     (void)state;
@@ -757,11 +622,11 @@ test_national_and_prefecture_scopes(void **state)
 static void
 test_cookie_session_csrf(void **state)
 {
-    struct acct a = { .user = "saito", .role = "clerk" };
+    struct h_staff a = { .user = "saito", .role = "clerk" };
     CURL *c = demo_terminal();
     char tok[65], csrf[65], cookie[100], body[256], code[7];
     struct h_response hr;
-    struct resp r;
+    struct h_response r;
 
     (void)state;
     pending(&a);
@@ -832,12 +697,12 @@ strip_request_id(const char *body)
 static void
 test_uniform_failure(void **state)
 {
-    struct acct a = { .user = "matsumoto", .role = "clerk" };
-    struct acct p = { .user = "pendingone", .role = "clerk" };
+    struct h_staff a = { .user = "matsumoto", .role = "clerk" };
+    struct h_staff p = { .user = "pendingone", .role = "clerk" };
     CURL *c = demo_terminal();
     char body[256], code[7], *ref = NULL;
     double unknown[30] = { 0 }, wrong[30] = { 0 };
-    struct resp r;
+    struct h_response r;
 
     (void)state;
     pending(&a);
@@ -901,8 +766,8 @@ test_uniform_failure(void **state)
 static void
 test_lapse_and_reconfirm(void **state)
 {
-    struct acct admin = { .user = "admin3", .role = "tenant_admin" };
-    struct acct a = { .user = "hayashi", .role = "clerk" };
+    struct h_staff admin = { .user = "admin3", .role = "tenant_admin" };
+    struct h_staff a = { .user = "hayashi", .role = "clerk" };
     struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
                                .conninfo = cfg.store_conninfo };
     CURL *c = demo_terminal();

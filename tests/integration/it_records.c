@@ -24,16 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/session.h"
-#include "auth/totp.h"
 #include "config/config.h"
-#include "crypto/keyring.h"
-#include "store/store_auth.h"
+#include "store/store.h"
 
 #include "harness.h"
+#include "staff.h"
 
 #define TA "131016"
 #define TB "131024"
+#define PW "Rec0rds!Strong"    /* every account's password */
 
 static struct instance inst;
 static struct mamori_config cfg;
@@ -42,86 +41,23 @@ static char pg_db[64];              /* this run's database, "" on SQLite */
 static CURL *term_a, *term_b, *pub;
 static char clerk[65], sup[65], admin[65], clerk_b[65];
 
-/* ---- requests --------------------------------------------------------------------- */
-
-struct resp {
-    long   status;
-    char  *body;
-    size_t len;
-    char   ctype[64];       /* Content-Type */
-};
-
-static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct resp *r = arg;
-    char *g = realloc(r->body, r->len + size * n + 1);
-
-    if (g == NULL)
-        return 0;
-    memcpy(g + r->len, data, size * n);
-    r->len += size * n;
-    g[r->len] = '\0';
-    r->body = g;
-    return size * n;
-}
+/* ---- requests (staff.h) ----------------------------------------------------------- */
 
 /* One request with a bearer token to the internal (terminal handles) or
  * public (pub) listener. */
 static void
 req(CURL *c, const char *method, const char *path, const char *body, const char *token,
-    struct resp *r)
+    struct h_response *r)
 {
-    char url[300];
-    struct curl_slist *hd = NULL;
-    unsigned port = c == pub ? inst.public_port : inst.internal_port;
-
-    memset(r, 0, sizeof(*r));
-    snprintf(url, sizeof(url), "https://localhost:%u%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
-    if (body != NULL) {
-        hd = curl_slist_append(hd, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    } else if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    }
-    if (token != NULL) {
-        char h[128];
-        snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
-        hd = curl_slist_append(hd, h);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    {
-        char *ct = NULL;
-        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-        snprintf(r->ctype, sizeof(r->ctype), "%s", ct ? ct : "");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hd);
+    h_staff_request(&inst, c, c != pub, method, path, body, &(struct h_cred){ .token = token },
+                    r);
 }
 
 /* Status only. */
 static long
 st(CURL *c, const char *method, const char *path, const char *body, const char *token)
 {
-    struct resp r;
-
-    req(c, method, path, body, token, &r);
-    free(r.body);
-    return r.status;
+    return h_staff_status(&inst, c, c != pub, method, path, body, token);
 }
 
 /* The request must answer `want`; returns the parsed body (caller decrefs). */
@@ -129,17 +65,7 @@ static json_t *
 ok(CURL *c, const char *method, const char *path, const char *body, const char *token,
    long want)
 {
-    struct resp r;
-    json_t *j;
-
-    req(c, method, path, body, token, &r);
-    if (r.status != want)
-        fail_msg("%s %s: %ld, wanted %ld: %s", method, path, r.status, want,
-                 r.body ? r.body : "");
-    j = json_loads(r.body ? r.body : "", 0, NULL);
-    assert_non_null(j);
-    free(r.body);
-    return j;
+    return h_staff_json(&inst, c, c != pub, method, path, body, token, want);
 }
 
 static const char *
@@ -241,98 +167,7 @@ leaked(const char *needle)
     return hit;
 }
 
-/* ---- accounts --------------------------------------------------------------------------- */
-
-struct acct {
-    const char *user, *role, *tenant;
-    uint8_t     secret[TOTP_SECRET_LEN];
-    char        enrol[SESSION_TOKEN_HEX + 1];
-};
-
-static int
-b32_decode(const char *s, uint8_t *out, size_t n)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    uint32_t buf = 0;
-    int bits = 0;
-    size_t o = 0;
-
-    for (; *s && *s != '&'; s++) {
-        const char *p = strchr(a, *s);
-        if (p == NULL)
-            return -1;
-        buf = buf << 5 | (uint32_t)(p - a);
-        bits += 5;
-        if (bits >= 8) {
-            if (o == n)
-                return -1;
-            out[o++] = (uint8_t)(buf >> (bits - 8));
-            bits -= 8;
-        }
-    }
-    return o == n ? 0 : -1;
-}
-
-/* Pending account (as `mamori staff enrol` makes it), enrolment over
- * HTTPS, then one sign-in with password + TOTP (R6.2). */
-static int
-sign_in(CURL *c, struct acct *a, char token[65])
-{
-    struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
-                               .conninfo = cfg.store_conninfo };
-    static const char pw[] = "Rec0rds!Strong";
-    struct store *s;
-    uint8_t h[AUTH_HASH_LEN];
-    char body[300], code[7];
-    int64_t now = time(NULL);
-    struct resp r;
-    json_t *j;
-    const char *uri;
-
-    auth_session_new(a->enrol, h);
-    if (store_open(&sc, 0, &s) != STORE_OK ||
-        store_staff_create(s, a->user, a->tenant, a->role, h, now + 600, now) != STORE_OK)
-        return -1;
-    store_close(s);
-    snprintf(body, sizeof(body), "{\"secret\":\"%s\",\"password\":\"%s\"}", a->enrol, pw);
-    req(c, "POST", "/v1/auth/enrol", body, NULL, &r);
-    j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    free(r.body);
-    uri = json_string_value(json_object_get(j, "otpauth_uri"));
-    if (uri == NULL || strstr(uri, "secret=") == NULL ||
-        b32_decode(strstr(uri, "secret=") + 7, a->secret, TOTP_SECRET_LEN) != 0) {
-        json_decref(j);
-        return -1;
-    }
-    json_decref(j);
-    if (auth_totp_code(a->secret, time(NULL), code) != 0)
-        return -1;
-    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\",\"code\":\"%s\"}",
-             a->user, pw, code);
-    req(c, "POST", "/v1/auth/login", body, NULL, &r);
-    j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    free(r.body);
-    if (json_string_value(json_object_get(j, "token")) == NULL) {
-        json_decref(j);
-        return -1;
-    }
-    snprintf(token, 65, "%s", json_string_value(json_object_get(j, "token")));
-    json_decref(j);
-    return 0;
-}
-
-/* ---- fixture ------------------------------------------------------------------------------ */
-
-static int
-register_terminal(const char *tenant, const char *name)
-{
-    char crt[400];
-
-    snprintf(crt, sizeof(crt), "%s/terminals/%s.crt", inst.dir, name);
-    char *argv[] = { (char *)h_bin("mamori"), "staff", "terminal-register", "-c", inst.conf,
-                     "--tenant", (char *)tenant, "--name", (char *)name, "--cert", crt, NULL };
-    return h_run(argv, NULL, 0);
-}
+/* ---- fixture: accounts are signed in once (staff.h, R6.2) --------------------------------- */
 
 /* A database of its own on the test cluster, migrated, for the daemon. */
 static int
@@ -382,15 +217,15 @@ static int
 group_setup(void **state)
 {
     char err[256];
-    struct keyring *kr;
-    struct store_config sc;
-    struct store *s;
-    char *issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", NULL, "ward-b",
-                      NULL };
-    struct acct a_clerk = { "rec-clerk", "clerk", TA, { 0 }, "" };
-    struct acct a_sup = { "rec-sup", "supervisor", TA, { 0 }, "" };
-    struct acct a_admin = { "rec-admin", "tenant_admin", TA, { 0 }, "" };
-    struct acct b_clerk = { "rec-clerk-b", "clerk", TB, { 0 }, "" };
+    static const char *const tenants[] = { TA, TB };
+    struct h_staff a_clerk = { .user = "rec-clerk", .role = "clerk", .tenant = TA,
+                               .password = PW };
+    struct h_staff a_sup = { .user = "rec-sup", .role = "supervisor", .tenant = TA,
+                             .password = PW };
+    struct h_staff a_admin = { .user = "rec-admin", .role = "tenant_admin", .tenant = TA,
+                               .password = PW };
+    struct h_staff b_clerk = { .user = "rec-clerk-b", .role = "clerk", .tenant = TB,
+                               .password = PW };
 
     (void)state;
     if (h_init(&inst) != 0 || (pg_base != NULL && use_postgresql() != 0) ||
@@ -398,28 +233,18 @@ group_setup(void **state)
         h_set_conf(&inst, "detect.distinct_residents", "100000") != 0 ||
         h_set_conf(&inst, "auth.pwhash_opslimit", "2") != 0 ||
         h_set_conf(&inst, "auth.pwhash_memlimit_kib", "32768") != 0 ||
-        config_load(inst.conf, &cfg, err, sizeof(err)) != 0)
+        config_load(inst.conf, &cfg, err, sizeof(err)) != 0 ||
+        h_tenants_create(&cfg, tenants, 2) != 0 || h_launch(&inst) != 0)
         return -1;
-    if (keyring_open(cfg.master_key, cfg.keys_dir, NULL, &kr) != 0 ||
-        keyring_tenant_create(kr, TA) != 0 || keyring_tenant_create(kr, TB) != 0)
-        return -1;
-    keyring_close(kr);
-    sc = (struct store_config){ .backend = cfg.store_backend, .path = cfg.store_path,
-                                .conninfo = cfg.store_conninfo };
-    if (store_open(&sc, 0, &s) != STORE_OK || store_tenant_create(s, TA) != STORE_OK ||
-        store_tenant_create(s, TB) != STORE_OK)
-        return -1;
-    store_close(s);
-    issue[4] = inst.dir;
     /* the CLI's own audit records go in beside the running writer */
-    if (h_launch(&inst) != 0 || h_run(issue, NULL, 0) != 0 ||
-        register_terminal(TA, "demo") != 0 || register_terminal(TB, "ward-b") != 0)
-        return -1;
-    term_a = h_curl(&inst, "terminals/demo.crt", "terminals/demo.key");
-    term_b = h_curl(&inst, "terminals/ward-b.crt", "terminals/ward-b.key");
+    term_a = h_terminal(&inst, TA, "demo");
+    term_b = h_terminal(&inst, TB, "ward-b");
     pub = h_curl(&inst, NULL, NULL);
-    if (sign_in(term_a, &a_clerk, clerk) != 0 || sign_in(term_a, &a_sup, sup) != 0 ||
-        sign_in(term_a, &a_admin, admin) != 0 || sign_in(term_b, &b_clerk, clerk_b) != 0)
+    if (term_a == NULL || term_b == NULL ||
+        h_staff_sign_in(&inst, &cfg, term_a, &a_clerk, clerk) != 0 ||
+        h_staff_sign_in(&inst, &cfg, term_a, &a_sup, sup) != 0 ||
+        h_staff_sign_in(&inst, &cfg, term_a, &a_admin, admin) != 0 ||
+        h_staff_sign_in(&inst, &cfg, term_b, &b_clerk, clerk_b) != 0)
         return -1;
     return 0;
 }
@@ -449,7 +274,7 @@ test_R2_1_resident_create_and_read(void **state)
 {
     char mn[13], bad[13], path[64];
     int64_t id;
-    struct resp r;
+    struct h_response r;
     json_t *j;
 
     (void)state;
@@ -533,7 +358,7 @@ test_R2_8_search(void **state)
     char mn[13], body[400];
     int64_t id;
     json_t *j, *m;
-    struct resp r;
+    struct h_response r;
 
     (void)state;
     mynumber("20000000002", mn);
@@ -782,7 +607,7 @@ test_R2_9_corrections(void **state)
 {
     char mn[13], mn2[13], path[96], body[300];
     int64_t id, vid, cid;
-    struct resp r;
+    struct h_response r;
     json_t *j, *rows, *c;
 
     (void)state;
@@ -932,7 +757,7 @@ test_R1_5_site_interface(void **state)
 {
     char mn[13], tok[65], dev[32], line[19], other[19], body[600], path[96];
     int64_t id;
-    struct resp r;
+    struct h_response r;
     json_t *j;
 
     (void)state;
@@ -1066,7 +891,7 @@ test_R2_7_exports(void **state)
 {
     static const char *const elevens[] = { "10000000001", "20000000002", "30000000003",
                                            "70000000007", "70000000017", "90000000009" };
-    struct resp r;
+    struct h_response r;
     char mn[13];
     json_t *j;
 

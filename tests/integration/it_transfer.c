@@ -26,116 +26,43 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/session.h"
-#include "auth/totp.h"
 #include "config/config.h"
-#include "crypto/keyring.h"
-#include "store/store_auth.h"
 
 #include "harness.h"
+#include "staff.h"
 
 #define TA "131016"
 #define TB "011002"
 #define TC "012025"
 #define NT "472018"
+#define PW "Tr4nsfer!Strong"   /* every account's password */
 
 static struct instance inst;
 static struct mamori_config cfg;
 static CURL *term_a, *term_b, *pub;
 static char clerk[65], sup[65], admin[65], clerk_b[65];
 
-/* ---- requests (as it_records.c) ------------------------------------------------------ */
-
-struct resp {
-    long   status;
-    char  *body;
-    size_t len;
-    char   ctype[64];
-};
-
-static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct resp *r = arg;
-    char *g = realloc(r->body, r->len + size * n + 1);
-
-    if (g == NULL)
-        return 0;
-    memcpy(g + r->len, data, size * n);
-    r->len += size * n;
-    g[r->len] = '\0';
-    r->body = g;
-    return size * n;
-}
+/* ---- requests (staff.h): pub goes to the public listener ----------------------------- */
 
 static void
 req(CURL *c, const char *method, const char *path, const char *body, const char *token,
-    struct resp *r)
+    struct h_response *r)
 {
-    char url[300];
-    struct curl_slist *hd = NULL;
-    unsigned port = c == pub ? inst.public_port : inst.internal_port;
-    char *ct = NULL;
-
-    memset(r, 0, sizeof(*r));
-    snprintf(url, sizeof(url), "https://localhost:%u%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
-    if (body != NULL) {
-        hd = curl_slist_append(hd, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    } else if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    }
-    if (token != NULL) {
-        char h[128];
-        snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
-        hd = curl_slist_append(hd, h);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
-        snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hd);
+    h_staff_request(&inst, c, c != pub, method, path, body, &(struct h_cred){ .token = token },
+                    r);
 }
 
 static long
 st(CURL *c, const char *method, const char *path, const char *body, const char *token)
 {
-    struct resp r;
-
-    req(c, method, path, body, token, &r);
-    free(r.body);
-    return r.status;
+    return h_staff_status(&inst, c, c != pub, method, path, body, token);
 }
 
 static json_t *
 ok(CURL *c, const char *method, const char *path, const char *body, const char *token,
    long want)
 {
-    struct resp r;
-    json_t *j;
-
-    req(c, method, path, body, token, &r);
-    if (r.status != want)
-        fail_msg("%s %s: %ld, wanted %ld: %s", method, path, r.status, want,
-                 r.body ? r.body : "");
-    j = json_loads(r.body ? r.body : "", 0, NULL);
-    assert_non_null(j);
-    free(r.body);
-    return j;
+    return h_staff_json(&inst, c, c != pub, method, path, body, token, want);
 }
 
 static const char *
@@ -293,110 +220,20 @@ leaked(const char *needle)
     return hit;
 }
 
-/* ---- accounts (as it_records.c) ------------------------------------------------------------ */
-
-struct acct {
-    const char *user, *role, *tenant;
-    uint8_t     secret[TOTP_SECRET_LEN];
-    char        enrol[SESSION_TOKEN_HEX + 1];
-};
-
-static int
-b32_decode(const char *s, uint8_t *out, size_t n)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    uint32_t buf = 0;
-    int bits = 0;
-    size_t o = 0;
-
-    for (; *s && *s != '&'; s++) {
-        const char *p = strchr(a, *s);
-        if (p == NULL)
-            return -1;
-        buf = buf << 5 | (uint32_t)(p - a);
-        bits += 5;
-        if (bits >= 8) {
-            if (o == n)
-                return -1;
-            out[o++] = (uint8_t)(buf >> (bits - 8));
-            bits -= 8;
-        }
-    }
-    return o == n ? 0 : -1;
-}
-
-static int
-sign_in(CURL *c, struct acct *a, char token[65])
-{
-    struct store_config sc = { .backend = cfg.store_backend, .path = cfg.store_path,
-                               .conninfo = cfg.store_conninfo };
-    static const char pw[] = "Tr4nsfer!Strong";
-    struct store *s;
-    uint8_t h[AUTH_HASH_LEN];
-    char body[300], code[7];
-    int64_t now = time(NULL);
-    struct resp r;
-    json_t *j;
-    const char *uri;
-
-    auth_session_new(a->enrol, h);
-    if (store_open(&sc, 0, &s) != STORE_OK ||
-        store_staff_create(s, a->user, a->tenant, a->role, h, now + 600, now) != STORE_OK)
-        return -1;
-    store_close(s);
-    snprintf(body, sizeof(body), "{\"secret\":\"%s\",\"password\":\"%s\"}", a->enrol, pw);
-    req(c, "POST", "/v1/auth/enrol", body, NULL, &r);
-    j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    free(r.body);
-    uri = json_string_value(json_object_get(j, "otpauth_uri"));
-    if (uri == NULL || strstr(uri, "secret=") == NULL ||
-        b32_decode(strstr(uri, "secret=") + 7, a->secret, TOTP_SECRET_LEN) != 0) {
-        json_decref(j);
-        return -1;
-    }
-    json_decref(j);
-    if (auth_totp_code(a->secret, time(NULL), code) != 0)
-        return -1;
-    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\",\"code\":\"%s\"}",
-             a->user, pw, code);
-    req(c, "POST", "/v1/auth/login", body, NULL, &r);
-    j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    free(r.body);
-    if (json_string_value(json_object_get(j, "token")) == NULL) {
-        json_decref(j);
-        return -1;
-    }
-    snprintf(token, 65, "%s", json_string_value(json_object_get(j, "token")));
-    json_decref(j);
-    return 0;
-}
-
 /* ---- fixture ---------------------------------------------------------------------------------- */
-
-static int
-register_terminal(const char *tenant, const char *name)
-{
-    char crt[400];
-
-    snprintf(crt, sizeof(crt), "%s/terminals/%s.crt", inst.dir, name);
-    char *argv[] = { (char *)h_bin("mamori"), "staff", "terminal-register", "-c", inst.conf,
-                     "--tenant", (char *)tenant, "--name", (char *)name, "--cert", crt, NULL };
-    return h_run(argv, NULL, 0);
-}
 
 static int
 group_setup(void **state)
 {
     char err[256];
-    struct keyring *kr;
-    struct store_config sc;
-    struct store *s;
-    char *issue[] = { (char *)h_bin("mamori"), "terminal", "issue", "-d", NULL, "ward-b",
-                      NULL };
-    struct acct a_clerk = { "xfer-clerk", "clerk", TA, { 0 }, "" };
-    struct acct a_sup = { "xfer-sup", "supervisor", TA, { 0 }, "" };
-    struct acct a_admin = { "xfer-admin", "tenant_admin", TA, { 0 }, "" };
-    struct acct b_clerk = { "xfer-clerk-b", "clerk", TB, { 0 }, "" };
+    struct h_staff a_clerk = { .user = "xfer-clerk", .role = "clerk", .tenant = TA,
+                               .password = PW };
+    struct h_staff a_sup = { .user = "xfer-sup", .role = "supervisor", .tenant = TA,
+                             .password = PW };
+    struct h_staff a_admin = { .user = "xfer-admin", .role = "tenant_admin", .tenant = TA,
+                               .password = PW };
+    struct h_staff b_clerk = { .user = "xfer-clerk-b", .role = "clerk", .tenant = TB,
+                               .password = PW };
     static const char *const tenants[] = { TA, TB, TC };
 
     (void)state;
@@ -405,28 +242,17 @@ group_setup(void **state)
         h_set_conf(&inst, "detect.distinct_residents", "100000") != 0 ||
         h_set_conf(&inst, "auth.pwhash_opslimit", "2") != 0 ||
         h_set_conf(&inst, "auth.pwhash_memlimit_kib", "32768") != 0 ||
-        config_load(inst.conf, &cfg, err, sizeof(err)) != 0)
+        config_load(inst.conf, &cfg, err, sizeof(err)) != 0 ||
+        h_tenants_create(&cfg, tenants, 3) != 0 || h_launch(&inst) != 0)
         return -1;
-    sc = (struct store_config){ .backend = cfg.store_backend, .path = cfg.store_path,
-                                .conninfo = cfg.store_conninfo };
-    if (keyring_open(cfg.master_key, cfg.keys_dir, NULL, &kr) != 0 ||
-        store_open(&sc, 0, &s) != STORE_OK)
-        return -1;
-    for (size_t i = 0; i < 3; i++)
-        if (keyring_tenant_create(kr, tenants[i]) != 0 ||
-            store_tenant_create(s, tenants[i]) != STORE_OK)
-            return -1;
-    keyring_close(kr);
-    store_close(s);
-    issue[4] = inst.dir;
-    if (h_launch(&inst) != 0 || h_run(issue, NULL, 0) != 0 ||
-        register_terminal(TA, "demo") != 0 || register_terminal(TB, "ward-b") != 0)
-        return -1;
-    term_a = h_curl(&inst, "terminals/demo.crt", "terminals/demo.key");
-    term_b = h_curl(&inst, "terminals/ward-b.crt", "terminals/ward-b.key");
+    term_a = h_terminal(&inst, TA, "demo");
+    term_b = h_terminal(&inst, TB, "ward-b");
     pub = h_curl(&inst, NULL, NULL);
-    if (sign_in(term_a, &a_clerk, clerk) != 0 || sign_in(term_a, &a_sup, sup) != 0 ||
-        sign_in(term_a, &a_admin, admin) != 0 || sign_in(term_b, &b_clerk, clerk_b) != 0)
+    if (term_a == NULL || term_b == NULL ||
+        h_staff_sign_in(&inst, &cfg, term_a, &a_clerk, clerk) != 0 ||
+        h_staff_sign_in(&inst, &cfg, term_a, &a_sup, sup) != 0 ||
+        h_staff_sign_in(&inst, &cfg, term_a, &a_admin, admin) != 0 ||
+        h_staff_sign_in(&inst, &cfg, term_b, &b_clerk, clerk_b) != 0)
         return -1;
     return 0;
 }
@@ -459,7 +285,7 @@ static void
 test_R3_1_happy_path_records_on_both_sides(void **state)
 {
     char body[400], path[120];
-    struct resp r;
+    struct h_response r;
     json_t *j, *h;
 
     (void)state;
@@ -656,7 +482,7 @@ static void
 test_R1_1_crafted_inquiries_read_nothing(void **state)
 {
     char body[400], path[120], probe[13], pc[17];
-    struct resp r;
+    struct h_response r;
     json_t *j;
 
     (void)state;
@@ -729,7 +555,7 @@ static void
 test_R3_3_bulk_mixed_rows(void **state)
 {
     char csv[2048], *q, *body, unknown[13], path[80], id[17];
-    struct resp r;
+    struct h_response r;
     json_t *j, *rows;
 
     (void)state;
