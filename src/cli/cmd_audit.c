@@ -4,7 +4,7 @@
  */
 #include <getopt.h>
 #include <dirent.h>
-#include <limits.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,6 @@
 #include "audit/query.h"
 #include "audit/writer.h"
 #include "cli/cli.h"
-#include "common/util.h"
 #include "config/config.h"
 
 #ifndef CLI_DEFAULT_CONFIG          /* cli.h gains it with the store commands */
@@ -47,31 +46,47 @@ load_config(const char *who, const char *path)
  * a root-run command created would stop the audit writer from opening
  * its log at the next start.  So what the append made is handed to the
  * directory's owner, as cli_own_like_parent does for single files.
+ *
+ * The offline append (no rotation, no archival) creates entries at the
+ * top of the directory only: segments, checkpoints, .lock and archive/
+ * itself, never anything inside archive/.  So only the top is looked at,
+ * through a descriptor of the directory and without following a link:
+ * the directory's owner (the service user) can replace an entry with a
+ * symbolic link at any moment, and root must not follow it.
  */
 static int
 own_like_dir(const char *dir)
 {
     struct stat ds, st;
     struct dirent *e;
-    char path[PATH_MAX];
     DIR *d;
-    int rc = 0;
+    int fd, rc = 0;
 
-    if (geteuid() != 0 || stat(dir, &ds) != 0 || ds.st_uid == 0)
+    if (geteuid() != 0)
         return 0;
-    if ((d = opendir(dir)) == NULL)
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return -1;
+    if (fstat(fd, &ds) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (ds.st_uid == 0) {              /* root's own: nothing to hand over */
+        close(fd);
+        return 0;
+    }
+    if ((d = fdopendir(fd)) == NULL) {
+        close(fd);
+        return -1;
+    }
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            util_path_join(path, sizeof(path), dir, e->d_name) != 0 ||
-            lstat(path, &st) != 0 || (st.st_uid == ds.st_uid && st.st_gid == ds.st_gid))
+            fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            (st.st_uid == ds.st_uid && st.st_gid == ds.st_gid))
             continue;
-        if (lchown(path, ds.st_uid, ds.st_gid) != 0)
-            rc = -1;
-        if (S_ISDIR(st.st_mode) && own_like_dir(path) != 0)   /* archive/ */
+        if (fchownat(fd, e->d_name, ds.st_uid, ds.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
             rc = -1;
     }
-    closedir(d);
+    closedir(d);                       /* closes fd */
     return rc;
 }
 

@@ -166,6 +166,38 @@ test_records_owned_by_service_user(void **state)
     assert_true(files >= 2);         /* at least a segment and its lock */
 }
 
+/* The audit directory belongs to the service user, who may put a
+ * symbolic link in it: a root-run command hands the link itself over and
+ * never what it points at (R7.7). */
+static void
+test_links_in_audit_dir_not_followed(void **state)
+{
+    char audit[256], target[256], link[300];
+    struct stat ds, st;
+    FILE *f;
+    int issued;
+
+    (void)state;
+    snprintf(audit, sizeof(audit), "%s/d/audit", dir);
+    assert_int_equal(stat(audit, &ds), 0);
+    if (geteuid() != 0 || ds.st_uid == 0)
+        skip();                      /* nothing to hand over */
+    snprintf(target, sizeof(target), "%s/root-owned", dir);
+    f = fopen(target, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(link, sizeof(link), "%s/decoy", audit);
+    assert_int_equal(symlink(target, link), 0);
+    issued = count("cli.terminal.issue", "success");
+    assert_int_equal(run("terminal issue -d %s/d desk-9", dir), 0);
+    assert_int_equal(count("cli.terminal.issue", "success"), issued + 1);
+    assert_int_equal(stat(target, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_int_equal(st.st_uid, ds.st_uid);
+    assert_int_equal(unlink(link), 0);
+}
+
 int
 main(void)
 {
@@ -174,6 +206,7 @@ main(void)
         cmocka_unit_test(test_key_and_tenant_changes_recorded),
         cmocka_unit_test(test_read_only_commands_not_recorded),
         cmocka_unit_test(test_records_owned_by_service_user),
+        cmocka_unit_test(test_links_in_audit_dir_not_followed),
     };
     return cmocka_run_group_tests_name("mamori commands are audited (R7.7)", tests,
                                        setup, teardown);
