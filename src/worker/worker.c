@@ -194,7 +194,7 @@ start_servers(struct worker *w)
 
 /* ---- the revocation set: the list file's and the store's (R6.2) ---- */
 
-/* Fingerprints gathered from the store; owned by the caller (free fps). */
+/* A growing list of fingerprints; owned by the caller (free fps). */
 struct fp_list {
     uint8_t *fps;
     size_t   n, cap;
@@ -208,7 +208,10 @@ fp_list_add(const struct terminal_info *t, void *p)
 
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
-        uint8_t *grown = cap <= REVOKE_MAX_ENTRIES ? realloc(l->fps, cap * REVOKE_FP_LEN) : NULL;
+        uint8_t *grown;
+        if (cap > REVOKE_MAX_ENTRIES)
+            cap = REVOKE_MAX_ENTRIES;
+        grown = cap > l->n ? realloc(l->fps, cap * REVOKE_FP_LEN) : NULL;
         if (grown == NULL) {
             l->failed = true;
             return 1;
@@ -221,20 +224,23 @@ fp_list_add(const struct terminal_info *t, void *p)
     return 0;
 }
 
-/* Every terminal the store marks revoked (through the API): with the
- * list file's entries they make the set the TLS layer refuses.  If the
- * store cannot be read the list file's set still applies, and so does
- * the store's own check of every session (auth_authorize). */
+/* Append every terminal the store marks revoked (through the API) to
+ * l, which holds the list file's entries: together they make the set the
+ * TLS layer refuses.  If the store cannot be read (or the set would be
+ * too big) l keeps the list file's entries only, and so does the store's
+ * own check of every session (auth_authorize). */
 static void
-store_revoked(struct store *st, struct fp_list *out)
+add_store_revoked(struct store *st, struct fp_list *l)
 {
-    memset(out, 0, sizeof(*out));
+    size_t had = l->n;
+
     if (st == NULL)
         return;
-    if (store_terminal_list(st, NULL, fp_list_add, out) != STORE_OK || out->failed) {
-        log_error("revocation_store_unread", "cannot read the terminals revoked in the "
+    l->failed = false;
+    if (store_terminal_list(st, NULL, fp_list_add, l) != STORE_OK || l->failed) {
+        log_error("revocation_store_unread", "cannot add the terminals revoked in the "
                   "store; the list file's set applies");
-        out->n = 0;
+        l->n = had;
     }
 }
 
@@ -243,9 +249,9 @@ store_revoked(struct store *st, struct fp_list *out)
 static void
 add_store_revocations(struct worker *w)
 {
-    struct fp_list db;
+    struct fp_list db = { NULL, 0, 0, false };
 
-    store_revoked(w->env.store, &db);
+    add_store_revoked(w->env.store, &db);
     if (db.n > 0 && revoke_current_add(db.fps, db.n) != 0)
         log_error("revocation_set_failed", "cannot add the store's revoked terminals");
     free(db.fps);
@@ -297,16 +303,12 @@ take_revocation_chunk(struct worker *w, const struct ipc_hdr *h, const uint8_t *
         w->nrevoked += n;
     }
     if (h->flags & IPC_F_LAST) {
-        struct fp_list db;
+        /* The list file's set, as pushed, plus the store's (R6.2). */
+        struct fp_list all = { w->revoked, w->nrevoked, w->nrevoked, false };
 
-        store_revoked(w->env.store, &db);
-        if (db.n > 0 && w->nrevoked + db.n <= REVOKE_MAX_ENTRIES &&
-            (grown = realloc(w->revoked, (w->nrevoked + db.n) * REVOKE_FP_LEN)) != NULL) {
-            w->revoked = grown;
-            memcpy(w->revoked + w->nrevoked * REVOKE_FP_LEN, db.fps, db.n * REVOKE_FP_LEN);
-            w->nrevoked += db.n;
-        }
-        free(db.fps);
+        add_store_revoked(w->env.store, &all);
+        w->revoked = all.fps;
+        w->nrevoked = all.n;
         if (revoke_set_from_raw(w->revoked, w->nrevoked, &set) == 0) {
             size_t count = revoke_set_count(set);
             revoke_current_install(set);
