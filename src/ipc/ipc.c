@@ -38,7 +38,6 @@ static const struct type_desc types[IPC_TYPE_END] = {
     [IPC_AUDIT_QUERY]   = { "audit_query", 4096 },          /* R7.5 */
     [IPC_AUDIT_ROWS]    = { "audit_rows", IPC_MAX_PAYLOAD },
     [IPC_TERMINAL_REVOKE] = { "terminal_revoke", 32 },      /* R6.2 */
-    [IPC_TERMINAL_REVOKED] = { "terminal_revoked", 0 },
 };
 
 size_t

@@ -45,7 +45,6 @@ enum ipc_type {
                            * flag IPC_F_MORE while further pages of it follow */
     IPC_TERMINAL_REVOKE,  /* worker -> parent: a terminal was revoked through the API:
                            * its 32-byte certificate fingerprint (R6.2) */
-    IPC_TERMINAL_REVOKED, /* parent -> worker: the revocation list now holds it; empty */
     IPC_TYPE_END          /* not a type: one past the last */
 };
 
