@@ -1873,6 +1873,95 @@ test_keyholder_key_events_reach_the_log(void **state)
     free(cfg);
 }
 
+/* ---- the writer's query channel: one tenant per query (R1.1, R7.5) -------- */
+
+/* The writer trusts no worker: a query that does not name exactly one
+ * tenant (none, an empty or malformed code, two through a duplicate key,
+ * an unknown member), or a review without its staff member, is refused
+ * whole with "malformed_query" and answers nothing; a proper query on
+ * the same channel gets that tenant's entries only. */
+static void
+test_query_bound_to_one_tenant(void **state)
+{
+    struct env *e = *state;
+    struct mamori_config *cfg = kh_config(e);
+    static const char *const bad[] = {
+        "{\"kind\":\"events\"}",
+        "{\"kind\":\"events\",\"tenant\":\"\"}",
+        "{\"kind\":\"events\",\"tenant\":\"13101\"}",
+        "{\"kind\":\"events\",\"tenant\":null}",
+        "{\"kind\":\"events\",\"tenant\":\"1310*\"}",
+        "{\"kind\":\"events\",\"tenant\":\"131016\",\"tenant\":\"011002\"}",
+        "{\"kind\":\"events\",\"tenant\":\"131016\",\"tenants\":[\"011002\"]}",
+        "{\"kind\":\"review\",\"tenant\":\"131016\"}",
+        "[\"131016\"]",
+    };
+    static const char ok[] = "{\"kind\":\"events\",\"tenant\":\"131016\"}";
+    int ctl[2], wrk[2], qc[2], st;
+    uint8_t *buf = malloc(IPC_MAX_PAYLOAD);
+    struct ipc_hdr h;
+    json_t *rows = json_array();
+    bool done = false;
+    pid_t pid;
+
+    assert_non_null(buf);
+    assert_int_equal(ipc_socketpair(ctl), 0);
+    assert_int_equal(ipc_socketpair(wrk), 0);
+    assert_int_equal(ipc_socketpair(qc), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fds[2] = { ctl[1], wrk[1] };
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(ctl[0]), close(wrk[0]), close(qc[0]);
+        auditd_set_query_channels(&qc[1], 1);
+        _exit(auditd_main(cfg, fds, 2));
+    }
+    close(ctl[1]), close(wrk[1]), close(qc[1]);
+    assert_int_equal(recv_wait(ctl[0], &h, buf, IPC_MAX_PAYLOAD, 20000), 1);
+    assert_int_equal(h.type, IPC_READY);
+    /* one entry of each tenant, acknowledged (so durable, so queryable) */
+    for (uint32_t i = 0; i < 2; i++) {
+        char ev[160];
+        snprintf(ev, sizeof(ev), "{\"action\":\"resident.read\",\"outcome\":\"success\","
+                 "\"tenant\":\"%s\",\"actor\":\"clerk-%u\"}", i == 0 ? "131016" : "011002", i);
+        assert_int_equal(ipc_send(wrk[0], IPC_AUDIT_APPEND, i + 1, 0, ev, strlen(ev)), 0);
+        assert_int_equal(recv_wait(wrk[0], &h, buf, IPC_MAX_PAYLOAD, 5000), 1);
+        assert_int_equal(h.type, IPC_AUDIT_ACK);
+    }
+    for (uint32_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(ipc_send(qc[0], IPC_AUDIT_QUERY, 100 + i, 0, bad[i], strlen(bad[i])), 0);
+        assert_int_equal(recv_wait(qc[0], &h, buf, IPC_MAX_PAYLOAD, 5000), 1);
+        if (h.type != IPC_ERROR || h.id != 100 + i || h.len != strlen("malformed_query") ||
+            memcmp(buf, "malformed_query", h.len) != 0)
+            fail_msg("not refused: %s (%s)", bad[i], ipc_type_name(h.type));
+    }
+    /* positive control: the channel answers a proper query, one tenant's */
+    assert_int_equal(ipc_send(qc[0], IPC_AUDIT_QUERY, 200, 0, ok, strlen(ok)), 0);
+    while (!done && recv_wait(qc[0], &h, buf, IPC_MAX_PAYLOAD, 5000) == 1) {
+        json_t *pg = json_loadb((const char *)buf, h.len, 0, NULL);
+        assert_int_equal(h.type, IPC_AUDIT_ROWS);
+        assert_int_equal(h.id, 200);
+        if ((h.flags & IPC_F_MORE) != 0)
+            assert_int_equal(json_array_extend(rows, json_object_get(pg, "rows")), 0);
+        else
+            done = json_is_true(json_object_get(json_object_get(pg, "result"), "complete"));
+        json_decref(pg);
+    }
+    assert_true(done);
+    assert_int_equal(json_array_size(rows), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(
+        json_array_get(rows, 0), "event"), "actor")), "clerk-0");
+    assert_int_equal(ipc_send(ctl[0], IPC_SHUTDOWN, 1, 0, NULL, 0), 0);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(ctl[0]), close(wrk[0]), close(qc[0]);
+    json_decref(rows);
+    free(buf);
+    free(cfg);
+}
+
 int
 main(void)
 {
@@ -1909,6 +1998,7 @@ main(void)
         T(test_webhook_delivers_and_retries),
         T(test_keyholder_signs_only_for_audit_channel),
         T(test_keyholder_key_events_reach_the_log),
+        T(test_query_bound_to_one_tenant),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
