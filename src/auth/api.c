@@ -215,6 +215,22 @@ audit_failed(struct http_response *resp)
                 "The audit log cannot record this now; nothing was done.", NULL);
 }
 
+/*
+ * A change audited first (so it never happens unrecorded) that the store
+ * then refused: a failure event follows, best effort, so the log never
+ * shows only a change that did not happen (R6.9, R7.7).  Takes `info`.
+ */
+static void
+change_refused(const struct http_request *req, const char *action, enum store_status st,
+               json_t *info)
+{
+    if (audit(req, action, "failure", req->user_id, req->tenant, auth_role_name(req->role),
+              st == STORE_EXISTS ? "exists" : st == STORE_NOTFOUND ? "not_found"
+                                                                  : "store_refused",
+              info) != 0)
+        log_error("audit_refused", "failure event of %s not recorded", action);
+}
+
 static void
 store_failed(struct http_response *resp)
 {
@@ -765,6 +781,7 @@ auth_h_staff_reset(const struct http_request *req, struct http_response *resp)
     struct worker_env *env = wenv(req);
     struct staff_account acct;
     char otp[17], hash[PW_HASH_LEN];
+    enum store_status st;
 
     if (managed_account(req, resp, &acct) != 0)
         return;
@@ -780,7 +797,9 @@ auth_h_staff_reset(const struct http_request *req, struct http_response *resp)
         audit_failed(resp);
         goto out;
     }
-    if (store_staff_set_password(env->store, acct.user_id, hash, true, auth_now()) != STORE_OK) {
+    if ((st = store_staff_set_password(env->store, acct.user_id, hash, true, auth_now()))
+        != STORE_OK) {
+        change_refused(req, "staff.reset", st, json_pack("{s:s}", "user", acct.user_id));
         store_failed(resp);
         goto out;
     }
@@ -795,6 +814,7 @@ auth_h_staff_reconfirm(const struct http_request *req, struct http_response *res
 {
     struct worker_env *env = wenv(req);
     struct staff_account acct;
+    enum store_status st;
 
     if (managed_account(req, resp, &acct) != 0)
         return;
@@ -803,7 +823,8 @@ auth_h_staff_reconfirm(const struct http_request *req, struct http_response *res
         audit_failed(resp);
         return;
     }
-    if (store_staff_reconfirm(env->store, acct.user_id, auth_now()) != STORE_OK) {
+    if ((st = store_staff_reconfirm(env->store, acct.user_id, auth_now())) != STORE_OK) {
+        change_refused(req, "staff.reconfirm", st, json_pack("{s:s}", "user", acct.user_id));
         store_failed(resp);
         return;
     }
@@ -831,6 +852,9 @@ auth_h_terminal_register(const struct http_request *req, struct http_response *r
         return;
     }
     st = store_terminal_register(env->store, req->tenant, fp, body_str(req, "name"));
+    if (st != STORE_OK)
+        change_refused(req, "terminal.register", st,
+                       json_pack("{s:s}", "fingerprint", body_str(req, "fingerprint")));
     if (st == STORE_EXISTS) {
         reply_error(resp, 409, "terminal_exists", "This terminal is already registered.",
                     "fingerprint");
@@ -850,6 +874,7 @@ auth_h_terminal_revoke(const struct http_request *req, struct http_response *res
     struct worker_env *env = wenv(req);
     char tenant[TENANT_ID_LEN + 1], state[12];
     uint8_t fp[32];
+    enum store_status st;
 
     if (util_hex_decode(http_param(req, "fingerprint"), fp, sizeof(fp)) != 0 ||
         store_terminal_get(env->store, fp, tenant, state) != STORE_OK ||
@@ -865,7 +890,9 @@ auth_h_terminal_revoke(const struct http_request *req, struct http_response *res
         return;
     }
     /* Ends the terminal's sessions at once (R6.2). */
-    if (store_terminal_revoke(env->store, fp) != STORE_OK) {
+    if ((st = store_terminal_revoke(env->store, fp)) != STORE_OK) {
+        change_refused(req, "terminal.revoke", st,
+                       json_pack("{s:s}", "fingerprint", http_param(req, "fingerprint")));
         store_failed(resp);
         return;
     }
@@ -940,6 +967,7 @@ auth_h_staff_role(const struct http_request *req, struct http_response *resp)
     }
     st = store_staff_set_role(env->store, acct.user_id, req->tenant, role);
     if (st != STORE_OK) {
+        change_refused(req, "staff.role", st, json_pack("{s:s}", "user", acct.user_id));
         store_failed(resp);
         return;
     }
@@ -968,6 +996,8 @@ staff_enable(const struct http_request *req, struct http_response *resp, bool en
         return;
     }
     st = store_staff_set_enabled(env->store, acct.user_id, req->tenant, enable);
+    if (st != STORE_OK)
+        change_refused(req, action, st, json_pack("{s:s}", "user", acct.user_id));
     if (st == STORE_NOTFOUND) {         /* changed by someone else meanwhile */
         reply_error(resp, 409, "wrong_state", "The account changed meanwhile; look again.",
                     "user");

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -708,6 +709,74 @@ test_audit_refusal_fails_closed(void **state)
     assert_false(registered);
 }
 
+/* Acknowledges every event until the channel closes; keeps their text. */
+struct recording_writer {
+    int      fd;
+    unsigned events;
+    char     text[4][1024];
+};
+
+static void *
+recording_writer_run(void *arg)
+{
+    struct recording_writer *w = arg;
+    static uint8_t buf[IPC_MAX_PAYLOAD];
+    const uint8_t seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+    struct ipc_hdr h;
+
+    while (ipc_recv(w->fd, &h, buf, sizeof(buf) - 1) == 1 && h.type == IPC_AUDIT_APPEND) {
+        if (w->events < 4)
+            snprintf(w->text[w->events], sizeof(w->text[0]), "%.*s", (int)h.len, (char *)buf);
+        w->events++;
+        if (ipc_send(w->fd, IPC_AUDIT_ACK, h.id, 0, seq, sizeof(seq)) != 0)
+            break;
+    }
+    return NULL;
+}
+
+/* R6.9, R7.7: a change is audited before it is made; when the store then
+ * refuses it (here: the terminal is registered already), a failure event
+ * follows, so the log never shows only a change that did not happen. */
+static void
+test_R6_9_refused_change_recorded(void **state)
+{
+    BEGIN_CASE(f);
+    struct worker_env env = { .store = f->st };
+    struct http_request req = { .listener = LISTENER_INTERNAL, .has_terminal = true,
+                                .authed = true, .role = ROLE_TENANT_ADMIN, .env = &env };
+    struct http_response resp = { .status = 0 };
+    struct recording_writer w = { .events = 0 };
+    uint8_t fp[32];
+    char hex[65];
+    pthread_t t;
+    int fds[2];
+
+    randombytes_buf(fp, sizeof(fp));
+    sodium_bin2hex(hex, sizeof(hex), fp, sizeof(fp));
+    assert_int_equal(store_terminal_register(f->st, T1, fp, "counter-1"), STORE_OK);
+    strcpy(req.user_id, "admin");
+    strcpy(req.tenant, T1);
+    req.body = json_pack("{s:s,s:s}", "fingerprint", hex, "name", "counter-9");
+    assert_int_equal(ipc_socketpair(fds), 0);
+    ipc_chan_init(&env.audit, fds[0]);
+    w.fd = fds[1];
+    assert_int_equal(pthread_create(&t, NULL, recording_writer_run, &w), 0);
+    auth_h_terminal_register(&req, &resp);
+    shutdown(fds[0], SHUT_RDWR);             /* ends the writer's loop */
+    pthread_join(t, NULL);
+    assert_int_equal(resp.status, 409);
+    assert_int_equal(w.events, 2);
+    assert_non_null(strstr(w.text[0], "\"outcome\":\"success\""));
+    assert_non_null(strstr(w.text[1], "\"action\":\"terminal.register\""));
+    assert_non_null(strstr(w.text[1], "\"outcome\":\"failure\""));
+    assert_non_null(strstr(w.text[1], "\"reason\":\"exists\""));
+    json_decref(resp.body);
+    json_decref(req.body);
+    ipc_chan_destroy(&env.audit);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int
 main(void)
 {
@@ -734,6 +803,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_staff_list_role_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_terminal_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_refusal_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R6_9_refused_change_recorded, setup, teardown),
     };
     int failed;
 
