@@ -26,7 +26,6 @@ const struct store_rescol store_rescols[RES_NCT] = {
 };
 
 #define KEY_CACHE STORE_KEY_CACHE
-#define IDEM_OP "resident.insert"
 
 const char *
 store_strerror(enum store_status s)
@@ -764,6 +763,20 @@ store_idem_ok(const char *k)
     return true;
 }
 
+/* 1..STORE_ACTOR_MAX-1 printable ASCII, no space. */
+bool
+store_actor_ok(const char *s)
+{
+    size_t n = s != NULL ? strnlen(s, STORE_ACTOR_MAX) : 0;
+
+    if (n == 0 || n == STORE_ACTOR_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
 /* Encrypt for row `id` (allocated already) and insert, inside an open
  * transaction.  The id is part of every field's AD. */
 static enum store_status
@@ -793,7 +806,7 @@ insert_tx(struct store_tenant *ctx, void *c, const char *idem_key,
     int64_t prev;
 
     if (idem_key != NULL)
-        rc = ops->idem_get(c, ctx->tenant, idem_key, IDEM_OP, &prev);
+        rc = ops->idem_get(c, ctx->tenant, idem_key, STORE_IDEM_RES, &prev);
     if (rc == STORE_OK) {
         *id = prev;
         *replay = true;
@@ -805,15 +818,15 @@ insert_tx(struct store_tenant *ctx, void *c, const char *idem_key,
     if (rc == STORE_OK)
         rc = insert_one(ctx, c, r, e, e->id);
     if (rc == STORE_OK && idem_key != NULL)
-        rc = ops->idem_put(c, ctx->tenant, idem_key, IDEM_OP, e->id, e->created_at);
+        rc = ops->idem_put(c, ctx->tenant, idem_key, STORE_IDEM_RES, e->id, e->created_at);
     if (rc == STORE_OK)
         *id = e->id;
     return rc;
 }
 
-/* After STORE_EXISTS: a concurrent call with the same key may have won. */
-static enum store_status
-idem_recheck(struct store_tenant *ctx, const char *idem_key, int64_t *id)
+enum store_status
+store_idem_recheck(struct store_tenant *ctx, const char *idem_key, const char *op,
+                   int64_t *id)
 {
     struct store *st = ctx->st;
     enum store_status rc;
@@ -821,7 +834,7 @@ idem_recheck(struct store_tenant *ctx, const char *idem_key, int64_t *id)
 
     if ((rc = conn_get(st, &c)) != STORE_OK)
         return rc;
-    rc = st->ops->idem_get(c, ctx->tenant, idem_key, IDEM_OP, id);
+    rc = st->ops->idem_get(c, ctx->tenant, idem_key, op, id);
     conn_put(st, c, rc == STORE_FATAL ? rc : STORE_OK);
     return rc == STORE_NOTFOUND ? STORE_EXISTS : rc;
 }
@@ -851,7 +864,7 @@ store_resident_insert(struct store_tenant *ctx, const char *idem_key,
         rc = store_write_end(ctx, c, rc, replay ? STORE_W_DISCARD : 0);
         /* Inside a bulk transaction the failure has ended it already. */
         if (rc == STORE_EXISTS && idem_key != NULL && !bulk)
-            rc = idem_recheck(ctx, idem_key, id);
+            rc = store_idem_recheck(ctx, idem_key, STORE_IDEM_RES, id);
     }
     util_wipe(e, sizeof(*e));
     free(e);

@@ -9,10 +9,6 @@
 
 #include "store/store_int.h"
 
-#define TXT(v) { .t = QT_TEXT, .s = (v) }
-#define INT(v) { .t = QT_INT, .i = (v) }
-#define BLB(v, len) { .t = QT_BLOB, .b = (v), .n = (len) }
-
 struct stmt {
     const char        *sql;
     const struct qarg *a;

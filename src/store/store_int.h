@@ -67,6 +67,15 @@ struct qcol {
 };
 #define STORE_QMAXARGS 16
 
+/* Arguments of store_ops.query, for the files that write SQL once for
+ * both backends (store_auth.c, store_site.c, store_records.c,
+ * store_transfer.c). */
+#define TXT(v) { .t = QT_TEXT, .s = (v) }
+#define INT(v) { .t = QT_INT, .i = (v) }
+#define BLB(v, len) { .t = QT_BLOB, .b = (v), .n = (len) }
+#define NULLARG { .t = QT_NULL }
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
 /*
  * One backend.  `c` is a connection used by one thread at a time.  Every
  * function returns a store status; errors that put durability in doubt
@@ -240,6 +249,16 @@ enum store_status store_unseal(struct store_tenant *ctx, const char *table,
 bool store_date_ok(const char *s, bool required);   /* a calendar date, 1800-9999 */
 bool store_addrno_ok(const char *s);
 bool store_idem_ok(const char *k);
+bool store_actor_ok(const char *s);     /* a staff user id or a site device id */
+
+/* The idempotency op of store_resident_insert (retention deletes its keys). */
+#define STORE_IDEM_RES "resident.insert"
+
+/* After an idempotent insert failed with STORE_EXISTS outside a bulk
+ * transaction: a concurrent call with the same key for `op` may have
+ * won.  STORE_OK and its *id if so, else STORE_EXISTS. */
+enum store_status store_idem_recheck(struct store_tenant *ctx, const char *idem_key,
+                                     const char *op, int64_t *id);
 enum store_status store_res_validate(const struct resident *r);
 
 /* The resident codec: blind indexes, clear metadata and every field

@@ -23,15 +23,9 @@
 
 #include "store/store_int.h"
 
-#define TXT(v) { .t = QT_TEXT, .s = (v) }
-#define INT(v) { .t = QT_INT, .i = (v) }
-#define BLB(v, len) { .t = QT_BLOB, .b = (v), .n = (len) }
-#define NULLARG { .t = QT_NULL }
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define OPS(ctx) ((ctx)->st->ops)
 
 #define IDEM_VAC    "vaccination.insert"
-#define IDEM_RES    "resident.insert"      /* store.c's op name */
 #define WALK_MAX    10000   /* rows per walk call: bounds a PostgreSQL result */
 #define PURGE_MAX   10000   /* residents per retention call */
 #define ID_CHUNK    1000    /* record ids drawn per round trip in a batch */
@@ -106,20 +100,6 @@ text_ok(const char *s, size_t size, bool required)
     return true;
 }
 
-/* A staff user id or a site device id: 1..32 printable ASCII, no space. */
-static bool
-actor_ok(const char *s)
-{
-    size_t n = s != NULL ? strnlen(s, STORE_ACTOR_MAX) : 0;
-
-    if (n == 0 || n == STORE_ACTOR_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x21 || s[i] > 0x7e)
-            return false;
-    return true;
-}
-
 /* "YYYY-MM", years from 1800. */
 static bool
 ym_ok(const char *s)
@@ -145,7 +125,7 @@ vacc_validate(const struct vaccination *v, bool insert)
         !text_ok(v->site, sizeof(v->site), false) ||
         !text_ok(v->clinic, sizeof(v->clinic), false) ||
         !text_ok(v->doctor, sizeof(v->doctor), false) ||
-        (insert && !actor_ok(v->entered_by)))
+        (insert && !store_actor_ok(v->entered_by)))
         return STORE_INVALID;
     return STORE_OK;
 }
@@ -488,15 +468,9 @@ store_vaccination_insert(struct store_tenant *ctx, const char *idem_key,
         return rc;
     rc = vacc_insert_tx(ctx, c, idem_key, v, id, &replay);
     rc = store_write_end(ctx, c, rc, replay ? STORE_W_DISCARD : 0);
-    /* A concurrent retry with the same key may have won the race (outside
-     * a bulk transaction; inside, the failure has ended it already). */
-    if (rc == STORE_EXISTS && idem_key != NULL && !bulk &&
-        store_ctx_conn(ctx, &c) == STORE_OK) {
-        enum store_status again = OPS(ctx)->idem_get(c, ctx->tenant, idem_key, IDEM_VAC,
-                                                     id);
-        store_ctx_release(ctx, c, again == STORE_FATAL ? again : STORE_OK);
-        rc = again == STORE_NOTFOUND ? STORE_EXISTS : again;
-    }
+    /* Inside a bulk transaction the failure has ended it already. */
+    if (rc == STORE_EXISTS && idem_key != NULL && !bulk)
+        rc = store_idem_recheck(ctx, idem_key, IDEM_VAC, id);
     return rc;
 }
 
@@ -899,7 +873,7 @@ store_resident_correct(struct store_tenant *ctx, int64_t id, const struct reside
 
     if (ctx == NULL)
         return STORE_INVALID;
-    if (id <= 0 || !actor_ok(actor) || !reason_ok(reason) ||
+    if (id <= 0 || !store_actor_ok(actor) || !reason_ok(reason) ||
         store_res_validate(after) != STORE_OK)
         return store_write_refuse(ctx, STORE_INVALID);
     if ((w = calloc(1, sizeof(*w))) == NULL)
@@ -974,7 +948,7 @@ store_vaccination_correct(struct store_tenant *ctx, int64_t id,
 
     if (ctx == NULL)
         return STORE_INVALID;
-    if (id <= 0 || !actor_ok(actor) || !reason_ok(reason) ||
+    if (id <= 0 || !store_actor_ok(actor) || !reason_ok(reason) ||
         vacc_validate(after, false) != STORE_OK)
         return store_write_refuse(ctx, STORE_INVALID);
     if ((w = calloc(1, sizeof(*w))) == NULL)
@@ -1214,7 +1188,7 @@ store_import_record(struct store_tenant *ctx, const uint8_t sha256[32], const ch
 
     if (ctx == NULL)
         return STORE_INVALID;
-    if (sha256 == NULL || kind == NULL || rows > INT64_MAX || !actor_ok(actor) ||
+    if (sha256 == NULL || kind == NULL || rows > INT64_MAX || !store_actor_ok(actor) ||
         (strcmp(kind, "residents") != 0 && strcmp(kind, "vouchers") != 0 &&
          strcmp(kind, "vaccinations") != 0))
         return store_write_refuse(ctx, STORE_INVALID);
@@ -1265,7 +1239,7 @@ purge_one(struct store_tenant *ctx, void *c, int64_t id, const char *before)
         ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_VAC "' AND "
          "row_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
          "resident_id = $2)"),
-        ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_RES "' AND "
+        ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" STORE_IDEM_RES "' AND "
          "row_id = $2"),
         ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'vaccination' AND "
          "object_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "

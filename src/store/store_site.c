@@ -9,9 +9,6 @@
 
 #include "store/store_int.h"
 
-#define TXT(v) { .t = QT_TEXT, .s = (v) }
-#define BLB(v, len) { .t = QT_BLOB, .b = (v), .n = (len) }
-
 #define DEVICE_COLS "d.device_id, d.tenant_id, d.name, d.state, d.created_at, d.changed_at"
 
 bool

@@ -18,10 +18,6 @@
 #include "ref/mynumber.h"
 #include "store/store_int.h"
 
-#define TXT(v) { .t = QT_TEXT, .s = (v) }
-#define INT(v) { .t = QT_INT, .i = (v) }
-#define BLB(v, len) { .t = QT_BLOB, .b = (v), .n = (len) }
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define OPS(ctx) ((ctx)->st->ops)
 
 /* A history sealed as "vaccine|dose|date\n" lines: at most 32 x 46 bytes,
@@ -141,19 +137,6 @@ code_ok(const char *s, size_t size)
 }
 
 static bool
-actor_ok(const char *s)
-{
-    size_t n = s != NULL ? strnlen(s, STORE_ACTOR_MAX) : 0;
-
-    if (n == 0 || n == STORE_ACTOR_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x21 || s[i] > 0x7e)
-            return false;
-    return true;
-}
-
-static bool
 mode_ok(const char *m)
 {
     return m != NULL && (strcmp(m, "single") == 0 || strcmp(m, "bulk") == 0);
@@ -185,7 +168,7 @@ store_consent_create(struct store_tenant *ctx, const char *mynumber, struct tran
         return STORE_INVALID;
     if (strcmp(c->affair, TRANSFER_AFFAIR_VACCINATION) != 0 ||
         !code_ok(c->id_check, sizeof(c->id_check)) || !store_date_ok(c->checked_on, true) ||
-        !actor_ok(c->checked_by))
+        !store_actor_ok(c->checked_by))
         return store_write_refuse(ctx, STORE_INVALID);
     if ((rc = subject_of(ctx, mynumber, subject)) != STORE_OK)
         return store_write_refuse(ctx, rc);
@@ -477,7 +460,7 @@ store_inquiry_add(struct store_tenant *ctx, const char *mynumber,
         return STORE_INVALID;
     if (r == NULL || ans == NULL || !transfer_id_valid(r->id, TRANSFER_MSG_ID_HEX) ||
         !tenant_id_valid(r->to_tenant) || !transfer_id_valid(r->consent_id, TRANSFER_REF_HEX) ||
-        r->resident_id <= 0 || !actor_ok(r->actor) || !mode_ok(r->mode) ||
+        r->resident_id <= 0 || !store_actor_ok(r->actor) || !mode_ok(r->mode) ||
         (r->job_id[0] != '\0' && !transfer_id_valid(r->job_id, TRANSFER_REF_HEX)) ||
         !code_ok(r->outcome, sizeof(r->outcome)) || ans->n > TRANSFER_HISTORY_MAX)
         return store_write_refuse(ctx, STORE_INVALID);
@@ -703,7 +686,7 @@ store_job_create(struct store_tenant *ctx, struct transfer_job *job,
     if (ctx == NULL)
         return STORE_INVALID;
     if (job == NULL || (rows == NULL && n > 0) || n == 0 || n > STORE_XFER_JOB_MAX ||
-        !actor_ok(job->actor) || !code_ok(job->role, sizeof(job->role)))
+        !store_actor_ok(job->actor) || !code_ok(job->role, sizeof(job->role)))
         return store_write_refuse(ctx, STORE_INVALID);
     for (size_t i = 0; i < n; i++)
         done += rows[i].outcome[0] != '\0';
@@ -735,7 +718,7 @@ store_job_claim(struct store *st, const char *runner, int64_t now, int64_t stale
     enum store_status rc;
     void *c;
 
-    if (st == NULL || !actor_ok(runner) || tenant == NULL || job_id == NULL)
+    if (st == NULL || !store_actor_ok(runner) || tenant == NULL || job_id == NULL)
         return STORE_INVALID;
     tenant[0] = job_id[0] = '\0';
     const struct qarg a[] = { INT(stale_before) };
@@ -781,7 +764,7 @@ store_job_heartbeat(struct store_tenant *ctx, const char *job_id, const char *ru
     int64_t changes = 0;
     enum store_status rc;
 
-    if (ctx == NULL || !transfer_id_valid(job_id, TRANSFER_REF_HEX) || !actor_ok(runner))
+    if (ctx == NULL || !transfer_id_valid(job_id, TRANSFER_REF_HEX) || !store_actor_ok(runner))
         return STORE_INVALID;
     const struct qarg a[] = { TXT(ctx->tenant), TXT(job_id), TXT(runner), INT(now) };
     rc = write1(ctx, "UPDATE transfer_jobs SET heartbeat = $4 WHERE tenant_id = $1 AND "
