@@ -101,6 +101,12 @@ int cli_audit_record(const char *config, const struct json_t *ev)
  * written (cli_audit.c). */
 int cli_audit_command(int argc, char **argv, int exit_code);
 
+/* Record `action` on `tenant` (with a row count) now, before a command's
+ * change is made durable, as an import does before its commit: the
+ * command must not commit if this fails (R7.1).  0 or -1. */
+int cli_audit_before(const char *config, const char *action, const char *tenant,
+                     int64_t rows);
+
 /* mamori migrate (cmd_store.c). */
 int cmd_migrate(int argc, char **argv);
 

@@ -136,22 +136,49 @@ actor_of(char *out, size_t outsz)
         snprintf(out, outsz, "uid_%u", (unsigned)getuid());
 }
 
+/* An event of the operator running this command; NULL on error. */
 static json_t *
-build_event(const char *action, int argc, char **argv, int exit_code)
+operator_event(const char *action, enum audit_outcome outcome)
 {
-    /* A usage error on a state-changing command (say, an erase whose
-     * confirmation does not match) is a refusal, and on the record too. */
-    json_t *ev = audit_event_new(action, exit_code == CLI_OK      ? AUDIT_SUCCESS
-                                         : exit_code == CLI_USAGE ? AUDIT_REFUSED
-                                                                  : AUDIT_FAILURE);
+    json_t *ev = audit_event_new(action, outcome);
     char actor[72];
 
     if (ev == NULL)
         return NULL;
     actor_of(actor, sizeof(actor));
     if (audit_event_set(ev, AUDIT_F_ACTOR, actor) != 0 ||
-        audit_event_set(ev, AUDIT_F_ROLE, "platform_operator") != 0 ||
-        audit_event_info_int(ev, "exit_status", exit_code) != 0) {
+        audit_event_set(ev, AUDIT_F_ROLE, "platform_operator") != 0) {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+int
+cli_audit_before(const char *config, const char *action, const char *tenant, int64_t rows)
+{
+    json_t *ev = operator_event(action, AUDIT_SUCCESS);
+    int rc = -1;
+
+    if (ev != NULL && audit_event_set(ev, AUDIT_F_TENANT, tenant) == 0 &&
+        audit_event_info_int(ev, "rows", rows) == 0)
+        rc = cli_audit_record(config, ev);
+    json_decref(ev);
+    return rc;
+}
+
+static json_t *
+build_event(const char *action, int argc, char **argv, int exit_code)
+{
+    /* A usage error on a state-changing command (say, an erase whose
+     * confirmation does not match) is a refusal, and on the record too. */
+    json_t *ev = operator_event(action, exit_code == CLI_OK      ? AUDIT_SUCCESS
+                                        : exit_code == CLI_USAGE ? AUDIT_REFUSED
+                                                                 : AUDIT_FAILURE);
+
+    if (ev == NULL)
+        return NULL;
+    if (audit_event_info_int(ev, "exit_status", exit_code) != 0) {
         json_decref(ev);
         return NULL;
     }

@@ -263,6 +263,17 @@ outcome_name(enum import_outcome oc)
 
 /* ---- the command ---------------------------------------------------------- */
 
+/* Before the commit, the import goes on the audit record; if it cannot,
+ * nothing is committed (R7.1).  The command's own record (cli_audit.c)
+ * follows with the outcome. */
+static int
+record_before_commit(void *arg, const struct import_result *res)
+{
+    const struct import_cli *o = arg;
+
+    return cli_audit_before(o->config, "cli.import.commit", o->tenant, (int64_t)res->rows);
+}
+
 static int
 run(const struct import_cli *o, struct cli_session *s, int fd, struct out *out,
     struct import_result *res)
@@ -308,6 +319,8 @@ run(const struct import_cli *o, struct cli_session *s, int fd, struct out *out,
     io.progress = progress;
     io.progress_arg = out;
     io.dry_run = o->dry_run;
+    io.before_commit = record_before_commit;
+    io.commit_arg = (void *)o;
     /* -1 is a refusal or a failure, and res->outcome says which. */
     if (import_run(ctx, fd, &io, res) != 0 && res->outcome != IMPORT_REFUSED)
         res->outcome = IMPORT_FAILED;

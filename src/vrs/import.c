@@ -1725,6 +1725,11 @@ import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
         res->outcome = IMPORT_FAILED;
         return -1;
     }
+    if (o->before_commit != NULL && o->before_commit(o->commit_arg, res) != 0) {
+        store_bulk_abort(ctx);
+        return run_failed(res, "the import could not be put on the audit record; nothing "
+                          "was imported");
+    }
     if ((rc = store_bulk_commit(ctx)) != STORE_OK) {
         store_bulk_abort(ctx);
         /* R9.6: after a failed commit the outcome is unknown; the import

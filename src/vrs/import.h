@@ -105,6 +105,8 @@ struct import_lookup {
 /* Most recorded doses one resident may have for the rules check. */
 #define IMPORT_DOSES_MAX 512
 
+struct import_result;
+
 struct import_opts {
     enum import_kind    kind;
     enum csvin_encoding encoding;
@@ -117,6 +119,12 @@ struct import_opts {
     void               *progress_arg;
     size_t              batch;      /* rows per insert call; 0: 500 */
     bool                dry_run;    /* pass 1 only */
+    /* Called once pass 2 has written every row, before the commit: the
+     * caller puts the import on the audit record, and a non-zero return
+     * rolls it back (fail closed: nothing lands unrecorded, R7.1).  May
+     * be NULL where the caller records nothing (tests). */
+    int               (*before_commit)(void *arg, const struct import_result *res);
+    void               *commit_arg;
 };
 
 enum import_outcome {

@@ -1268,6 +1268,44 @@ test_R2_6_cli_import(void **state)
     log_setup("test_import", LOG_TO_STDERR, LOG_LVL_ERROR);
 }
 
+/* R7.1: the import is put on the audit record before it is committed;
+ * when the record cannot be written nothing is committed, and the record
+ * of a committed import precedes the command's own. */
+static void
+test_R7_1_cli_import_recorded_before_commit(void **state)
+{
+    struct clifx c = { "", "", "", "", "", "" };
+    char *out = NULL, *log = NULL, lock[PATH_MAX + 8], cmd[128];
+    const char *commit, *done;
+
+    (void)state;
+    cli_setup(&c);
+    cli_file(&c, HR R_A001 "\n" R_A003 "\n");
+    /* An audit log that cannot be written: its lock is not a file. */
+    snprintf(lock, sizeof(lock), "%s/.lock", c.audit);
+    unlink(lock);
+    assert_int_equal(mkdir(lock, 0700), 0);
+    assert_int_equal(CLI(&out, "import", "-c", c.conf, "--tenant", T1, "--kind",
+                         "residents", c.file), CLI_FAIL);
+    contains(out, "could not be put on the audit record; nothing was imported", true);
+    free(out);
+    assert_int_equal(rmdir(lock), 0);
+    /* Nothing landed: the same file imports now, it is not "already imported". */
+    assert_int_equal(CLI(&out, "import", "-c", c.conf, "--tenant", T1, "--kind",
+                         "residents", c.file), CLI_OK);
+    contains(out, "imported 2 residents into tenant " T1, true);
+    free(out);
+    log = read_audit(&c);
+    commit = strstr(log, "\"action\":\"cli.import.commit\"");
+    assert_non_null(commit);
+    done = strstr(commit, "\"action\":\"cli.import\"");
+    assert_non_null(done);                      /* after the commit record */
+    free(log);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", c.base);
+    assert_int_equal(system(cmd), 0);
+    log_setup("test_import", LOG_TO_STDERR, LOG_LVL_ERROR);
+}
+
 /* ---- set-up ------------------------------------------------------------- */
 
 static int
@@ -1305,6 +1343,7 @@ main(void)
         cmocka_unit_test(test_R2_6_progress_and_stop),
         cmocka_unit_test(test_R2_7_ledger_header),
         cmocka_unit_test(test_R2_6_cli_import),
+        cmocka_unit_test(test_R7_1_cli_import_recorded_before_commit),
     };
 #define STORED(t) cmocka_unit_test_setup_teardown(t, setup_store, teardown_store)
     const struct CMUnitTest stored[] = {
