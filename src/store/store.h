@@ -162,6 +162,8 @@ const char *store_tenant_id(const struct store_tenant *ctx);
  * name / kana + birth date are also blind-indexed.  See docs/storage.md.
  */
 #define STORE_ADDRNO_MAX 32
+/* True if `s` is an address number the store takes: 1..31 of [0-9A-Za-z-]. */
+bool store_addrno_ok(const char *s);
 #define STORE_NAME_MAX   192
 #define STORE_ADDR_MAX   384
 #define STORE_DATE_LEN   11      /* "YYYY-MM-DD" + NUL */

@@ -247,7 +247,6 @@ enum store_status store_unseal(struct store_tenant *ctx, const char *table,
 
 /* Input checks shared with store_records.c. */
 bool store_date_ok(const char *s, bool required);   /* a calendar date, 1800-9999 */
-bool store_addrno_ok(const char *s);
 bool store_idem_ok(const char *k);
 bool store_actor_ok(const char *s);     /* a staff user id or a site device id */
 

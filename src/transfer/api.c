@@ -198,15 +198,7 @@ check_msg_id(const char *v)
 static const char *
 check_address_no(const char *v)
 {
-    size_t n = strlen(v);
-
-    if (n == 0 || n >= STORE_ADDRNO_MAX)
-        return "must be 1 to 31 of the characters 0-9, A-Z, a-z and '-'";
-    for (size_t i = 0; i < n; i++)
-        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'z') ||
-              (v[i] >= 'A' && v[i] <= 'Z') || v[i] == '-'))
-            return "must be 1 to 31 of the characters 0-9, A-Z, a-z and '-'";
-    return NULL;
+    return store_addrno_ok(v) ? NULL : "must be 1 to 31 of the characters 0-9, A-Z, a-z and '-'";
 }
 
 /* 番号法第16条: how the person's number and identity were confirmed.
@@ -394,8 +386,10 @@ reply_refused(struct http_response *resp, enum transfer_status st)
         vrs_reply_audit_failed(resp);
         break;
     default:
+        /* Not "recorded": a store failure before sending, or the record's
+         * own write failing, leaves none (only the audit event). */
         reply_error(resp, 503, "transfer_unavailable",
-                    "The inquiry cannot be answered now; it has been recorded.", NULL);
+                    "The inquiry cannot be answered now; try again later.", NULL);
     }
 }
 

@@ -111,15 +111,6 @@ object_id(const char *kind, const char *id)
     return json_string(s);
 }
 
-static json_t *
-object_num(const char *kind, int64_t id)
-{
-    char s[48];
-
-    snprintf(s, sizeof(s), "%s:%lld", kind, (long long)id);
-    return json_string(s);
-}
-
 int
 transfer_subject_hash(const struct transfer_env *env, const char *tenant,
                       const char *mynumber, char out[70])
@@ -312,7 +303,8 @@ transfer_inquire(const struct transfer_env *env, struct store_tenant *ctx,
 
     /* Audited before anything leaves (R3.4, R7.1): who asks whom, about
      * whom (keyed hash), on which consent. */
-    json_t *objects = json_pack("[o,o]", object_id("inquiry", q.id), object_num("resident", rid));
+    json_t *objects = json_pack("[o,o]", object_id("inquiry", q.id),
+                                vrs_object_id("resident", rid));
     if (transfer_audit(env, who, "transfer.inquire", "success", NULL,
                        has_subject ? subject : NULL, objects, inquire_info(&q, rq->job_id)) != 0)
         return TRANSFER_AUDIT_FAILED;
@@ -502,7 +494,7 @@ answer_tenant(const struct transfer_env *env, struct store_tenant *ctx,
     provision_of(q, a, rid, received_at, &p);
     c.objects = json_pack("[o,o]", object_id("inquiry", q->id), object_id("answer", a->id));
     if (rid > 0)
-        json_array_append_new(c.objects, object_num("resident", rid));
+        json_array_append_new(c.objects, vrs_object_id("resident", rid));
     c.info = provide_info(q, a);
     st = store_provision_add(ctx, &p, confirm_audit, &c);
     confirm_drop(&c);

@@ -39,19 +39,6 @@ parse_fail(struct parse *p, uint64_t line, const char *msg)
     return 1;
 }
 
-/* An address number as store.h takes it: 1..31 of [0-9A-Za-z-]. */
-static bool
-addrno_ok(const char *s, size_t n)
-{
-    if (n == 0 || n >= STORE_ADDRNO_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
-              (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-'))
-            return false;
-    return true;
-}
-
 /* One row: each value checked in column order; the first bad one names
  * the row's outcome.  Values that pass are kept (the result file shows
  * them); the individual number only while the row is pending. */
@@ -72,7 +59,7 @@ row_take(struct transfer_job_row *r, const char *const *f, const size_t *len)
         memcpy(r->consent_id, f[2], TRANSFER_REF_HEX + 1);
     else if (bad == NULL)
         bad = "invalid_consent_id";
-    if (addrno_ok(f[3], len[3]))
+    if (store_addrno_ok(f[3]))          /* csvin: NUL-terminated, no NUL inside */
         memcpy(r->address_no, f[3], len[3] + 1);
     else if (bad == NULL)
         bad = "invalid_address_no";

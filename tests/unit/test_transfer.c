@@ -681,6 +681,94 @@ test_R3_2_uniform_no_record(void **state)
                            "outcome = 'no_record'"), 3);
 }
 
+/* A key provider that counts the keys asked of it, granted or refused. */
+struct counting_kp {
+    const struct key_provider *inner;
+    unsigned                   asked;
+};
+
+static int
+count_current(void *arg, const char *tenant, struct tenant_key **out)
+{
+    struct counting_kp *c = arg;
+
+    c->asked++;
+    return c->inner->current_key(c->inner->arg, tenant, out);
+}
+
+static int
+count_data(void *arg, const char *tenant, uint32_t version, struct tenant_key **out)
+{
+    struct counting_kp *c = arg;
+
+    c->asked++;
+    return c->inner->data_key(c->inner->arg, tenant, version, out);
+}
+
+static int
+count_index(void *arg, const char *tenant, struct tenant_key **out)
+{
+    struct counting_kp *c = arg;
+
+    c->asked++;
+    return c->inner->index_key(c->inner->arg, tenant, out);
+}
+
+/* R3.2 "same work" at the key holder: no match, a tenant where the person
+ * never lived, a code of no tenant and an erased tenant's code ask for the
+ * same number of keys (a code with no keys is asked exactly as a context
+ * would be), and each leaves one durable row and one audit event. */
+static void
+test_R3_2_no_record_paths_ask_the_same_keys(void **state)
+{
+    BEGIN_CASE(f);
+    char mn[13], other[13], c1[17], c2[17];
+    struct counting_kp ck = { &f->kp, 0 };
+    const struct key_provider counted = { count_current, count_data, count_index, &ck };
+    struct transfer_outcome o;
+    unsigned asked[4];
+
+    make_mynumber(23, mn);
+    make_mynumber(24, other);
+    add_resident(f->b, "B1", mn, "2024-03-31");
+    add_resident(f->a, "A1", mn, "");
+    add_resident(f->a, "A2", other, "");
+    add_consent(f->a, mn, 0, c1);
+    add_consent(f->a, other, 0, c2);
+    f->env.keys = &counted;
+
+    assert_int_equal(ask(f, TB, other, c2, "A2", &o), TRANSFER_OK);    /* unknown number */
+    assert_false(o.answer.found);
+    asked[0] = ck.asked;
+    assert_int_equal(ask(f, TC, mn, c1, "A1", &o), TRANSFER_OK);       /* wrong tenant */
+    assert_false(o.answer.found);
+    asked[1] = ck.asked - asked[0];
+    assert_int_equal(ask(f, NT, mn, c1, "A1", &o), TRANSFER_OK);       /* no tenant */
+    assert_false(o.answer.found);
+    asked[2] = ck.asked - asked[0] - asked[1];
+    store_tenant_ctx_close(f->c);
+    f->c = NULL;
+    assert_int_equal(keyring_erase(f->kr, TC), 0);
+    assert_int_equal(store_tenant_erase(f->st, TC), STORE_OK);
+    assert_int_equal(ask(f, TC, mn, c1, "A1", &o), TRANSFER_OK);       /* erased tenant */
+    assert_false(o.answer.found);
+    assert_int_equal(o.answer.n, 0);
+    assert_true(o.answer.complete);
+    asked[3] = ck.asked - asked[0] - asked[1] - asked[2];
+    f->env.keys = &f->kp;
+
+    assert_true(asked[0] > 0);
+    assert_int_equal(asked[1], asked[0]);
+    assert_int_equal(asked[2], asked[0]);
+    assert_int_equal(asked[3], asked[0]);
+    /* The erased code is answered as no tenant: an undelivered row and a
+     * platform event, as for the code that never was one. */
+    assert_int_equal(count(f, "transfer_undelivered", "to_code = '012025'"), 1);
+    assert_int_equal(count(f, "transfer_undelivered", "to_code = '472018'"), 1);
+    assert_int_equal(events_of(f, "transfer.provide", NULL), 2);
+    assert_int_equal(events_of(f, "transfer.undeliverable", NULL), 2);
+}
+
 /* R3.1: no valid consent of the asking tenant for this person, no
  * inquiry: nothing travels, the refusal is audited. */
 static void
@@ -1032,6 +1120,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_R3_1_R3_2_happy_path_and_records_on_both_sides,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_R3_2_uniform_no_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R3_2_no_record_paths_ask_the_same_keys, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_R3_1_no_consent_no_inquiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R1_1_crafted_inquiries_reveal_nothing, setup,
                                         teardown),
