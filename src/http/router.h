@@ -57,6 +57,26 @@ struct http_response;
 typedef void (*route_handler)(const struct http_request *req,
                               struct http_response *resp);
 
+/* A route that takes a raw body streamed to a sink instead of a JSON body
+ * held in memory (large uploads).  The server calls open() once the request
+ * is authorized (session + permission checked from the headers, BEFORE any
+ * byte of the body is read), write() for each chunk, and on success hands
+ * the sink to the handler in req->upload; if the request is refused or
+ * cut off after open(), the server calls discard().
+ *
+ * Rules the server enforces for such a route (server.c): the
+ * Content-Type must be one of content_types (415); max_body is the hard
+ * limit, on Content-Length up front and on the running total of a
+ * chunked body (413); an empty body is a 400; a write() failure is a 503
+ * (507 when write() left ENOSPC in errno).  Refusals made from the headers
+ * close the connection without reading the body. */
+struct body_sink {
+    const char *const *content_types;   /* accepted Content-Type values (NULL-terminated), e.g. "text/csv" */
+    int  (*open)(const struct http_request *req, void **sink);   /* 0, or -1: 503 */
+    int  (*write)(void *sink, const void *data, size_t n);       /* 0, or -1: 503/507, request fails */
+    void (*discard)(void *sink);                                 /* wipe and free */
+};
+
 struct route {
     const char *method;        /* "GET", "POST", ... */
     const char *pattern;       /* "/v1/municipalities/{code}" */
@@ -66,6 +86,8 @@ struct route {
     const struct param_rule *params;  /* terminated by {NULL}; may be NULL */
     const struct field_rule *fields;  /* terminated by {NULL}; NULL: no body */
     route_handler handler;
+    /* Streamed raw body (fields must be NULL); NULL for JSON routes. */
+    const struct body_sink *sink;
 };
 
 /* What a handler sees.  Everything is validated before the handler runs. */
@@ -99,6 +121,11 @@ struct http_request {
     char                user_id[33];
     char                tenant[7];
     uint8_t             session_hash[32];
+    /* Sink routes: the completed sink (everything the client sent has
+     * gone through write()).  Owned by the server until a handler takes
+     * it with http_request_take_upload(); the server discards it after
+     * the handler otherwise. */
+    void               *upload;
 };
 
 /* A handler fills this.  body is owned by the response (decref'd by the
@@ -144,6 +171,13 @@ int router_validate(const struct route *r, const char *body, size_t len,
  * NULL for a bare name).  Too many, too long or repeated parameters are
  * remembered and refused by router_validate with a 400 naming them. */
 void router_add_query(struct http_request *req, const char *name, const char *value);
+
+/* Take the completed sink of a sink route: the caller owns it from now
+ * on (and must discard it the sink's way); the server will not touch it
+ * again.  NULL if there is none or it was taken already.  Handlers see
+ * the request as const; the server's request object is not, and this is
+ * the one field a handler may change (server.c). */
+void *http_request_take_upload(const struct http_request *req);
 
 /* Get a validated path or query parameter by name ("" if absent). */
 const char *http_param(const struct http_request *req, const char *name);

@@ -9,14 +9,25 @@
  *    handler's second call or later, so every request answers only once
  *    its body (if any) has been consumed; only refusals that close the
  *    connection anyway (refuse(..., close=true)) are sent at once.
+ *
+ * Routes with a body_sink (large uploads, R2.6) never hold their body in
+ * memory: everything that can be decided from the headers -- media type,
+ * declared size, the session and its permission, the path and query --
+ * is decided on the first call, and only then is the sink opened; each
+ * chunk goes straight to it.  Whoever holds an open sink discards it:
+ * the request state until the handler runs, the handler once it takes it
+ * (http_request_take_upload), the request state again if it did not, and
+ * the completion callback when the client went away mid-body.
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +71,7 @@ struct req_state {
     char                *body;
     size_t               len, max;
     size_t               discarded;   /* bytes dropped after a refusal */
+    void                *sink;        /* sink routes: opened, not yet handed over */
     struct timespec      start;
 };
 
@@ -172,17 +184,33 @@ client_address(struct MHD_Connection *c, char *out, size_t outsz)
                   (socklen_t)outsz);
 }
 
-/* "application/json", optionally with parameters such as charset=utf-8. */
+/* The request's Content-Type is `want`, optionally with parameters such
+ * as charset=utf-8. */
+static bool
+content_type_is(struct MHD_Connection *c, const char *want)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = strlen(want);
+
+    return ct != NULL && strncasecmp(ct, want, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
 static bool
 json_content_type(struct MHD_Connection *c)
 {
-    static const char want[] = "application/json";
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    return content_type_is(c, "application/json");
+}
 
-    return ct != NULL && strncasecmp(ct, want, sizeof(want) - 1) == 0 &&
-           (ct[sizeof(want) - 1] == '\0' || ct[sizeof(want) - 1] == ';' ||
-            ct[sizeof(want) - 1] == ' ');
+/* One of the media types a sink route declares. */
+static bool
+sink_content_type(struct MHD_Connection *c, const struct body_sink *k)
+{
+    for (const char *const *t = k->content_types; t != NULL && *t != NULL; t++)
+        if (content_type_is(c, *t))
+            return true;
+    return false;
 }
 
 /* Session credentials (R6.5): "Authorization: Bearer <token>" for API
@@ -243,6 +271,89 @@ refuse_too_large(struct req_state *rs)
            true);
 }
 
+/* R6.6: the session's role against the route's permission, in the one
+ * matrix (auth/perm.c); deny by default.  Site routes are bound to a
+ * site device's token instead of a staff session, and nothing else
+ * accepts a device token (R1.5, vrs/site.h).  0, or -1 with resp set. */
+static int
+authorize(struct req_state *rs)
+{
+    const struct route *r = rs->req.route;
+
+    if (r->perm == PERM_SITE_SUBMIT)
+        return vrs_site_authorize(&rs->req, &rs->resp);
+    if (r->perm != PERM_ANONYMOUS)
+        return auth_authorize(&rs->req, &rs->resp);
+    return 0;
+}
+
+/* Give an open sink back to its route (wiped and freed there). */
+static void
+drop_sink(struct req_state *rs)
+{
+    if (rs->sink != NULL)
+        rs->req.route->sink->discard(rs->sink);
+    rs->sink = NULL;
+}
+
+/* First call of a sink route: every refusal that the headers allow is
+ * made here, and all of them close the connection unread -- above all an
+ * unauthenticated or unauthorized upload, which never gets a byte
+ * spooled (R2.6, R6.6).  Only then is the sink opened. */
+static void
+begin_upload(struct MHD_Connection *c, struct req_state *rs, uint64_t clen, bool bad_len)
+{
+    const struct route *r = rs->req.route;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (!sink_content_type(c, r->sink)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "The body must be sent as %s.", r->sink->content_types[0]);
+        refuse(rs, 415, "unsupported_media_type", msg, true);
+    } else if (bad_len) {
+        refuse(rs, 400, "bad_request", "The Content-Length header is invalid.", true);
+    } else if (clen > rs->max) {
+        refuse_too_large(rs);
+    } else if (cl != NULL && clen == 0) {
+        refuse(rs, 400, "missing_body", "This request needs a body.", true);
+    } else if (authorize(rs) != 0 || router_validate(r, NULL, 0, &rs->req, &rs->resp) != 0) {
+        rs->resp.close = true;
+        rs->decided = true;
+    } else if (r->sink->open(&rs->req, &rs->sink) != 0) {
+        rs->sink = NULL;
+        refuse(rs, 503, "unavailable", "The upload cannot be stored now; try again later.",
+               true);
+    }
+}
+
+/* A chunk of a sink route's body: within the limit, straight to the sink.
+ * Any failure discards what was stored so far at once. */
+static void
+take_upload(struct req_state *rs, const char *data, size_t n)
+{
+    if (rs->decided)
+        return;
+    if (n > rs->max - rs->len) {
+        drop_sink(rs);
+        refuse_too_large(rs);
+        return;
+    }
+    errno = 0;
+    if (rs->req.route->sink->write(rs->sink, data, n) != 0) {
+        bool full = errno == ENOSPC || errno == EDQUOT;
+
+        drop_sink(rs);
+        if (full)
+            refuse(rs, 507, "insufficient_storage", "The server has no room to store this "
+                   "upload now.", true);
+        else
+            refuse(rs, 503, "unavailable", "The upload could not be stored.", true);
+        return;
+    }
+    rs->len += n;
+}
+
 /* First call: everything that can be decided from the headers. */
 static void
 begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state *rs,
@@ -277,7 +388,9 @@ begin_request(struct http_server *s, struct MHD_Connection *c, struct req_state 
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, take_query_arg, &rs->req);
     rs->max = rs->req.route->max_body;
     clen = declared_length(c, &bad_len);
-    if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c))
+    if (rs->req.route->sink != NULL)
+        begin_upload(c, rs, clen, bad_len);
+    else if (clen > 0 && rs->req.route->fields != NULL && !json_content_type(c))
         refuse_media_type(rs);
     else if (bad_len)
         refuse(rs, 400, "bad_request", "The Content-Length header is invalid.", true);
@@ -313,22 +426,54 @@ run_handler(struct req_state *rs)
 {
     const struct route *r = rs->req.route;
 
-    /* R6.6: the session's role against the route's permission, in the
-     * one matrix (auth/perm.c); deny by default.  Site routes are bound
-     * to a site device's token instead of a staff session, and nothing
-     * else accepts a device token (R1.5, vrs/site.h). */
-    if (r->perm == PERM_SITE_SUBMIT) {
-        if (vrs_site_authorize(&rs->req, &rs->resp) != 0)
-            return;
-    } else if (r->perm != PERM_ANONYMOUS && auth_authorize(&rs->req, &rs->resp) != 0) {
+    if (authorize(rs) != 0)
         return;
-    }
     if (router_validate(r, rs->body, rs->len, &rs->req, &rs->resp) != 0)
         return;
     rs->resp.status = 500;
     r->handler(&rs->req, &rs->resp);
     json_decref(rs->req.body);
     rs->req.body = NULL;
+}
+
+/* The whole body went to the sink (authorized and validated on the first
+ * call): hand it to the handler, and discard it if the handler did not
+ * take it. */
+static void
+run_upload_handler(struct req_state *rs)
+{
+    const struct route *r = rs->req.route;
+
+    if (rs->len == 0) {
+        drop_sink(rs);
+        refuse(rs, 400, "missing_body", "This request needs a body.", false);
+        return;
+    }
+    rs->req.upload = rs->sink;
+    rs->sink = NULL;
+    rs->resp.status = 500;
+    r->handler(&rs->req, &rs->resp);
+    if (rs->req.upload != NULL)
+        r->sink->discard(rs->req.upload);
+    rs->req.upload = NULL;
+}
+
+void *
+http_request_take_upload(const struct http_request *req)
+{
+    struct http_request *w;
+    void *u;
+
+    if (req == NULL || req->upload == NULL)
+        return NULL;
+    /* A request with an upload is always the req member of a req_state
+     * the server allocated (run_upload_handler): not a const object, so
+     * writing through it is defined.  Handlers get it as const so that
+     * this is the one field they can change. */
+    w = (struct http_request *)(uintptr_t)req;
+    u = w->upload;
+    w->upload = NULL;
+    return u;
 }
 
 static void
@@ -415,7 +560,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
-        take_body(c, rs, upload_data, n);
+        if (rs->req.route != NULL && rs->req.route->sink != NULL)
+            take_upload(rs, upload_data, n);
+        else
+            take_body(c, rs, upload_data, n);
         *upload_data_size = 0;
         /* A chunked body refused part-way is read and dropped, so the
          * client can still read the 413/415 (closing on unread data would
@@ -428,7 +576,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         }
         return MHD_YES;
     }
-    if (!rs->decided)
+    if (!rs->decided && rs->req.route->sink != NULL)
+        run_upload_handler(rs);
+    else if (!rs->decided)
         run_handler(rs);
     return send_response(s, c, rs);
 }
@@ -458,6 +608,10 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                                   (double)(now.tv_nsec - rs->start.tv_nsec) / 1e6,
                         "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
 done:
+    /* An upload cut off mid-body (or refused without an answer): its
+     * sink still holds what arrived; nothing of it may outlive the
+     * request (R2.6). */
+    drop_sink(rs);
     /* the session token and CSRF value are credentials: wipe them */
     util_wipe(rs->req.token, sizeof(rs->req.token));
     util_wipe(rs->req.csrf_header, sizeof(rs->req.csrf_header));

@@ -454,7 +454,7 @@ csvin_free(struct csvin *r)
 }
 
 enum csvin_status
-csvin_read_fd(int fd, size_t chunk, const struct csvin_opts *o,
+csvin_read_cb(csvin_read_fn rd, void *rd_arg, size_t chunk, const struct csvin_opts *o,
               const struct csvin_callbacks *cb,
               void (*bytes)(void *arg, const uint8_t *buf, size_t n),
               void *bytes_arg)
@@ -464,6 +464,8 @@ csvin_read_fd(int fd, size_t chunk, const struct csvin_opts *o,
     uint8_t *buf;
     int saved = 0;
 
+    if (rd == NULL)
+        return CSVIN_ERR_ARG;
     if (chunk == 0)
         chunk = CSVIN_CHUNK;
     if ((st = csvin_new(o, cb, &r)) != CSVIN_OK)
@@ -473,10 +475,12 @@ csvin_read_fd(int fd, size_t chunk, const struct csvin_opts *o,
         return CSVIN_ERR_NOMEM;
     }
     for (;;) {
-        ssize_t got = read(fd, buf, chunk);
+        ssize_t got = rd(rd_arg, buf, chunk);
 
-        if (got < 0 && errno == EINTR)
-            continue;
+        if (got > 0 && (size_t)got > chunk) {
+            got = -1;                   /* a broken reader: fail, never overrun */
+            errno = EIO;
+        }
         if (got < 0) {
             saved = errno;
             st = CSVIN_ERR_READ;
@@ -497,6 +501,28 @@ csvin_read_fd(int fd, size_t chunk, const struct csvin_opts *o,
     if (st == CSVIN_ERR_READ)
         errno = saved;
     return st;
+}
+
+/* read(2) on the descriptor passed as arg, retrying interrupted calls. */
+static ssize_t
+fd_reader(void *arg, void *buf, size_t n)
+{
+    const int *fd = arg;
+    ssize_t got;
+
+    do
+        got = read(*fd, buf, n);
+    while (got < 0 && errno == EINTR);
+    return got;
+}
+
+enum csvin_status
+csvin_read_fd(int fd, size_t chunk, const struct csvin_opts *o,
+              const struct csvin_callbacks *cb,
+              void (*bytes)(void *arg, const uint8_t *buf, size_t n),
+              void *bytes_arg)
+{
+    return csvin_read_cb(fd_reader, &fd, chunk, o, cb, bytes, bytes_arg);
 }
 
 enum csvin_status

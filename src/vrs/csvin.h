@@ -1,7 +1,8 @@
 /*
  * csvin.h - a streaming CSV reader for imports (R2.6).
  *
- * Bytes go in (csvin_feed, or csvin_read_fd in chunks of CSVIN_CHUNK),
+ * Bytes go in (csvin_feed, or csvin_read_fd / csvin_read_cb in chunks of
+ * CSVIN_CHUNK),
  * records come out through a callback, each with the physical line it
  * starts on.  Memory is bounded by the options (one record of at most
  * fields_max fields of field_max bytes), never by the size of the input.
@@ -34,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CSVIN_CHUNK        (64u * 1024u)   /* bytes per read() */
 #define CSVIN_FIELD_LIMIT  (64u * 1024u)   /* largest field_max accepted */
@@ -113,6 +115,23 @@ void csvin_free(struct csvin *r);
  * is parsed.  The descriptor is neither rewound nor closed.
  */
 enum csvin_status csvin_read_fd(int fd, size_t chunk, const struct csvin_opts *o,
+                                const struct csvin_callbacks *cb,
+                                void (*bytes)(void *arg, const uint8_t *buf,
+                                              size_t n),
+                                void *bytes_arg)
+    __attribute__((warn_unused_result));
+
+/* Where csvin_read_cb gets its bytes: up to n into buf, 0 at the end, -1
+ * on error with errno set (retrying EINTR is the reader's business). */
+typedef ssize_t (*csvin_read_fn)(void *arg, void *buf, size_t n);
+
+/*
+ * csvin_read_fd for any reader (an encrypted spool, say): `rd` is called
+ * until it returns 0 or -1 (CSVIN_ERR_READ, its errno kept), and each
+ * chunk goes to `bytes` then to the parser, exactly as with a descriptor.
+ */
+enum csvin_status csvin_read_cb(csvin_read_fn rd, void *rd_arg, size_t chunk,
+                                const struct csvin_opts *o,
                                 const struct csvin_callbacks *cb,
                                 void (*bytes)(void *arg, const uint8_t *buf,
                                               size_t n),

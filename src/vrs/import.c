@@ -1160,13 +1160,34 @@ reader_opts(const struct import_opts *o, struct csvin_opts *ro)
     return ro;
 }
 
-int
-import_check_fd(int fd, const struct import_opts *o, const struct import_lookup *lk,
-                struct import_result *res)
+/* A descriptor as an import source (arg: the int). */
+static ssize_t
+fd_read(void *arg, void *buf, size_t n)
+{
+    const int *fd = arg;
+    ssize_t got;
+
+    do
+        got = read(*fd, buf, n);
+    while (got < 0 && errno == EINTR);
+    return got;
+}
+
+static int
+fd_rewind(void *arg)
+{
+    const int *fd = arg;
+
+    return lseek(*fd, 0, SEEK_SET) == 0 ? 0 : -1;
+}
+
+/* Pass 1 over a source from where it stands. */
+static int
+check_source(const struct import_source *src, const struct import_opts *o,
+             const struct import_lookup *lk, struct import_result *res)
 {
     struct csvin_callbacks cb;
     struct csvin_opts ro;
-    struct stat sb;
     struct chk c;
     enum csvin_status st;
 
@@ -1177,11 +1198,22 @@ import_check_fd(int fd, const struct import_opts *o, const struct import_lookup 
         snprintf(res->error, sizeof(res->error), "out of memory");
         return -1;
     }
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
-        c.total = (uint64_t)sb.st_size;
+    c.total = src->size;
     cb = (struct csvin_callbacks){ on_record, on_problem, &c };
-    st = csvin_read_fd(fd, 0, reader_opts(o, &ro), &cb, on_bytes, &c);
+    st = csvin_read_cb(src->read, src->arg, 0, reader_opts(o, &ro), &cb, on_bytes, &c);
     return chk_finish(&c, st);
+}
+
+int
+import_check_fd(int fd, const struct import_opts *o, const struct import_lookup *lk,
+                struct import_result *res)
+{
+    struct import_source src = { fd_read, fd_rewind, 0, &fd };
+    struct stat sb;
+
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        src.size = (uint64_t)sb.st_size;
+    return check_source(&src, o, lk, res);
 }
 
 int
@@ -1550,8 +1582,8 @@ wr_bytes(void *arg, const uint8_t *buf, size_t n)
 
 /* Pass 2 inside the bulk transaction; 0, or -1 with res->error set. */
 static int
-write_all(struct store_tenant *ctx, int fd, const struct import_opts *o,
-          uint64_t total, struct import_result *res)
+write_all(struct store_tenant *ctx, const struct import_source *src,
+          const struct import_opts *o, struct import_result *res)
 {
     struct csvin_callbacks cb;
     struct csvin_opts ro;
@@ -1564,7 +1596,7 @@ write_all(struct store_tenant *ctx, int fd, const struct import_opts *o,
     w.o = o;
     w.res = res;
     w.fmt = &formats[o->kind];
-    w.total = total;
+    w.total = src->size;
     w.batch = o->batch == 0 ? IMPORT_BATCH_DEFAULT
             : o->batch > IMPORT_BATCH_MAX ? IMPORT_BATCH_MAX : o->batch;
     crypto_hash_sha256_init(&w.sha);
@@ -1577,7 +1609,7 @@ write_all(struct store_tenant *ctx, int fd, const struct import_opts *o,
         goto out;
     }
     cb = (struct csvin_callbacks){ wr_record, wr_problem, &w };
-    st = csvin_read_fd(fd, 0, reader_opts(o, &ro), &cb, wr_bytes, &w);
+    st = csvin_read_cb(src->read, src->arg, 0, reader_opts(o, &ro), &cb, wr_bytes, &w);
     if (st == CSVIN_ERR_READ)
         wr_fail(&w, "the file cannot be read: %s", strerror(errno));
     else if (st != CSVIN_OK && !w.failed)
@@ -1612,7 +1644,7 @@ out:
  * imported before is recognised without checking it against the rows it
  * created itself. */
 static int
-hash_file(int fd, const struct import_opts *o, uint64_t total, uint8_t out[32])
+hash_file(const struct import_source *src, const struct import_opts *o, uint8_t out[32])
 {
     crypto_hash_sha256_state sha;
     uint8_t *buf = malloc(CSVIN_CHUNK);
@@ -1622,20 +1654,23 @@ hash_file(int fd, const struct import_opts *o, uint64_t total, uint8_t out[32])
     if (buf == NULL)
         return -1;
     crypto_hash_sha256_init(&sha);
-    while ((got = read(fd, buf, CSVIN_CHUNK)) != 0) {
+    while ((got = src->read(src->arg, buf, CSVIN_CHUNK)) != 0) {
         struct import_progress p;
 
-        if (got < 0 && errno == EINTR)
-            continue;
+        if (got > 0 && (size_t)got > CSVIN_CHUNK) {
+            got = -1;                   /* a broken source: never overrun */
+            errno = EIO;
+        }
         if (got < 0) {
             int e = errno;
+            util_wipe(buf, CSVIN_CHUNK);
             free(buf);
             errno = e;
             return -1;
         }
         crypto_hash_sha256_update(&sha, buf, (size_t)got);
         bytes += (uint64_t)got;
-        p = (struct import_progress){ IMPORT_PHASE_HASH, bytes, total, 0 };
+        p = (struct import_progress){ IMPORT_PHASE_HASH, bytes, src->size, 0 };
         if (o->progress != NULL)
             o->progress(o->progress_arg, &p);
     }
@@ -1674,12 +1709,20 @@ run_failed(struct import_result *res, const char *fmt, ...)
     return -1;
 }
 
+/* Back to the first byte for the next pass; 0, or -1 with res set. */
+static int
+source_rewind(const struct import_source *src, struct import_result *res, const char *what)
+{
+    if (src->rewind(src->arg) == 0)
+        return 0;
+    return run_failed(res, "the file cannot be read%s: %s", what, strerror(errno));
+}
+
 int
-import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
-           struct import_result *res)
+import_run_source(struct store_tenant *ctx, const struct import_source *src,
+                  const struct import_opts *o, struct import_result *res)
 {
     struct import_lookup lk;
-    struct stat sb;
     uint8_t sha[32];
     enum store_status rc;
 
@@ -1688,9 +1731,11 @@ import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
     if (ctx == NULL || !actor_ok(o->actor))
         return run_failed(res, "the import needs a tenant and an actor of 1 to 32 "
                           "printable ASCII characters");
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return run_failed(res, "the file to import must be a regular file");
-    if (lseek(fd, 0, SEEK_SET) != 0 || hash_file(fd, o, (uint64_t)sb.st_size, sha) != 0)
+    if (src == NULL || src->read == NULL || src->rewind == NULL)
+        return run_failed(res, "the import was called without a file to read");
+    if (source_rewind(src, res, "") != 0)
+        return -1;
+    if (hash_file(src, o, sha) != 0)
         return run_failed(res, "the file cannot be read: %s", strerror(errno));
     memcpy(res->sha256, sha, sizeof(sha));
     rc = store_import_seen(ctx, sha, res->when);
@@ -1703,9 +1748,9 @@ import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
                           store_strerror(rc));
 
     import_store_lookup(ctx, &lk);
-    if (lseek(fd, 0, SEEK_SET) != 0)
-        return run_failed(res, "the file cannot be read again: %s", strerror(errno));
-    if (import_check_fd(fd, o, &lk, res) != 0)
+    if (source_rewind(src, res, " again") != 0)
+        return -1;
+    if (check_source(src, o, &lk, res) != 0)
         return -1;
     if (sodium_memcmp(sha, res->sha256, sizeof(sha)) != 0)
         return run_failed(res, "the file changed while it was being checked; nothing "
@@ -1715,12 +1760,12 @@ import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
     if (o->dry_run)
         return 0;                       /* IMPORT_CHECKED */
 
-    if (lseek(fd, 0, SEEK_SET) != 0)
-        return run_failed(res, "the file cannot be read again: %s", strerror(errno));
+    if (source_rewind(src, res, " again") != 0)
+        return -1;
     if ((rc = store_bulk_begin(ctx)) != STORE_OK)
         return run_failed(res, "the store cannot start the import: %s",
                           store_strerror(rc));
-    if (write_all(ctx, fd, o, (uint64_t)sb.st_size, res) != 0) {
+    if (write_all(ctx, src, o, res) != 0) {
         store_bulk_abort(ctx);          /* all or nothing (R2.6) */
         res->outcome = IMPORT_FAILED;
         return -1;
@@ -1739,4 +1784,22 @@ import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
     }
     res->outcome = IMPORT_IMPORTED;
     return 0;
+}
+
+int
+import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
+           struct import_result *res)
+{
+    struct import_source src = { fd_read, fd_rewind, 0, &fd };
+    struct stat sb;
+
+    if (opts_ok(o, res) != 0)
+        return -1;
+    if (ctx == NULL || !actor_ok(o->actor))
+        return run_failed(res, "the import needs a tenant and an actor of 1 to 32 "
+                          "printable ASCII characters");
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return run_failed(res, "the file to import must be a regular file");
+    src.size = (uint64_t)sb.st_size;
+    return import_run_source(ctx, &src, o, res);
 }

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vrs/catalogue.h"
 #include "vrs/csvin.h"
@@ -169,6 +170,27 @@ struct store_tenant;
  */
 int import_run(struct store_tenant *ctx, int fd, const struct import_opts *o,
                struct import_result *res) __attribute__((warn_unused_result));
+
+/* Where import_run_source reads the file: read() until 0 (-1 on error),
+ * rewind() back to the first byte; size in bytes (0: unknown). */
+struct import_source {
+    ssize_t (*read)(void *arg, void *buf, size_t n);
+    int     (*rewind)(void *arg);
+    uint64_t size;
+    void    *arg;
+};
+
+/*
+ * import_run over any source that can be read more than once (an
+ * encrypted upload spool, say): the file is read three times from its
+ * first byte -- the SHA-256, pass 1, pass 2 -- and each pass checks that
+ * it saw the same bytes.  A read error in any pass (a spool that fails
+ * its authentication, for one) is IMPORT_FAILED with nothing imported.
+ * The source is neither closed nor freed.  Same return as import_run.
+ */
+int import_run_source(struct store_tenant *ctx, const struct import_source *src,
+                      const struct import_opts *o, struct import_result *res)
+    __attribute__((warn_unused_result));
 
 /* The lookups of import_run, on the store (exposed for tests). */
 void import_store_lookup(struct store_tenant *ctx, struct import_lookup *out);

@@ -74,14 +74,14 @@ static const struct field_rule thing_fields[] = {
 };
 
 static const struct route t_routes[] = {
-    { "GET",    "/things", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy },
-    { "POST",   "/things", LISTENER_BOTH, PERM_ANONYMOUS, 4096, NULL, thing_fields, h_dummy },
-    { "GET",    "/things/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy },
-    { "DELETE", "/things/{id}", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy },
+    { "GET",    "/things", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL },
+    { "POST",   "/things", LISTENER_BOTH, PERM_ANONYMOUS, 4096, NULL, thing_fields, h_dummy, NULL },
+    { "GET",    "/things/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy, NULL },
+    { "DELETE", "/things/{id}", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy, NULL },
     { "GET",    "/t/{tenant}/items/{id}", LISTENER_INTERNAL, PERM_ANONYMOUS, 0,
-      tenant_id_rules, NULL, h_dummy },
-    { "GET",    "/internal/only", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy },
-    { "GET",    "/broken/{x}", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy },
+      tenant_id_rules, NULL, h_dummy, NULL },
+    { "GET",    "/internal/only", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL },
+    { "GET",    "/broken/{x}", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL },
 };
 #define T_N (sizeof(t_routes) / sizeof(t_routes[0]))
 
@@ -589,7 +589,7 @@ static const struct param_rule q_rules[] = {
     { NULL, 0, NULL },
 };
 static const struct route q_routes[] = {
-    { "GET", "/q/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, q_rules, NULL, h_dummy },
+    { "GET", "/q/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, q_rules, NULL, h_dummy, NULL },
 };
 
 static int
@@ -815,6 +815,22 @@ route_problem(const struct route *r)
             (pr->max_len == 0 || pr->max_len >= ROUTE_PARAM_MAX || pr->check == NULL))
             return "a query param_rule without a length in 1..ROUTE_PARAM_MAX-1 or a validator";
     }
+    /* A streamed body (R2.6 uploads): raw, never JSON, bounded, typed,
+     * and only on a method that carries a body. */
+    if (r->sink != NULL) {
+        const struct body_sink *k = r->sink;
+        if (r->fields != NULL)
+            return "a sink route that also declares JSON fields";
+        if (r->max_body == 0)
+            return "a sink route without max_body";
+        if (k->content_types == NULL || k->content_types[0] == NULL)
+            return "a sink route accepting no Content-Type";
+        if (k->open == NULL || k->write == NULL || k->discard == NULL)
+            return "a sink without open, write or discard";
+        if (strcmp(r->method, "POST") != 0 && strcmp(r->method, "PUT") != 0)
+            return "a sink route that is not POST or PUT";
+        return NULL;
+    }
     /* A body only where fields are declared, and then bounded. */
     if (r->fields != NULL && r->max_body == 0)
         return "fields declared but max_body is 0";
@@ -926,39 +942,82 @@ static const struct param_rule unchecked_query_rule[] = {
     { NULL, 0, NULL },
 };
 
+/* A sink for the invariant checker only: never called. */
+static int
+t_sink_open(const struct http_request *req, void **sink)
+{
+    (void)req;
+    *sink = NULL;
+    return -1;
+}
+
+static int
+t_sink_write(void *sink, const void *data, size_t n)
+{
+    (void)sink;
+    (void)data;
+    (void)n;
+    return -1;
+}
+
+static void
+t_sink_discard(void *sink)
+{
+    (void)sink;
+}
+
+static const char *const t_csv_types[] = { "text/csv", NULL };
+static const char *const t_no_types[] = { NULL };
+static const struct body_sink t_sink = { t_csv_types, t_sink_open, t_sink_write,
+                                         t_sink_discard };
+static const struct body_sink t_sink_untyped = { t_no_types, t_sink_open, t_sink_write,
+                                                 t_sink_discard };
+static const struct body_sink t_sink_no_discard = { t_csv_types, t_sink_open, t_sink_write,
+                                                    NULL };
+
 static void
 test_route_table_invariants_catch_forgeries(void **state)
 {
     static const struct route forged[][2] = {
         /* no permission */
-        { { "GET", "/a", LISTENER_BOTH, PERM_INVALID, 0, NULL, NULL, h_dummy } },
-        { { "GET", "/a", LISTENER_BOTH, PERM_END, 0, NULL, NULL, h_dummy } },
+        { { "GET", "/a", LISTENER_BOTH, PERM_INVALID, 0, NULL, NULL, h_dummy, NULL } },
+        { { "GET", "/a", LISTENER_BOTH, PERM_END, 0, NULL, NULL, h_dummy, NULL } },
         /* no listener, or an unknown one */
-        { { "GET", "/a", 0, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
-        { { "GET", "/a", 0x4u, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
+        { { "GET", "/a", 0, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
+        { { "GET", "/a", 0x4u, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
         /* no handler */
-        { { "GET", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, NULL } },
+        { { "GET", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, NULL, NULL } },
         /* a {param} without a rule, with a zero max_len, with the wrong name */
-        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
-        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, zero_len_rule, NULL, h_dummy } },
-        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, wrong_name_rule, NULL, h_dummy } },
+        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
+        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, zero_len_rule, NULL, h_dummy, NULL } },
+        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, wrong_name_rule, NULL, h_dummy, NULL } },
         /* a query parameter without a validator */
-        { { "GET", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, unchecked_query_rule, NULL, h_dummy } },
+        { { "GET", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, unchecked_query_rule, NULL, h_dummy, NULL } },
         /* a body without a limit, a limit without a body */
-        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, one_field, h_dummy } },
-        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, NULL, h_dummy } },
+        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, one_field, h_dummy, NULL } },
+        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, NULL, h_dummy, NULL } },
+        /* a streamed body (R2.6): with JSON fields, unbounded, untyped,
+         * without a way to discard it, on a method without a body */
+        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, one_field, h_dummy,
+            &t_sink } },
+        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, &t_sink } },
+        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, NULL, h_dummy,
+            &t_sink_untyped } },
+        { { "POST", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, NULL, h_dummy,
+            &t_sink_no_discard } },
+        { { "GET", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 1024, NULL, NULL, h_dummy, &t_sink } },
         /* methods */
-        { { "TRACE", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
-        { { "get", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
+        { { "TRACE", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
+        { { "get", "/a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
         /* pattern shape */
-        { { "GET", "/a/", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
-        { { "GET", "a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
+        { { "GET", "/a/", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
+        { { "GET", "a", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
         /* the same method and pattern twice */
-        { { "GET", "/a", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy },
-          { "GET", "/a", LISTENER_PUBLIC, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
+        { { "GET", "/a", LISTENER_INTERNAL, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL },
+          { "GET", "/a", LISTENER_PUBLIC, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
         /* a route shadowed by an earlier, broader one */
-        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy },
-          { "GET", "/a/list", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy } },
+        { { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy, NULL },
+          { "GET", "/a/list", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL } },
     };
     char buf[256];
 
@@ -971,11 +1030,13 @@ test_route_table_invariants_catch_forgeries(void **state)
     }
     /* And a sound two-route table passes (literal before parameter). */
     static const struct route sound[] = {
-        { "GET", "/a/list", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy },
-        { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy },
-        { "POST", "/a", LISTENER_INTERNAL, PERM_ANONYMOUS, 512, NULL, one_field, h_dummy },
+        { "GET", "/a/list", LISTENER_BOTH, PERM_ANONYMOUS, 0, NULL, NULL, h_dummy, NULL },
+        { "GET", "/a/{id}", LISTENER_BOTH, PERM_ANONYMOUS, 0, id_rule, NULL, h_dummy, NULL },
+        { "POST", "/a", LISTENER_INTERNAL, PERM_ANONYMOUS, 512, NULL, one_field, h_dummy, NULL },
+        { "POST", "/a/upload", LISTENER_INTERNAL, PERM_ANONYMOUS, 1 << 20, NULL, NULL, h_dummy,
+          &t_sink },
     };
-    assert_null(table_problem(sound, 3, buf, sizeof(buf)));
+    assert_null(table_problem(sound, 4, buf, sizeof(buf)));
 }
 
 int
