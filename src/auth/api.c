@@ -216,19 +216,28 @@ audit_failed(struct http_response *resp)
 }
 
 /*
- * A change audited first (so it never happens unrecorded) that the store
- * then refused: a failure event follows, best effort, so the log never
- * shows only a change that did not happen (R6.9, R7.7).  Takes `info`.
+ * A change audited first (so it never happens unrecorded, R7.1) that the
+ * store then refused: a failure event by the same actor follows, best
+ * effort, so the log never shows only a change that did not happen
+ * (R6.9, R7.7).  Takes `info`.
  */
 static void
-change_refused(const struct http_request *req, const char *action, enum store_status st,
-               json_t *info)
+refused_as(const struct http_request *req, const char *action, const char *actor,
+           const char *tenant, const char *role, enum store_status st, json_t *info)
 {
-    if (audit(req, action, "failure", req->user_id, req->tenant, auth_role_name(req->role),
+    if (audit(req, action, "failure", actor, tenant, role,
               st == STORE_EXISTS ? "exists" : st == STORE_NOTFOUND ? "not_found"
                                                                   : "store_refused",
               info) != 0)
         log_error("audit_refused", "failure event of %s not recorded", action);
+}
+
+/* The same for a change made by the signed-in staff member of `req`. */
+static void
+change_refused(const struct http_request *req, const char *action, enum store_status st,
+               json_t *info)
+{
+    refused_as(req, action, req->user_id, req->tenant, auth_role_name(req->role), st, info);
 }
 
 static void
@@ -332,20 +341,27 @@ login_ok(const struct http_request *req, struct http_response *resp,
     struct staff_session s = { .must_change = must_change, .created_at = now,
                                .last_seen = now };
     char token[SESSION_TOKEN_HEX + 1], csrf[SESSION_TOKEN_HEX + 1];
+    enum store_status st;
 
     auth_session_new(token, s.token_hash);
     memcpy(s.fingerprint, req->terminal_fp, 32);
     snprintf(s.user_id, sizeof(s.user_id), "%s", a->user_id);
     snprintf(s.tenant, sizeof(s.tenant), "%s", a->tenant);
     snprintf(s.role, sizeof(s.role), "%s", a->role);
-    if (auth_session_csrf(token, csrf) != 0 || store_session_create(env->store, &s) != STORE_OK) {
+    if (auth_session_csrf(token, csrf) != 0) {
         store_failed(resp);
         goto out;
     }
+    /* The change is the session: on the record before it exists, so no
+     * usable session is ever unaudited (R6.9, R7.1: fail closed). */
     if (audit(req, "auth.login", "success", a->user_id, a->tenant, a->role,
               must_change ? "must_change_password" : NULL, NULL) != 0) {
-        session_end(env->store, s.token_hash);
         audit_failed(resp);
+        goto out;
+    }
+    if ((st = store_session_create(env->store, &s)) != STORE_OK) {
+        refused_as(req, "auth.login", a->user_id, a->tenant, a->role, st, NULL);
+        store_failed(resp);
         goto out;
     }
     set_cookies(resp, token, csrf);
@@ -434,7 +450,11 @@ auth_h_login(const struct http_request *req, struct http_response *resp)
     else if (!code_ok)
         why = "bad_code";
     /* R6.3: count consecutive password / code failures.  The write runs
-     * for every failure (on no row when not counted) for equal timing. */
+     * for every failure (on no row when not counted) for equal timing.
+     * It and store_staff_success (the replay check) come before the audit
+     * event: they are part of checking the attempt, whose outcome the
+     * event records; the change a login makes, the session, is audited
+     * before it exists (login_ok). */
     counted = why != NULL && (strcmp(why, "bad_password") == 0 || strcmp(why, "bad_code") == 0);
     if (why != NULL) {
         st = store_staff_fail(env->store, counted ? acct.user_id : "-", LOCK_AFTER,
@@ -546,14 +566,18 @@ void
 auth_h_logout(const struct http_request *req, struct http_response *resp)
 {
     struct worker_env *env = wenv(req);
+    enum store_status st;
 
-    if (store_session_delete(env->store, req->session_hash) != STORE_OK) {
-        store_failed(resp);
-        return;
-    }
+    /* Audit first (R6.9, R7.1): a session never ends unrecorded.  If the
+     * writer refuses, the session stays as it was, as the 503 says. */
     if (audit(req, "auth.logout", "success", req->user_id, req->tenant,
               auth_role_name(req->role), NULL, NULL) != 0) {
         audit_failed(resp);
+        return;
+    }
+    if ((st = store_session_delete(env->store, req->session_hash)) != STORE_OK) {
+        change_refused(req, "auth.logout", st, NULL);
+        store_failed(resp);
         return;
     }
     set_cookies(resp, NULL, NULL);
@@ -583,6 +607,7 @@ auth_h_password(const struct http_request *req, struct http_response *resp)
     struct staff_account acct;
     char hash[PW_HASH_LEN];
     const char *why;
+    enum store_status st;
 
     if (store_staff_get(env->store, req->user_id, &acct) != STORE_OK) {
         store_failed(resp);
@@ -602,14 +627,20 @@ auth_h_password(const struct http_request *req, struct http_response *resp)
                     "current one.", "password");
         return;
     }
-    if (auth_password_hash(pw, a->opslimit, a->memlimit, hash) != 0 ||
-        store_staff_set_password(env->store, req->user_id, hash, false, auth_now()) != STORE_OK) {
+    if (auth_password_hash(pw, a->opslimit, a->memlimit, hash) != 0) {
         store_failed(resp);
         return;
     }
+    /* Audit first (R6.9, R7.1): a password never changes unrecorded. */
     if (audit(req, "auth.password_change", "success", req->user_id, req->tenant,
               auth_role_name(req->role), NULL, NULL) != 0) {
         audit_failed(resp);
+        return;
+    }
+    if ((st = store_staff_set_password(env->store, req->user_id, hash, false, auth_now()))
+        != STORE_OK) {
+        change_refused(req, "auth.password_change", st, NULL);
+        store_failed(resp);
         return;
     }
     reply_json(resp, 200, json_pack("{s:s}", "status", "changed"));
@@ -631,6 +662,7 @@ auth_h_enrol(const struct http_request *req, struct http_response *resp)
     size_t ctlen = 0;
     int64_t now = auth_now();
     const char *why;
+    enum store_status st;
 
     if (auth_session_hash(body_str(req, "secret"), h) != 0 ||
         store_staff_by_enrol(env->store, h, now, &acct) != STORE_OK ||
@@ -659,8 +691,11 @@ auth_h_enrol(const struct http_request *req, struct http_response *resp)
         audit_failed(resp);
         goto out;
     }
-    if (store_staff_enrol_complete(env->store, acct.user_id, h, hash, ct, ctlen, now) !=
-        STORE_OK) {
+    /* Refused after its success event (used or expired meanwhile): the
+     * failure follows it on the record (R6.9). */
+    if ((st = store_staff_enrol_complete(env->store, acct.user_id, h, hash, ct, ctlen, now))
+        != STORE_OK) {
+        refused_as(req, "staff.enrol", acct.user_id, acct.tenant, acct.role, st, NULL);
         reply_error(resp, 401, "enrolment_failed", "The enrolment secret is not valid "
                     "here, or has expired or been used.", NULL);
         goto out;
@@ -714,7 +749,16 @@ auth_h_staff_create(const struct http_request *req, struct http_response *resp)
     if (!role_fits_tenant(req, resp, role))
         return;
     auth_session_new(secret, h);
+    /* Audit first (R6.9, R7.1): an account never exists unrecorded. */
+    if (audit(req, "staff.create", "success", req->user_id, req->tenant,
+              auth_role_name(req->role), NULL,
+              json_pack("{s:s,s:s}", "user", user, "role", role)) != 0) {
+        audit_failed(resp);
+        goto out;
+    }
     st = store_staff_create(env->store, user, req->tenant, role, h, exp, now);
+    if (st != STORE_OK)
+        change_refused(req, "staff.create", st, json_pack("{s:s}", "user", user));
     if (st == STORE_EXISTS) {
         reply_error(resp, 409, "user_exists", "This user ID is taken (one ID per person).",
                     "user");
@@ -722,12 +766,6 @@ auth_h_staff_create(const struct http_request *req, struct http_response *resp)
     }
     if (st != STORE_OK) {
         store_failed(resp);
-        goto out;
-    }
-    if (audit(req, "staff.create", "success", req->user_id, req->tenant,
-              auth_role_name(req->role), NULL,
-              json_pack("{s:s,s:s}", "user", user, "role", role)) != 0) {
-        audit_failed(resp);
         goto out;
     }
     reply_json(resp, 201, json_pack("{s:s,s:s,s:s,s:I}", "user", user, "role", role,

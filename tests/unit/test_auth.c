@@ -2,7 +2,9 @@
  * test_auth.c - src/auth: password policy (R6.3), Argon2id, the blocklist,
  * TOTP (RFC 6238, R6.2), session tokens and limits (R6.5), and the
  * identity tables of store_auth.c (lockout, reset, replay, lapse inputs)
- * on SQLite and PostgreSQL (MAMORI_TEST_PG, as test_store.c).
+ * on SQLite and PostgreSQL (MAMORI_TEST_PG, as test_store.c), and the
+ * HTTP handlers against a scripted audit writer: every change audited
+ * before it takes effect (R7.1, R6.9, R7.7).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 
 #include <libpq-fe.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +27,15 @@
 #include "auth/password.h"
 #include "auth/session.h"
 #include "auth/totp.h"
+#include "config/config.h"
+#include "crypto/field.h"
 #include "ipc/ipc.h"
+#include "ref/lgcode.h"
 #include "store/store_auth.h"
 #include "worker/worker.h"
 
 #define BLOCKLIST MAMORI_TEST_SOURCE_DIR "/data/auth/common-passwords.txt"
+#define LGCODES   MAMORI_TEST_SOURCE_DIR "/data/municipalities/municipalities_lgcode.csv"
 #define T1 "131016"   /* 千代田区 */
 #define T2 "011002"   /* 札幌市 */
 
@@ -632,64 +639,147 @@ test_store_terminal_lists(void **state)
     assert_int_equal(store_terminal_list(f->st, "131017", see_terminal, &v), STORE_INVALID);
 }
 
-/* ---- fail closed when the audit writer refuses (R6.9, R7.7) ---------------- */
+/* ---- the handlers against a scripted audit writer (R6.9, R7.1, R7.7) -------- */
 
-struct fake_writer {
-    int      fd;
-    bool     refuse;
-    unsigned events;
+/*
+ * Stands in for the audit writer: answers each IPC_AUDIT_APPEND in turn
+ * as `answers` says ('a' ack, 'r' refuse; acks past its end) and keeps
+ * the events' text, until the channel closes.  `before`, if set, runs
+ * when event number `before_at` (0-based) arrives, before it is
+ * answered: someone else's change while the handler waits for its ack.
+ */
+struct script_writer {
+    int         fd;
+    const char *answers;
+    void      (*before)(struct script_writer *w);
+    unsigned    before_at;
+    void       *arg;
+    unsigned    events;
+    char        text[4][1024];
 };
 
-/* Answers one IPC_AUDIT_APPEND: an error (refused) or an ack. */
 static void *
-fake_writer_run(void *arg)
+script_writer_run(void *arg)
 {
-    struct fake_writer *w = arg;
+    struct script_writer *w = arg;
     static uint8_t buf[IPC_MAX_PAYLOAD];
+    const uint8_t seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
     struct ipc_hdr h;
 
-    if (ipc_recv(w->fd, &h, buf, sizeof(buf)) == 1 && h.type == IPC_AUDIT_APPEND) {
-        const uint8_t seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
-        w->events++;
-        if (w->refuse ? ipc_send(w->fd, IPC_ERROR, h.id, 0, "refused", 7) :
-                        ipc_send(w->fd, IPC_AUDIT_ACK, h.id, 0, seq, sizeof(seq)))
-            return NULL;
+    while (ipc_recv(w->fd, &h, buf, sizeof(buf) - 1) == 1 && h.type == IPC_AUDIT_APPEND) {
+        unsigned i = w->events++;
+        bool refuse = w->answers != NULL && i < strlen(w->answers) && w->answers[i] == 'r';
+
+        if (i < 4)
+            snprintf(w->text[i], sizeof(w->text[0]), "%.*s", (int)h.len, (char *)buf);
+        if (w->before != NULL && i == w->before_at)
+            w->before(w);
+        if (refuse ? ipc_send(w->fd, IPC_ERROR, h.id, 0, "refused", 7) :
+                     ipc_send(w->fd, IPC_AUDIT_ACK, h.id, 0, seq, sizeof(seq)))
+            break;
     }
     return NULL;
+}
+
+/* Run handler `h` on `req` with `w` as the worker's audit writer. */
+static void
+with_writer(void (*h)(const struct http_request *, struct http_response *),
+            const struct http_request *req, struct http_response *resp,
+            struct script_writer *w)
+{
+    struct worker_env *env = req->env;
+    pthread_t t;
+    int fds[2];
+
+    memset(resp, 0, sizeof(*resp));
+    assert_int_equal(ipc_socketpair(fds), 0);
+    ipc_chan_init(&env->audit, fds[0]);
+    w->fd = fds[1];
+    assert_int_equal(pthread_create(&t, NULL, script_writer_run, w), 0);
+    h(req, resp);
+    shutdown(fds[0], SHUT_RDWR);             /* ends the writer's loop */
+    pthread_join(t, NULL);
+    ipc_chan_destroy(&env->audit);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* The error code of a refusal, or "" for a success. */
+static const char *
+error_code(const struct http_response *resp)
+{
+    const char *c = json_string_value(json_object_get(json_object_get(resp->body, "error"),
+                                                      "code"));
+    return c != NULL ? c : "";
+}
+
+/* The writer refused the handler's one event: 503 audit_unavailable
+ * (fail closed). */
+static void
+assert_audit_refused(struct http_response *resp, const struct script_writer *w)
+{
+    assert_int_equal(resp->status, 503);
+    assert_string_equal(error_code(resp), "audit_unavailable");
+    assert_int_equal(w->events, 1);
+}
+
+/* The store refused a change after its success event: the reply
+ * `status` / `code`, and a failure event of `action` by `actor` with
+ * `reason` after the success (R6.9). */
+static void
+assert_refused_after_success(struct http_response *resp, const struct script_writer *w,
+                             unsigned status, const char *code, const char *action,
+                             const char *actor, const char *reason)
+{
+    const char *const want[] = { "\"action\":\"%s\"", "\"actor\":\"%s\"",
+                                 "\"reason\":\"%s\"" };
+    const char *val[] = { action, actor, reason };
+    char s[96];
+
+    assert_int_equal(resp->status, status);
+    assert_string_equal(error_code(resp), code);
+    assert_int_equal(w->events, 2);
+    assert_non_null(strstr(w->text[0], "\"outcome\":\"success\""));
+    assert_non_null(strstr(w->text[1], "\"outcome\":\"failure\""));
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(s, sizeof(s), want[i], val[i]);
+        assert_non_null(strstr(w->text[1], s));
+    }
+}
+
+static void
+admin_request(struct http_request *req, struct worker_env *env, json_t *body)
+{
+    memset(req, 0, sizeof(*req));
+    req->listener = LISTENER_INTERNAL;
+    req->has_terminal = true;
+    req->authed = true;
+    req->role = ROLE_TENANT_ADMIN;
+    req->env = env;
+    req->body = body;
+    strcpy(req->user_id, "admin");
+    strcpy(req->tenant, T1);
 }
 
 static void
 register_with_writer(struct fx *f, bool refuse, unsigned *status, bool *registered)
 {
     struct worker_env env = { .store = f->st };
-    struct http_request req = { .listener = LISTENER_INTERNAL, .has_terminal = true,
-                                .authed = true, .role = ROLE_TENANT_ADMIN, .env = &env };
-    struct http_response resp = { .status = 0 };
-    struct fake_writer w = { .refuse = refuse };
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w = { .answers = refuse ? "r" : "a" };
     uint8_t fp[32];
     char hex[65], tenant[7], st[12];
-    pthread_t t;
-    int fds[2];
 
     randombytes_buf(fp, sizeof(fp));
     sodium_bin2hex(hex, sizeof(hex), fp, sizeof(fp));
-    strcpy(req.user_id, "admin");
-    strcpy(req.tenant, T1);
-    req.body = json_pack("{s:s,s:s}", "fingerprint", hex, "name", "counter-9");
-    assert_int_equal(ipc_socketpair(fds), 0);
-    ipc_chan_init(&env.audit, fds[0]);
-    w.fd = fds[1];
-    assert_int_equal(pthread_create(&t, NULL, fake_writer_run, &w), 0);
-    auth_h_terminal_register(&req, &resp);
-    pthread_join(t, NULL);
+    admin_request(&req, &env, json_pack("{s:s,s:s}", "fingerprint", hex, "name", "counter-9"));
+    with_writer(auth_h_terminal_register, &req, &resp, &w);
     assert_int_equal(w.events, 1);
     *status = resp.status;
     *registered = store_terminal_get(f->st, fp, tenant, st) == STORE_OK;
     json_decref(resp.body);
     json_decref(req.body);
-    ipc_chan_destroy(&env.audit);
-    close(fds[0]);
-    close(fds[1]);
 }
 
 static void
@@ -709,31 +799,6 @@ test_audit_refusal_fails_closed(void **state)
     assert_false(registered);
 }
 
-/* Acknowledges every event until the channel closes; keeps their text. */
-struct recording_writer {
-    int      fd;
-    unsigned events;
-    char     text[4][1024];
-};
-
-static void *
-recording_writer_run(void *arg)
-{
-    struct recording_writer *w = arg;
-    static uint8_t buf[IPC_MAX_PAYLOAD];
-    const uint8_t seq[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
-    struct ipc_hdr h;
-
-    while (ipc_recv(w->fd, &h, buf, sizeof(buf) - 1) == 1 && h.type == IPC_AUDIT_APPEND) {
-        if (w->events < 4)
-            snprintf(w->text[w->events], sizeof(w->text[0]), "%.*s", (int)h.len, (char *)buf);
-        w->events++;
-        if (ipc_send(w->fd, IPC_AUDIT_ACK, h.id, 0, seq, sizeof(seq)) != 0)
-            break;
-    }
-    return NULL;
-}
-
 /* R6.9, R7.7: a change is audited before it is made; when the store then
  * refuses it (here: the terminal is registered already), a failure event
  * follows, so the log never shows only a change that did not happen. */
@@ -742,39 +807,502 @@ test_R6_9_refused_change_recorded(void **state)
 {
     BEGIN_CASE(f);
     struct worker_env env = { .store = f->st };
-    struct http_request req = { .listener = LISTENER_INTERNAL, .has_terminal = true,
-                                .authed = true, .role = ROLE_TENANT_ADMIN, .env = &env };
-    struct http_response resp = { .status = 0 };
-    struct recording_writer w = { .events = 0 };
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w = { .answers = NULL };
     uint8_t fp[32];
     char hex[65];
-    pthread_t t;
-    int fds[2];
 
     randombytes_buf(fp, sizeof(fp));
     sodium_bin2hex(hex, sizeof(hex), fp, sizeof(fp));
     assert_int_equal(store_terminal_register(f->st, T1, fp, "counter-1"), STORE_OK);
-    strcpy(req.user_id, "admin");
-    strcpy(req.tenant, T1);
-    req.body = json_pack("{s:s,s:s}", "fingerprint", hex, "name", "counter-9");
-    assert_int_equal(ipc_socketpair(fds), 0);
-    ipc_chan_init(&env.audit, fds[0]);
-    w.fd = fds[1];
-    assert_int_equal(pthread_create(&t, NULL, recording_writer_run, &w), 0);
-    auth_h_terminal_register(&req, &resp);
-    shutdown(fds[0], SHUT_RDWR);             /* ends the writer's loop */
-    pthread_join(t, NULL);
-    assert_int_equal(resp.status, 409);
-    assert_int_equal(w.events, 2);
-    assert_non_null(strstr(w.text[0], "\"outcome\":\"success\""));
-    assert_non_null(strstr(w.text[1], "\"action\":\"terminal.register\""));
-    assert_non_null(strstr(w.text[1], "\"outcome\":\"failure\""));
-    assert_non_null(strstr(w.text[1], "\"reason\":\"exists\""));
+    admin_request(&req, &env, json_pack("{s:s,s:s}", "fingerprint", hex, "name", "counter-9"));
+    with_writer(auth_h_terminal_register, &req, &resp, &w);
+    assert_refused_after_success(&resp, &w, 409, "terminal_exists", "terminal.register",
+                                 "admin", "exists");
     json_decref(resp.body);
     json_decref(req.body);
-    ipc_chan_destroy(&env.audit);
-    close(fds[0]);
-    close(fds[1]);
+}
+
+/* ---- audited before it takes effect: staff, enrolment, sessions, passwords (R7.1) ---- */
+
+static struct lgcode_table *lgcodes;
+static const uint8_t test_key[TENANT_KEY_BYTES] = { 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7 };
+
+static int
+key_current(void *arg, const char *tenant, struct tenant_key **out)
+{
+    (void)arg;
+    return tenant_key_new(TENANT_KEY_DATA, tenant, 1, test_key, out);
+}
+
+static int
+key_version(void *arg, const char *tenant, uint32_t v, struct tenant_key **out)
+{
+    return v == 1 ? key_current(arg, tenant, out) : -1;
+}
+
+static int
+key_index(void *arg, const char *tenant, struct tenant_key **out)
+{
+    (void)arg;
+    return tenant_key_new(TENANT_KEY_INDEX, tenant, 1, test_key, out);
+}
+
+/* What a worker holds for the auth handlers, on the case's store. */
+struct hx {
+    struct fx           *f;
+    struct mamori_config cfg;
+    struct auth_env      auth;
+    struct worker_env    env;
+    /* for the hooks: someone else's account and its secret's hash */
+    const char          *other;
+    uint8_t              other_hash[AUTH_HASH_LEN];
+    long                 seen;          /* what a hook counted */
+};
+
+static struct hx *
+hx_new(struct fx *f)
+{
+    struct hx *x = calloc(1, sizeof(*x));
+
+    assert_non_null(x);
+    x->f = f;
+    config_defaults(&x->cfg);
+    x->auth.profile = PW_PROFILE_R63;
+    x->auth.opslimit = crypto_pwhash_OPSLIMIT_MIN;
+    x->auth.memlimit = crypto_pwhash_MEMLIMIT_MIN;
+    x->auth.blocklist = bl;
+    assert_int_equal(auth_password_hash("Dummy#pw42", x->auth.opslimit, x->auth.memlimit,
+                                        x->auth.dummy_hash), 0);
+    x->env.cfg = &x->cfg;
+    x->env.lgcodes = lgcodes;
+    x->env.keys = (struct key_provider){ key_current, key_version, key_index, NULL };
+    x->env.store = f->st;
+    x->env.auth = &x->auth;
+    return x;
+}
+
+/* A pending account of T1 and its enrolment secret's hash. */
+static void
+pending(struct hx *x, const char *user, uint8_t h[AUTH_HASH_LEN], char secret[65])
+{
+    int64_t now = auth_now();
+
+    auth_session_new(secret, h);
+    assert_int_equal(store_staff_create(x->f->st, user, T1, "clerk", h, now + 600, now),
+                     STORE_OK);
+}
+
+/* An active clerk of T1 with password `pw` and a TOTP secret encrypted
+ * as auth/api.c stores it (T1's data key, staff:<user>, totp_secret). */
+static void
+active(struct hx *x, const char *user, const char *pw, uint8_t secret[TOTP_SECRET_LEN])
+{
+    uint8_t h[AUTH_HASH_LEN], ct[STAFF_TOTP_CT_MAX];
+    char tok[SESSION_TOKEN_HEX + 1], hash[PW_HASH_LEN], table[48];
+    struct field_ad ad = { .tenant = T1, .table = table, .column = "totp_secret" };
+    struct tenant_key *k;
+    size_t ctlen = 0;
+
+    snprintf(table, sizeof(table), "staff:%s", user);
+    auth_totp_secret_new(secret);
+    assert_int_equal(key_current(NULL, T1, &k), 0);
+    assert_int_equal(field_encrypt(k, &ad, secret, TOTP_SECRET_LEN, ct, sizeof(ct), &ctlen), 0);
+    tenant_key_free(k);
+    assert_int_equal(auth_password_hash(pw, x->auth.opslimit, x->auth.memlimit, hash), 0);
+    pending(x, user, h, tok);
+    assert_int_equal(store_staff_enrol_complete(x->f->st, user, h, hash, ct, ctlen, auth_now()),
+                     STORE_OK);
+}
+
+static void
+terminal(struct hx *x, uint8_t fp[32])
+{
+    randombytes_buf(fp, 32);
+    assert_int_equal(store_terminal_register(x->f->st, T1, fp, "counter-1"), STORE_OK);
+}
+
+/* Rows of `table` for `user`, read past the store API (which has no
+ * listing of sessions). */
+static long
+rows_of(struct fx *f, const char *table, const char *user)
+{
+    char sql[128];
+    long n = -1;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE user_id = $1", table);
+    if (f->cfg.backend == STORE_BACKEND_SQLITE) {
+        sqlite3 *db;
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_bind_text(q, 1, user, -1, SQLITE_STATIC), SQLITE_OK);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            n = (long)sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    } else {
+        PGconn *c = PQconnectdb(f->conninfo);
+        PGresult *r;
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        r = PQexecParams(c, sql, 1, NULL, &user, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        PQfinish(c);
+    }
+    return n;
+}
+
+/* Someone else's change while the handler waits: the store cannot keep
+ * sessions any more. */
+static void
+drop_sessions(struct script_writer *w)
+{
+    struct fx *f = w->arg;
+
+    if (f->cfg.backend == STORE_BACKEND_SQLITE) {
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        assert_int_equal(sqlite3_exec(db, "DROP TABLE sessions", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    } else {
+        pg_exec(f->conninfo, "DROP TABLE sessions");
+    }
+}
+
+/* R7.1, R6.9: a staff account is on the record before it exists.  The
+ * writer refuses: 503 and no account.  A taken ID: refused after its
+ * success event, so a failure event follows. */
+static void
+test_R7_1_staff_create_audited_first(void **state)
+{
+    BEGIN_CASE(f);
+    struct hx *x = hx_new(f);
+    struct staff_account a;
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w = { .answers = "r" };
+
+    admin_request(&req, &x->env, json_pack("{s:s,s:s}", "user", "kato", "role", "clerk"));
+    with_writer(auth_h_staff_create, &req, &resp, &w);
+    assert_audit_refused(&resp, &w);
+    assert_int_equal(store_staff_get(f->st, "kato", &a), STORE_NOTFOUND);
+    json_decref(resp.body);
+    /* positive control: acknowledged, the account exists (pending) */
+    w = (struct script_writer){ .answers = "a" };
+    with_writer(auth_h_staff_create, &req, &resp, &w);
+    assert_int_equal(resp.status, 201);
+    assert_int_equal(w.events, 1);
+    assert_int_equal(store_staff_get(f->st, "kato", &a), STORE_OK);
+    assert_string_equal(a.state, "pending");
+    json_decref(resp.body);
+    /* the same ID again: 409 as before, and the log says it did not happen */
+    w = (struct script_writer){ .answers = NULL };
+    with_writer(auth_h_staff_create, &req, &resp, &w);
+    assert_refused_after_success(&resp, &w, 409, "user_exists", "staff.create", "admin", "exists");
+    json_decref(resp.body);
+    json_decref(req.body);
+    free(x);
+}
+
+static void
+enrol_request(struct http_request *req, struct hx *x, const uint8_t fp[32], const char *secret)
+{
+    memset(req, 0, sizeof(*req));
+    req->listener = LISTENER_INTERNAL;
+    req->has_terminal = true;
+    memcpy(req->terminal_fp, fp, 32);
+    req->env = &x->env;
+    req->body = json_pack("{s:s,s:s}", "secret", secret, "password", "Kz8#vq2mTn");
+}
+
+/* Another enrolment with the same secret completes first. */
+static void
+enrol_meanwhile(struct script_writer *w)
+{
+    struct hx *x = w->arg;
+    const uint8_t ct[8] = { 1 };
+
+    assert_int_equal(store_staff_enrol_complete(x->f->st, x->other, x->other_hash,
+                                                "$argon2id$x", ct, sizeof(ct), auth_now()),
+                     STORE_OK);
+}
+
+/* R7.1, R6.9: an enrolment is on the record before it completes (the
+ * writer refuses: 503, the account stays pending and its secret still
+ * works); one refused by the store after its success event (the secret
+ * used meanwhile) gets a failure event and the same 401 as before. */
+static void
+test_R7_1_enrol_audited_first(void **state)
+{
+    BEGIN_CASE(f);
+    struct hx *x = hx_new(f);
+    struct staff_account a;
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w = { .answers = "r" };
+    uint8_t fp[32], h[AUTH_HASH_LEN];
+    char secret[SESSION_TOKEN_HEX + 1];
+
+    terminal(x, fp);
+    pending(x, "sato", h, secret);
+    enrol_request(&req, x, fp, secret);
+    with_writer(auth_h_enrol, &req, &resp, &w);
+    assert_audit_refused(&resp, &w);
+    assert_int_equal(store_staff_get(f->st, "sato", &a), STORE_OK);
+    assert_string_equal(a.state, "pending");
+    assert_int_equal(store_staff_by_enrol(f->st, h, auth_now(), &a), STORE_OK);
+    json_decref(resp.body);
+    /* positive control */
+    w = (struct script_writer){ .answers = "a" };
+    with_writer(auth_h_enrol, &req, &resp, &w);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(store_staff_get(f->st, "sato", &a), STORE_OK);
+    assert_string_equal(a.state, "active");
+    json_decref(resp.body);
+    json_decref(req.body);
+    /* the secret is used by another enrolment while this one is audited */
+    x->other = "mori";
+    pending(x, x->other, x->other_hash, secret);
+    enrol_request(&req, x, fp, secret);
+    w = (struct script_writer){ .before = enrol_meanwhile, .before_at = 0, .arg = x };
+    with_writer(auth_h_enrol, &req, &resp, &w);
+    assert_refused_after_success(&resp, &w, 401, "enrolment_failed",
+                                 "staff.enrol", "mori", "not_found");
+    json_decref(resp.body);
+    json_decref(req.body);
+    free(x);
+}
+static void
+login_request(struct http_request *req, struct hx *x, const uint8_t fp[32], const char *user,
+              const uint8_t secret[TOTP_SECRET_LEN], int64_t at)
+{
+    char code[7];
+
+    assert_int_equal(auth_totp_code(secret, at, code), 0);
+    memset(req, 0, sizeof(*req));
+    req->listener = LISTENER_INTERNAL;
+    req->has_terminal = true;
+    memcpy(req->terminal_fp, fp, 32);
+    req->env = &x->env;
+    req->body = json_pack("{s:s,s:s,s:s}", "user", user, "password", "Kz8#vq2mTn",
+                          "code", code);
+}
+
+/* Sessions of the account while its login event awaits the answer. */
+static void
+count_sessions_meanwhile(struct script_writer *w)
+{
+    struct hx *x = w->arg;
+
+    x->seen = rows_of(x->f, "sessions", x->other);
+}
+
+/* R7.1, R6.9: the change a login makes is its session, and no session
+ * exists before the login is on the record: none while the event awaits
+ * its answer (the old code made it first, and removed it again if the
+ * writer refused and the store let it).  The writer refuses: 503
+ * audit_unavailable as before and no session.  The store refusing the
+ * session after the success event: a failure event follows, and 503. */
+static void
+test_R7_1_login_session_audited_first(void **state)
+{
+    BEGIN_CASE(f);
+    struct hx *x = hx_new(f);
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w;
+    uint8_t fp[32], secret[TOTP_SECRET_LEN], h[AUTH_HASH_LEN];
+    struct staff_session s;
+    int64_t now = auth_now();
+
+    terminal(x, fp);
+    active(x, "sato", "Kz8#vq2mTn", secret);
+    login_request(&req, x, fp, "sato", secret, now);
+    x->other = "sato";
+    x->seen = -1;
+    w = (struct script_writer){ .answers = "r", .before = count_sessions_meanwhile, .arg = x };
+    with_writer(auth_h_login, &req, &resp, &w);
+    assert_audit_refused(&resp, &w);
+    assert_int_equal(x->seen, 0);
+    assert_int_equal(rows_of(f, "sessions", "sato"), 0);
+    json_decref(resp.body);
+    json_decref(req.body);
+    /* positive control (the next code: the last one was used): a session */
+    login_request(&req, x, fp, "sato", secret, now + TOTP_STEP);
+    x->seen = -1;
+    w = (struct script_writer){ .answers = "a", .before = count_sessions_meanwhile, .arg = x };
+    with_writer(auth_h_login, &req, &resp, &w);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(x->seen, 0);
+    assert_int_equal(rows_of(f, "sessions", "sato"), 1);
+    assert_int_equal(auth_session_hash(json_string_value(json_object_get(resp.body, "token")),
+                                       h), 0);
+    assert_int_equal(store_session_get(f->st, h, &s), STORE_OK);
+    json_decref(resp.body);
+    json_decref(req.body);
+    /* the store cannot keep the session after the success event */
+    active(x, "mori", "Kz8#vq2mTn", secret);
+    login_request(&req, x, fp, "mori", secret, now);
+    w = (struct script_writer){ .before = drop_sessions, .before_at = 0, .arg = f };
+    with_writer(auth_h_login, &req, &resp, &w);
+    assert_refused_after_success(&resp, &w, 503, "unavailable",
+                                 "auth.login", "mori", "store_refused");
+    json_decref(resp.body);
+    json_decref(req.body);
+    free(x);
+}
+
+/* A signed-in clerk of T1 with the session `h`. */
+static void
+session_request(struct http_request *req, struct hx *x, const char *user,
+                const uint8_t h[AUTH_HASH_LEN], json_t *body)
+{
+    memset(req, 0, sizeof(*req));
+    req->listener = LISTENER_INTERNAL;
+    req->has_terminal = true;
+    req->authed = true;
+    req->role = ROLE_CLERK;
+    req->env = &x->env;
+    req->body = body;
+    memcpy(req->session_hash, h, AUTH_HASH_LEN);
+    snprintf(req->user_id, sizeof(req->user_id), "%s", user);
+    strcpy(req->tenant, T1);
+}
+
+static void
+session_of(struct hx *x, const char *user, uint8_t h[AUTH_HASH_LEN])
+{
+    struct staff_session s = { .created_at = auth_now(), .last_seen = auth_now() };
+    char tok[SESSION_TOKEN_HEX + 1];
+
+    auth_session_new(tok, s.token_hash);
+    memcpy(h, s.token_hash, AUTH_HASH_LEN);
+    snprintf(s.user_id, sizeof(s.user_id), "%s", user);
+    strcpy(s.tenant, T1);
+    strcpy(s.role, "clerk");
+    assert_int_equal(store_session_create(x->f->st, &s), STORE_OK);
+}
+
+/* An active clerk `user` of T1 (password Kz8#vq2mTn), signed in: the
+ * session's hash in h. */
+static void
+signed_in(struct hx *x, const char *user, uint8_t h[AUTH_HASH_LEN])
+{
+    uint8_t secret[TOTP_SECRET_LEN];
+
+    active(x, user, "Kz8#vq2mTn", secret);
+    session_of(x, user, h);
+}
+
+/* A helpdesk reset ends the session while the logout is audited. */
+static void
+end_session_meanwhile(struct script_writer *w)
+{
+    struct hx *x = w->arg;
+
+    assert_int_equal(store_session_delete(x->f->st, x->other_hash), STORE_OK);
+}
+
+/* R7.1, R6.9: a session ends only once its logout is on the record.  The
+ * writer refuses: 503 audit_unavailable and the session is still there
+ * (the old code had deleted it and then said "nothing was done").  The
+ * session ended meanwhile by someone else: a failure event follows. */
+static void
+test_R7_1_logout_audited_first(void **state)
+{
+    BEGIN_CASE(f);
+    struct hx *x = hx_new(f);
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w = { .answers = "r" };
+    uint8_t h[AUTH_HASH_LEN];
+    struct staff_session s;
+
+    signed_in(x, "sato", h);
+    session_request(&req, x, "sato", h, NULL);
+    with_writer(auth_h_logout, &req, &resp, &w);
+    assert_audit_refused(&resp, &w);
+    assert_int_equal(store_session_get(f->st, h, &s), STORE_OK);
+    json_decref(resp.body);
+    /* positive control */
+    w = (struct script_writer){ .answers = "a" };
+    with_writer(auth_h_logout, &req, &resp, &w);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(store_session_get(f->st, h, &s), STORE_NOTFOUND);
+    json_decref(resp.body);
+    /* ended meanwhile: the success event is followed by a failure */
+    session_of(x, "sato", x->other_hash);
+    session_request(&req, x, "sato", x->other_hash, NULL);
+    w = (struct script_writer){ .before = end_session_meanwhile, .before_at = 0, .arg = x };
+    with_writer(auth_h_logout, &req, &resp, &w);
+    assert_refused_after_success(&resp, &w, 503, "unavailable", "auth.logout", "sato", "not_found");
+    json_decref(resp.body);
+    free(x);
+}
+
+/* An administrator disables the account while the change is audited. */
+static void
+disable_meanwhile(struct script_writer *w)
+{
+    struct hx *x = w->arg;
+
+    assert_int_equal(store_staff_set_enabled(x->f->st, x->other, T1, false), STORE_OK);
+}
+
+static bool
+password_is(struct fx *f, const char *user, const char *pw)
+{
+    struct staff_account a;
+
+    assert_int_equal(store_staff_get(f->st, user, &a), STORE_OK);
+    return auth_password_verify(a.pw_hash, pw);
+}
+
+/* R7.1, R6.9: a password changes only once the change is on the record.
+ * The writer refuses: 503 audit_unavailable and the old password still
+ * the one (the old code had changed it).  Refused by the store after the
+ * success event (the account disabled meanwhile): a failure event. */
+static void
+test_R7_1_password_change_audited_first(void **state)
+{
+    BEGIN_CASE(f);
+    struct hx *x = hx_new(f);
+    struct http_request req;
+    struct http_response resp;
+    struct script_writer w = { .answers = "r" };
+    uint8_t h[AUTH_HASH_LEN];
+
+    signed_in(x, "sato", h);
+    session_request(&req, x, "sato", h, json_pack("{s:s,s:s}", "current_password", "Kz8#vq2mTn",
+                                                  "password", "Qw7!rt5yUp"));
+    with_writer(auth_h_password, &req, &resp, &w);
+    assert_audit_refused(&resp, &w);
+    assert_true(password_is(f, "sato", "Kz8#vq2mTn"));
+    assert_false(password_is(f, "sato", "Qw7!rt5yUp"));
+    json_decref(resp.body);
+    /* positive control */
+    w = (struct script_writer){ .answers = "a" };
+    with_writer(auth_h_password, &req, &resp, &w);
+    assert_int_equal(resp.status, 200);
+    assert_true(password_is(f, "sato", "Qw7!rt5yUp"));
+    json_decref(resp.body);
+    json_decref(req.body);
+    /* disabled meanwhile: not changed, and the log says so */
+    x->other = "sato";
+    session_request(&req, x, "sato", h, json_pack("{s:s,s:s}", "current_password", "Qw7!rt5yUp",
+                                                  "password", "Zx3$nm8kLp"));
+    w = (struct script_writer){ .before = disable_meanwhile, .before_at = 0, .arg = x };
+    with_writer(auth_h_password, &req, &resp, &w);
+    assert_refused_after_success(&resp, &w, 503, "unavailable",
+                                 "auth.password_change", "sato", "not_found");
+    assert_true(password_is(f, "sato", "Qw7!rt5yUp"));
+    json_decref(resp.body);
+    json_decref(req.body);
+    free(x);
 }
 
 int
@@ -804,10 +1332,17 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_terminal_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_refusal_fails_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R6_9_refused_change_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R7_1_staff_create_audited_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R7_1_enrol_audited_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R7_1_login_session_audited_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R7_1_logout_audited_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R7_1_password_change_audited_first, setup,
+                                        teardown),
     };
     int failed;
 
-    if (sodium_init() < 0 || auth_blocklist_load(BLOCKLIST, &bl) != 0)
+    if (sodium_init() < 0 || auth_blocklist_load(BLOCKLIST, &bl) != 0 ||
+        lgcode_table_load(LGCODES, &lgcodes, NULL, 0) != 0)
         return 1;
     log_setup("test_auth", LOG_TO_STDERR, LOG_LVL_ERROR);
     failed = cmocka_run_group_tests_name("auth", pure, NULL, NULL);
@@ -821,5 +1356,6 @@ main(void)
     backend = STORE_BACKEND_POSTGRESQL;
     failed += cmocka_run_group_tests_name("auth-store/postgresql", stored, NULL, NULL);
     auth_blocklist_free(bl);
+    lgcode_table_free(lgcodes);
     return failed;
 }
