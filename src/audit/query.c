@@ -17,10 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <csv.h>
-
 #include "audit/chain.h"
 #include "audit/event.h"
+#include "text/csvcell.h"
 
 #define CHUNK        (1024u * 1024u)   /* read size of a live segment; longest line */
 #define HEAD_MAX     96                /* bytes of a line's head we need */
@@ -675,30 +674,10 @@ audit_review(const char *dir, const char *actor, const struct audit_query *range
 
 /* ---- CSV ------------------------------------------------------------------------------ */
 
-/* One quoted cell (libcsv quotes and doubles quotes).  A cell that a
- * spreadsheet would evaluate gets a leading apostrophe (CSV injection:
- * actor names may start with '-' or '@'). */
-static int
-csv_cell(FILE *f, const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n > 0 && strchr("=+-@\t\r", s[0]) != NULL) {
-        char *t = malloc(n + 2);
-        int rc;
-        if (t == NULL)
-            return -1;
-        t[0] = '\'';
-        memcpy(t + 1, s, n + 1);
-        rc = csv_fwrite(f, t, n + 1);
-        free(t);
-        return rc;
-    }
-    return csv_fwrite(f, n > 0 ? s : "", n);
-}
-
 /* A JSON value as a cell: strings as they are, anything else as compact
- * JSON text, nothing for a missing value. */
+ * JSON text, nothing for a missing value.  Every cell is quoted, and one
+ * a spreadsheet would evaluate is neutralised (csvcell_fwrite; actor
+ * names may start with '-' or '@'). */
 static int
 csv_json(FILE *f, json_t *v)
 {
@@ -708,11 +687,11 @@ csv_json(FILE *f, json_t *v)
     if (v == NULL)
         return 0;
     if (json_is_string(v))
-        return csv_cell(f, json_string_value(v));
+        return csvcell_fwrite(f, json_string_value(v));
     t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     if (t == NULL)
         return -1;
-    rc = csv_cell(f, t);
+    rc = csvcell_fwrite(f, t);
     free(t);
     return rc;
 }
@@ -768,7 +747,7 @@ audit_review_csv(const json_t *report, char **out, size_t *len)
         fputs("\nrecord,accesses\n", f) == EOF)
         rc = -1;
     json_object_foreach(json_object_get(report, "records"), key, v) {
-        if (rc == 0 && (csv_cell(f, key) != 0 ||
+        if (rc == 0 && (csvcell_fwrite(f, key) != 0 ||
                         fprintf(f, ",%lld\n", (long long)json_integer_value(v)) < 0))
             rc = -1;
     }

@@ -17,6 +17,7 @@
 #include "audit/writer.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "text/csvcell.h"
 
 #ifndef CLI_DEFAULT_CONFIG          /* cli.h gains it with the store commands */
 #define CLI_DEFAULT_CONFIG "/etc/mamori/mamorid.conf"
@@ -183,45 +184,36 @@ audit_verify_cmd(int argc, char **argv)
     return CLI_OK;
 }
 
-/* One quoted CSV cell.  A cell a spreadsheet would take for a formula
- * (first character = + - @, or a tab or carriage return) gets a leading
- * apostrophe, quoted or not (CSV injection; actor names may start with
- * '-' or '@', R7.5). */
-static void
-csv_field(FILE *f, const char *s)
-{
-    fputc('"', f);
-    if (s != NULL && strchr("=+-@\t\r", *s) != NULL && *s != '\0')
-        fputc('\'', f);
-    for (; s != NULL && *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void
+/* One quoted CSV cell of a JSON value: strings as they are, anything else
+ * as compact JSON, nothing for a missing value.  A cell a spreadsheet
+ * would take for a formula is neutralised (csvcell_fwrite: actor names
+ * may start with '-' or '@', R7.5).  0 or -1 (write failed). */
+static int
 csv_value(FILE *f, json_t *v)
 {
+    int rc = 0;
+
     if (json_is_string(v)) {
-        csv_field(f, json_string_value(v));
+        rc = csvcell_fwrite(f, json_string_value(v));
     } else if (v != NULL) {
         char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-        csv_field(f, t);
+        rc = csvcell_fwrite(f, t);
         free(t);
     }
+    return rc;
 }
 
 static const char *const csv_cols[] = { "tenant", "actor", "role", "action", "outcome",
                                         "reason", "objects", "terminal", "session",
                                         "source" };
 
-static void
+/* 0, or -1 if a cell could not be written. */
+static int
 print_rows_csv(json_t *rows)
 {
     size_t i;
     json_t *row;
+    int rc = 0;
 
     printf("seq,time");
     for (size_t c = 0; c < sizeof(csv_cols) / sizeof(csv_cols[0]); c++)
@@ -230,13 +222,49 @@ print_rows_csv(json_t *rows)
     json_array_foreach(rows, i, row) {
         json_t *ev = json_object_get(row, "event");
         printf("%lld,", (long long)json_integer_value(json_object_get(row, "seq")));
-        csv_value(stdout, json_object_get(row, "time"));
+        rc |= csv_value(stdout, json_object_get(row, "time"));
         for (size_t c = 0; c < sizeof(csv_cols) / sizeof(csv_cols[0]); c++) {
             putchar(',');
-            csv_value(stdout, json_object_get(ev, csv_cols[c]));
+            rc |= csv_value(stdout, json_object_get(ev, csv_cols[c]));
         }
         putchar('\n');
     }
+    return rc != 0 ? -1 : 0;
+}
+
+/* The review's first two tables (the HTTP API's audit_review_csv adds a
+ * third, record,accesses).  0, or -1 if a cell could not be written. */
+static int
+print_review_csv(const char *actor, json_t *rep)
+{
+    static const char *const kinds[] = { "off_hours_entries", "failure_entries",
+                                         "refusal_entries" };
+    static const char *const cols[] = { "time", "action", "objects", "reason", "terminal" };
+    int rc;
+
+    printf("actor,events,records_touched,off_hours,failures,refusals\n");
+    rc = csvcell_fwrite(stdout, actor);
+    printf(",%lld,%lld,%lld,%lld,%lld\n",
+           (long long)json_integer_value(json_object_get(rep, "events")),
+           (long long)json_integer_value(json_object_get(rep, "records_touched")),
+           (long long)json_integer_value(json_object_get(rep, "off_hours")),
+           (long long)json_integer_value(json_object_get(rep, "failures")),
+           (long long)json_integer_value(json_object_get(rep, "refusals")));
+    printf("\nkind,seq,time,action,objects,reason,terminal\n");
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(rep, kinds[k]), i, e) {
+            printf("%.*s,%lld", (int)(strlen(kinds[k]) - 8), kinds[k],
+                   (long long)json_integer_value(json_object_get(e, "seq")));
+            for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+                putchar(',');
+                rc |= csv_value(stdout, json_object_get(e, cols[c]));
+            }
+            putchar('\n');
+        }
+    }
+    return rc != 0 ? -1 : 0;
 }
 
 struct qopts {
@@ -301,7 +329,7 @@ audit_query_cmd(int argc, char **argv)
     struct qopts o;
     struct mamori_config *cfg;
     json_t *rows;
-    int r = parse_query(argc, argv, CMD_AUDIT_QUERY_SYNOPSIS, &o);
+    int r = parse_query(argc, argv, CMD_AUDIT_QUERY_SYNOPSIS, &o), written = 0;
 
     if (r >= 0)
         return r;
@@ -313,7 +341,7 @@ audit_query_cmd(int argc, char **argv)
         return CLI_FAIL;
     }
     if (strcmp(o.format, "csv") == 0) {
-        print_rows_csv(rows);
+        written = print_rows_csv(rows);
     } else {
         size_t i;
         json_t *row;
@@ -326,6 +354,10 @@ audit_query_cmd(int argc, char **argv)
     }
     json_decref(rows);
     free(cfg);
+    if (written != 0) {
+        cli_errx("audit query", "cannot write the CSV");
+        return CLI_FAIL;
+    }
     return CLI_OK;
 }
 
@@ -335,7 +367,7 @@ audit_review_cmd(int argc, char **argv)
     struct qopts o;
     struct mamori_config *cfg;
     json_t *rep;
-    int r = parse_query(argc, argv, CMD_AUDIT_REVIEW_SYNOPSIS, &o);
+    int r = parse_query(argc, argv, CMD_AUDIT_REVIEW_SYNOPSIS, &o), written = 0;
 
     if (r >= 0)
         return r;
@@ -352,35 +384,7 @@ audit_review_cmd(int argc, char **argv)
         return CLI_FAIL;
     }
     if (strcmp(o.format, "csv") == 0) {
-        static const char *const kinds[] = { "off_hours_entries", "failure_entries",
-                                             "refusal_entries" };
-        printf("actor,events,records_touched,off_hours,failures,refusals\n");
-        csv_field(stdout, o.q.actor);
-        printf(",%lld,%lld,%lld,%lld,%lld\n",
-               (long long)json_integer_value(json_object_get(rep, "events")),
-               (long long)json_integer_value(json_object_get(rep, "records_touched")),
-               (long long)json_integer_value(json_object_get(rep, "off_hours")),
-               (long long)json_integer_value(json_object_get(rep, "failures")),
-               (long long)json_integer_value(json_object_get(rep, "refusals")));
-        printf("\nkind,seq,time,action,objects,reason,terminal\n");
-        for (size_t k = 0; k < 3; k++) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(json_object_get(rep, kinds[k]), i, e) {
-                printf("%.*s,%lld,", (int)(strlen(kinds[k]) - 8), kinds[k],
-                       (long long)json_integer_value(json_object_get(e, "seq")));
-                csv_value(stdout, json_object_get(e, "time"));
-                putchar(',');
-                csv_value(stdout, json_object_get(e, "action"));
-                putchar(',');
-                csv_value(stdout, json_object_get(e, "objects"));
-                putchar(',');
-                csv_value(stdout, json_object_get(e, "reason"));
-                putchar(',');
-                csv_value(stdout, json_object_get(e, "terminal"));
-                putchar('\n');
-            }
-        }
+        written = print_review_csv(o.q.actor, rep);
     } else {
         char *t = json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (t != NULL)
@@ -389,6 +393,10 @@ audit_review_cmd(int argc, char **argv)
     }
     json_decref(rep);
     free(cfg);
+    if (written != 0) {
+        cli_errx("audit review", "cannot write the CSV");
+        return CLI_FAIL;
+    }
     return CLI_OK;
 }
 

@@ -12,6 +12,7 @@
 #include <unistr.h>
 
 #include "common/util.h"
+#include "text/csvcell.h"
 
 struct csvout {
     struct csvout_opts o;
@@ -26,12 +27,6 @@ struct csvout {
     int                err;             /* sticky errno, 0 if fine */
     unsigned long long written;
 };
-
-bool
-csvout_formula_like(const char *s)
-{
-    return s != NULL && s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
-}
 
 int
 csvout_new(const struct csvout_opts *o, csvout_write_fn write, void *arg,
@@ -168,7 +163,9 @@ csvout_cell(struct csvout *w, const char *s)
         rc = put(w, ",", 1);
     if (rc == 0 && quote)
         rc = put(w, "\"", 1);
-    if (rc == 0 && csvout_formula_like(s))
+    /* The one rule of every CSV mamori writes (text/csvcell.h), asked of
+     * the UTF-8 cell: its first byte is ASCII in CP932 too. */
+    if (rc == 0 && csvcell_formula_like(s))
         rc = put(w, "'", 1);            /* OWASP: shown as text */
     for (size_t i = 0; rc == 0 && i < len;) {
         const char *q = memchr(enc + i, '"', len - i);

@@ -10,8 +10,9 @@
  *
  * Formula neutralisation, always on: a cell starting with = + - @ TAB or
  * CR gets a single quote in front, so a spreadsheet shows it as text
- * instead of evaluating it (OWASP, "CSV Injection").  The writer applies
- * it to every cell; callers cannot turn it off.
+ * instead of evaluating it (OWASP, "CSV Injection"; the rule is
+ * csvcell_formula_like, text/csvcell.h).  The writer applies it to every
+ * cell; callers cannot turn it off.
  *
  * Output goes through a write callback in blocks of up to CSVOUT_BUF
  * bytes; memory does not depend on how much is written.
@@ -64,9 +65,5 @@ unsigned long long csvout_bytes(const struct csvout *w);
 /* Wipe the buffers (they held personal data) and free; unflushed output
  * is dropped.  NULL is fine. */
 void csvout_free(struct csvout *w);
-
-/* True if a spreadsheet could take the cell for a formula: it starts
- * with = + - @ TAB or CR. */
-bool csvout_formula_like(const char *s);
 
 #endif
