@@ -10,7 +10,9 @@
  *  - tenant_admin manages staff and terminals, reads no personal data;
  *  - auditor reads the audit log and reports only;
  *  - national / prefecture viewers get aggregates only (R1.2).
- *  - bulk exports of personal data (R2.7) are the supervisor's alone.
+ *  - bulk exports of personal data (R2.7) are the supervisor's alone, and so
+ *    are bulk imports over the API (R2.6): one upload writes thousands of
+ *    people's records at once.
  *  - transfer inquiries to other municipalities (R3.5): clerk and supervisor.
  */
 #include "auth/perm.h"
@@ -25,7 +27,8 @@ static const unsigned matrix[ROLE_END] = {
         A(PERM_TRANSFER_SEND),
     [ROLE_SUPERVISOR] = A(PERM_SESSION) | A(PERM_RESIDENT_READ) |
         A(PERM_RESIDENT_WRITE) | A(PERM_RESIDENT_APPROVE) | A(PERM_REPORT_READ) |
-        A(PERM_AGGREGATE_READ) | A(PERM_RESIDENT_EXPORT) | A(PERM_TRANSFER_SEND),
+        A(PERM_AGGREGATE_READ) | A(PERM_RESIDENT_EXPORT) | A(PERM_TRANSFER_SEND) |
+        A(PERM_RESIDENT_IMPORT),
     [ROLE_TENANT_ADMIN] = A(PERM_SESSION) | A(PERM_STAFF_MANAGE) |
         A(PERM_TERMINAL_MANAGE) | A(PERM_REPORT_READ),
     [ROLE_AUDITOR] = A(PERM_SESSION) | A(PERM_AUDIT_READ) | A(PERM_REPORT_READ),
@@ -83,6 +86,7 @@ static const char *const perm_names[PERM_END] = {
     [PERM_SITE_SUBMIT] = "site_submit",
     [PERM_RESIDENT_EXPORT] = "resident_export",
     [PERM_TRANSFER_SEND] = "transfer_send",
+    [PERM_RESIDENT_IMPORT] = "resident_import",
 };
 
 bool

@@ -31,6 +31,7 @@ enum perm {
     PERM_SITE_SUBMIT,      /* a site device submits its readings */
     PERM_RESIDENT_EXPORT,  /* bulk reads of personal data: replica, ledger (R2.7) */
     PERM_TRANSFER_SEND,    /* transfer inquiries to other municipalities (R3.5) */
+    PERM_RESIDENT_IMPORT,  /* bulk writes of personal data: CSV import over the API (R2.6) */
     PERM_END
 };
 

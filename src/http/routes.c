@@ -15,6 +15,7 @@
 #include "ref/lgcode.h"
 #include "transfer/api.h"
 #include "vrs/api.h"
+#include "vrs/import_api.h"
 #include "vrs/site.h"
 #include "worker/worker.h"
 
@@ -259,6 +260,16 @@ const struct route mamori_routes[] = {
       transfer_job_params, NULL, transfer_h_job, NULL },
     { "GET",  "/v1/transfer/jobs/{id}/result", LISTENER_INTERNAL, PERM_TRANSFER_SEND, 0,
       transfer_job_params, NULL, transfer_h_job_result, NULL },
+    /* R2.6: CSV import over the API, streamed to an encrypted spool; the
+     * supervisor's alone, refused from the headers before the body */
+    { "POST", "/v1/imports", LISTENER_INTERNAL, PERM_RESIDENT_IMPORT, IMPORT_UPLOAD_MAX,
+      import_upload_params, NULL, import_h_upload, &import_upload_sink },
+    { "GET",  "/v1/imports", LISTENER_INTERNAL, PERM_RESIDENT_IMPORT, 0, NULL, NULL,
+      import_h_list, NULL },
+    { "GET",  "/v1/imports/{id}", LISTENER_INTERNAL, PERM_RESIDENT_IMPORT, 0, import_id_params,
+      NULL, import_h_get, NULL },
+    { "GET",  "/v1/imports/{id}/problems", LISTENER_INTERNAL, PERM_RESIDENT_IMPORT, 0,
+      import_problem_params, NULL, import_h_problems, NULL },
 };
 
 const size_t mamori_nroutes = sizeof(mamori_routes) / sizeof(mamori_routes[0]);

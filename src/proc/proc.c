@@ -29,6 +29,8 @@
 #include "sandbox/sandbox.h"
 #include "tls/revoke.h"
 #include "tls/tls.h"
+#include "vrs/import_api.h"
+#include "vrs/import_board.h"
 #include "worker/worker.h"
 
 enum proc_kind { PROC_KEYHOLDER, PROC_AUDIT, PROC_WORKER };
@@ -73,6 +75,7 @@ struct daemon_state {
     bool          stopping;
     bool          unclean_stop;    /* a child failed its own shutdown */
     bool          hup_pending;               /* SIGHUP came during start-up */
+    struct import_board *board;              /* API imports' progress, shared (R2.6) */
 };
 
 /* ---- listeners ---------------------------------------------------- */
@@ -333,6 +336,7 @@ run_child(struct daemon_state *d, const struct child *c, int ctl)
     wa.keyholder_fd = d->kh_fd[c->index][0];
     wa.audit_fd = d->au_fd[c->index][0];
     wa.audit_query_fd = d->aq_fd[c->index][0];
+    wa.import_board = d->board;
     return worker_main(&wa);
 }
 
@@ -398,6 +402,10 @@ note_exit(struct daemon_state *d, pid_t pid, int status)
         if (c->pid != pid)
             continue;
         c->exited = true;
+        /* Its API imports lost their spool keys with it: their slots go,
+         * so every other worker reports them interrupted at once (R2.6). */
+        if (c->desc->kind == PROC_WORKER)
+            (void)import_board_forget_pid(d->board, pid);
         /* A child that fails its own shutdown (e.g. the audit writer
          * cannot sign the final checkpoint) makes the daemon's exit
          * status non-zero, so a supervisor and the tests see it. */
@@ -783,6 +791,17 @@ daemon_start(struct daemon_state *d, bool foreground, int *ready_fd)
     if (sandbox_no_core_dumps() != 0 || setup_signals(d) != 0 ||
         write_pidfile(d->cfg) != 0)
         return -1;
+    /* The upload spool directory and the import progress board exist
+     * before the workers: their sandbox grants the one, fork shares the
+     * other (R2.6, vrs/import_api.h). */
+    if (import_api_prepare(d->cfg, err, sizeof(err)) != 0) {
+        log_error("spool_dir_failed", "%s", err);
+        return -1;
+    }
+    if (import_board_create(&d->board) != 0) {
+        log_error("import_board_failed", "cannot map the import board: %s", strerror(errno));
+        return -1;
+    }
     /* Each child reads what it alone may read (the key holder the master
      * key, workers their TLS keys and reference data) and then drops
      * privileges itself; the parent drops them once they are forked. */
@@ -829,6 +848,7 @@ proc_run(const struct mamori_config *conf, bool foreground)
         rc = 1;
     unlink(cfg->pidfile);
     unlink(cfg->portsfile);
+    import_board_destroy(d.board);
     log_event(LOG_LVL_INFO, "stopped", json_pack("{s:i}", "exit_status", rc));
     return rc;
 }

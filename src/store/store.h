@@ -54,7 +54,7 @@ enum store_status {
 const char *store_strerror(enum store_status st);
 
 /* Schema version this code expects (number of migrations). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store_config {
     enum store_backend backend;     /* STORE_BACKEND_SQLITE | _POSTGRESQL */

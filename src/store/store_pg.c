@@ -228,6 +228,40 @@ static const char *const migrations[] = {
     "  RETURN NULL; END';"
     "CREATE TRIGGER transfer_erase AFTER UPDATE OF state ON tenants FOR EACH ROW "
     "  WHEN (NEW.state = 'erased') EXECUTE FUNCTION transfer_erase();",
+    /* 6: import jobs of the HTTP API and the problems each kept (R2.6;
+     * store_import.h).  No personal data: ids, counts, states, line
+     * numbers, column names and reasons without values.  At most one job
+     * queued or running per tenant (the partial unique index); the
+     * trigger empties the tenant's rows when it is erased (R1.4). */
+    "CREATE TABLE import_jobs ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),"
+    "  job_id TEXT NOT NULL CHECK (length(job_id) = 32),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('residents', 'vouchers', 'vaccinations')),"
+    "  encoding TEXT NOT NULL CHECK (encoding IN ('utf-8', 'cp932')),"
+    "  dry_run BIGINT NOT NULL CHECK (dry_run IN (0, 1)),"
+    "  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'imported', 'already',"
+    "    'checked', 'refused', 'failed', 'interrupted')),"
+    "  actor TEXT NOT NULL, role TEXT NOT NULL, upload_bytes BIGINT NOT NULL,"
+    "  row_count BIGINT NOT NULL DEFAULT 0, bad_lines BIGINT NOT NULL DEFAULT 0,"
+    "  problem_count BIGINT NOT NULL DEFAULT 0, problems_kept BIGINT NOT NULL DEFAULT 0,"
+    "  already_at TEXT, message TEXT, runner TEXT,"
+    "  created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,"
+    "  PRIMARY KEY (tenant_id, job_id));"
+    "CREATE UNIQUE INDEX import_jobs_active ON import_jobs (tenant_id) "
+    "  WHERE state IN ('queued', 'running');"
+    "CREATE INDEX import_jobs_time ON import_jobs (tenant_id, created_at);"
+    "CREATE TABLE import_job_problems ("
+    "  tenant_id TEXT NOT NULL, job_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+    "  line BIGINT NOT NULL, column_name TEXT NOT NULL, reason TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, job_id, seq),"
+    "  FOREIGN KEY (tenant_id, job_id) REFERENCES import_jobs (tenant_id, job_id)"
+    ");"
+    "CREATE FUNCTION import_jobs_erase() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN "
+    "  DELETE FROM import_job_problems WHERE tenant_id = NEW.tenant_id;"
+    "  DELETE FROM import_jobs WHERE tenant_id = NEW.tenant_id;"
+    "  RETURN NULL; END';"
+    "CREATE TRIGGER import_jobs_erase AFTER UPDATE OF state ON tenants FOR EACH ROW "
+    "  WHEN (NEW.state = 'erased') EXECUTE FUNCTION import_jobs_erase();",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

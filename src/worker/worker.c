@@ -23,6 +23,8 @@
 #include "tls/revoke.h"
 #include "transfer/api.h"
 #include "vrs/api.h"
+#include "vrs/import_api.h"
+#include "vrs/import_runner.h"
 
 #define PEM_MAX (256u * 1024u)
 
@@ -91,9 +93,9 @@ load_files(struct worker *w)
 int
 worker_enter_sandbox(const struct mamori_config *cfg)
 {
-    char dbdir[PATH_MAX];
+    char dbdir[PATH_MAX], spooldir[PATH_MAX];
     const char *reads[] = { "/dev/urandom", NULL };
-    const char *writes[] = { dbdir, NULL };
+    const char *writes[] = { dbdir, spooldir, NULL };
     struct sandbox_policy pol = {
         .name = "worker",
         .read_paths = reads,
@@ -115,8 +117,10 @@ worker_enter_sandbox(const struct mamori_config *cfg)
         pol.connect_tcp_port = tcp ? port : 0;
     }
 
-    /* The database directory is the only place a worker may write. */
-    if (util_strcpy(dbdir, sizeof(dbdir), cfg->store_path) != 0)
+    /* The database directory and the upload spool (made by the parent:
+     * import_api_prepare) are the only places a worker may write. */
+    if (util_strcpy(dbdir, sizeof(dbdir), cfg->store_path) != 0 ||
+        import_api_spool_dir(cfg, spooldir, sizeof(spooldir)) != 0)
         return -1;
     {
         const char *d = dirname(dbdir);
@@ -441,6 +445,7 @@ worker_main(const struct worker_args *a)
     w.env.cfg = a->cfg;
     w.env.index = a->index;
     w.env.parent_fd = a->parent_fd;
+    w.env.import_board = a->import_board;
     ipc_chan_init(&w.env.keyholder, a->keyholder_fd);
     ipc_chan_init(&w.env.audit, a->audit_fd);
     ipc_chan_init(&w.env.audit_query, a->audit_query_fd);
@@ -448,7 +453,7 @@ worker_main(const struct worker_args *a)
     sigfd = block_signals();
     if (sigfd < 0 || sandbox_no_core_dumps() != 0 || load_files(&w) != 0 ||
         worker_enter_sandbox(a->cfg) != 0 || open_store(&w) != 0 ||
-        start_servers(&w) != 0)
+        import_runner_start(&w.env, &w.env.imports) != 0 || start_servers(&w) != 0)
         goto out;
     add_store_revocations(&w);
     if (transfer_worker_start(&w.env, &w.transfer) != 0)
@@ -462,6 +467,7 @@ out:
         free_pems(&w.pem[i]);
     }
     transfer_runner_stop(w.transfer);     /* before the store and channels it uses */
+    import_runner_stop(w.env.imports);    /* likewise; its queued uploads end interrupted */
     lgcode_table_free(w.env.lgcodes);
     auth_env_free(w.env.auth);
     vrs_env_free(w.env.vrs);

@@ -18,6 +18,8 @@
 #include "store/store.h"
 
 struct vrs_env;
+struct import_board;
+struct import_runner;
 
 /* What handlers reach through http_request.env. */
 struct worker_env {
@@ -32,6 +34,8 @@ struct worker_env {
     struct vrs_env             *vrs;       /* vaccination records (vrs/api.h) */
     unsigned                    index;
     int                         parent_fd; /* notices to the parent (worker_notify_revoked) */
+    struct import_board        *import_board; /* API imports' progress, shared by all workers */
+    struct import_runner       *imports;   /* this worker's import runner (vrs/import_runner.h) */
 };
 
 struct worker_args {
@@ -43,10 +47,12 @@ struct worker_args {
     int keyholder_fd;        /* request channel to the key holder */
     int audit_fd;            /* request channel to the audit writer */
     int audit_query_fd;      /* query channel to the audit writer (R7.5) */
+    struct import_board *import_board; /* mapped by the parent before the fork (R2.6) */
 };
 
 /* Drop privileges and apply the worker's sandbox: no file access except
- * the database directory (read-write) and /dev/urandom, no new TCP
+ * the database directory and the upload spool directory (read-write)
+ * and /dev/urandom, no new TCP
  * sockets, the worker syscall allowlist.  Exposed so tests can show what
  * a worker can and cannot do (e.g. open the master key file). */
 int worker_enter_sandbox(const struct mamori_config *cfg) __attribute__((warn_unused_result));

@@ -24,16 +24,16 @@
 #define Y 1
 #define _ 0
 static const int expected_matrix[ROLE_END][PERM_END] = {
-    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT EXP XFR */
-    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _, _, _ },
-    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _, _, Y },
-    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _, Y, Y },
-    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _, _, _ },
-    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _, _, _ },
-    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _, _ },
-    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _, _ },
-    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _, _, _ },
-    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y, _, _ },
+    /*                        INV ANO SES STF TRM RRD RWR RAP AUD REP AGG PLT SIT EXP XFR IMP */
+    [ROLE_NONE]             = { _, Y, _, _, _, _, _, _, _, _, _, _, _, _, _, _ },
+    [ROLE_CLERK]            = { _, Y, Y, _, _, Y, Y, _, _, _, _, _, _, _, Y, _ },
+    [ROLE_SUPERVISOR]       = { _, Y, Y, _, _, Y, Y, Y, _, Y, Y, _, _, Y, Y, Y },
+    [ROLE_TENANT_ADMIN]     = { _, Y, Y, Y, Y, _, _, _, _, Y, _, _, _, _, _, _ },
+    [ROLE_AUDITOR]          = { _, Y, Y, _, _, _, _, _, Y, Y, _, _, _, _, _, _ },
+    [ROLE_NATIONAL_VIEWER]  = { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _, _, _ },
+    [ROLE_PREFECTURE_VIEWER]= { _, Y, Y, _, _, _, _, _, _, _, Y, _, _, _, _, _ },
+    [ROLE_PLATFORM_OPERATOR]= { _, Y, Y, _, _, _, _, _, _, Y, _, Y, _, _, _, _ },
+    [ROLE_SITE_DEVICE]      = { _, Y, Y, _, _, _, _, _, _, _, _, _, Y, _, _, _ },
 };
 #undef _
 #undef Y
@@ -90,6 +90,11 @@ static const struct { const char *method, *pattern; enum perm perm; } expected_r
     { "POST", "/v1/transfer/bulk", PERM_TRANSFER_SEND },
     { "GET",  "/v1/transfer/jobs/{id}", PERM_TRANSFER_SEND },
     { "GET",  "/v1/transfer/jobs/{id}/result", PERM_TRANSFER_SEND },
+    /* CSV import over the API (R2.6): a bulk write, the supervisor's alone */
+    { "POST", "/v1/imports", PERM_RESIDENT_IMPORT },
+    { "GET",  "/v1/imports", PERM_RESIDENT_IMPORT },
+    { "GET",  "/v1/imports/{id}", PERM_RESIDENT_IMPORT },
+    { "GET",  "/v1/imports/{id}/problems", PERM_RESIDENT_IMPORT },
 };
 #define NEXPECTED (sizeof(expected_routes) / sizeof(expected_routes[0]))
 
@@ -159,7 +164,8 @@ static void
 test_separation_of_duties(void **state)
 {
     static const enum perm personal[] = { PERM_RESIDENT_READ, PERM_RESIDENT_WRITE,
-                                          PERM_RESIDENT_APPROVE, PERM_RESIDENT_EXPORT };
+                                          PERM_RESIDENT_APPROVE, PERM_RESIDENT_EXPORT,
+                                          PERM_RESIDENT_IMPORT };
     (void)state;
     for (unsigned role = ROLE_NONE + 1; role < ROLE_END; role++) {
         unsigned n = 0;
@@ -177,6 +183,10 @@ test_separation_of_duties(void **state)
     /* R2.7: bulk exports of personal data are the supervisor's alone */
     for (unsigned role = ROLE_NONE; role < ROLE_END; role++)
         assert_int_equal(auth_role_allows((enum role)role, PERM_RESIDENT_EXPORT),
+                         role == ROLE_SUPERVISOR);
+    /* R2.6: so are bulk imports over the API (a clerk writes one record at a time) */
+    for (unsigned role = ROLE_NONE; role < ROLE_END; role++)
+        assert_int_equal(auth_role_allows((enum role)role, PERM_RESIDENT_IMPORT),
                          role == ROLE_SUPERVISOR);
     assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, PERM_STAFF_MANAGE)); /* R1.3 */
     assert_false(auth_role_allows(ROLE_PLATFORM_OPERATOR, PERM_AUDIT_READ));
