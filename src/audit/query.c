@@ -58,6 +58,7 @@ static const char *const actions[] = {
     "key.keystore_reload", "key.rewrap", "key.rotate", "key.tenant_create",
     "resident.delete", "resident.insert", "resident.read", "resident.search",
     "resident.update",
+    "retention.purge", "retention.run",
     "staff.create", "staff.disable", "staff.enable", "staff.enrol", "staff.reconfirm",
     "staff.reset", "staff.role",
     "terminal.register", "terminal.revoke",

@@ -23,7 +23,7 @@ const char CONFIG_DEFAULT_PRIORITIES[] =
     ":%SAFE_RENEGOTIATION";
 
 enum value_kind { V_PATH, V_STRING, V_UINT, V_LISTEN, V_LOGTARGET, V_LOGLEVEL,
-                  V_BACKEND, V_PRIORITIES };
+                  V_BACKEND, V_PRIORITIES, V_DAILY };
 
 struct key_desc {
     const char     *name;
@@ -87,6 +87,7 @@ static const struct key_desc keys[] = {
     { "auth.enrol_ttl",           V_UINT,       U(auth_enrol_ttl), 60, 2592000 },
     { "auth.account_lapse_days",  V_UINT,       U(auth_account_lapse_days), 1, 366 },
     { "records.retention_years",  V_UINT,       U(records_retention_years), 1, 100 },
+    { "records.retention_schedule", V_DAILY,    U(records_retention_at), 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -105,6 +106,7 @@ config_defaults(struct mamori_config *cfg)
     cfg->auth_enrol_ttl = 86400;
     cfg->auth_account_lapse_days = 365;     /* R6.8 */
     cfg->records_retention_years = 5;       /* R2.10; 003 names no period */
+    cfg->records_retention_at = 2 * 60 + 30; /* 02:30 JST: outside office hours (R2.10) */
     cfg->connection_timeout = 30;
     cfg->drain_timeout = 10;
     cfg->max_connections = 1024;
@@ -208,6 +210,26 @@ printable_ascii(const char *s)
     return true;
 }
 
+/* A daily time "HH:MM" (00:00-23:59) as minutes after midnight, or "off"
+ * as -1.  Exactly five characters: "2:30" or "02:30:00" would hide a typo. */
+static int
+parse_daily(const char *v, int *out)
+{
+    if (strcmp(v, "off") == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (strlen(v) != 5 || v[2] != ':' || !isdigit((unsigned char)v[0]) ||
+        !isdigit((unsigned char)v[1]) || !isdigit((unsigned char)v[3]) ||
+        !isdigit((unsigned char)v[4]))
+        return -1;
+    int h = (v[0] - '0') * 10 + (v[1] - '0'), m = (v[3] - '0') * 10 + (v[4] - '0');
+    if (h > 23 || m > 59)
+        return -1;
+    *out = h * 60 + m;
+    return 0;
+}
+
 /* Set one key.  Returns NULL or a reason for the error. */
 static const char *
 set_value(struct mamori_config *cfg, const struct key_desc *k, const char *v)
@@ -254,6 +276,10 @@ set_value(struct mamori_config *cfg, const struct key_desc *k, const char *v)
             cfg->store_backend = STORE_BACKEND_POSTGRESQL;
         else
             return "expected sqlite or postgresql";
+        return NULL;
+    case V_DAILY:
+        if (parse_daily(v, (int *)(void *)(base + k->offset)) != 0)
+            return "expected a time of day HH:MM in Japan time (00:00 to 23:59) or off";
         return NULL;
     }
     return "unsupported key";

@@ -84,6 +84,8 @@ struct mamori_config {
 
     /* Vaccination records (docs/records.md). */
     unsigned records_retention_years;/* years after ceasing before deletion (R2.10) */
+    int      records_retention_at;  /* minute of the Japan-time day the retention job
+                                     * runs (0-1439), or -1: off (R2.10, vrs/retention.h) */
 };
 
 /* Default GnuTLS priorities: TLS 1.3 preferred, 1.2 minimum, AEAD only. */

@@ -1319,6 +1319,83 @@ store_retention_purge(struct store_tenant *ctx, const char *ceased_before, size_
     return rc;
 }
 
+/* ---- the scheduled job's tenants and daily claims (R2.10, vrs/retention.h) ---------- */
+
+/* The claim's op, and its key: "retention/" + the Japan-time date.  A
+ * client's idempotency key never holds a "/" (store_idem_ok), so no
+ * request can take a day's claim ahead of the job. */
+#define CLAIM_OP     "retention.run"
+#define CLAIM_PREFIX "retention/"
+
+struct tenant_walk {
+    char tenant[TENANT_ID_LEN + 1];
+    int (*fn)(const char *, void *);
+    void *arg;
+};
+
+static int
+tenant_row(void *p)
+{
+    struct tenant_walk *w = p;
+
+    return w->fn(w->tenant, w->arg);
+}
+
+enum store_status
+store_retention_tenants(struct store *st, int (*fn)(const char *tenant, void *), void *arg)
+{
+    struct tenant_walk w = { .fn = fn, .arg = arg };
+    const struct qcol col = { .t = QT_TEXT, .s = w.tenant, .ssz = sizeof(w.tenant) };
+
+    if (st == NULL || fn == NULL)
+        return STORE_INVALID;
+    return store_run1(st, false, "SELECT tenant_id FROM tenants WHERE state = 'active' "
+                      "ORDER BY tenant_id", NULL, 0, &col, 1, NULL, NULL, tenant_row, &w);
+}
+
+/* A calendar date "YYYY-MM-DD" in the key. */
+static bool
+day_ok(const char *s)
+{
+    return s != NULL && strnlen(s, STORE_DATE_LEN) == STORE_DATE_LEN - 1 &&
+           store_date_ok(s, true);
+}
+
+enum store_status
+store_retention_claim(struct store *st, const char *tenant, const char *day)
+{
+    char key[sizeof(CLAIM_PREFIX) + STORE_DATE_LEN], now[25];
+    const struct qarg a[] = { TXT(tenant), TXT(key), TXT(now) };
+    int64_t changes = 0;
+    enum store_status rc;
+    void *c;
+
+    if (st == NULL || tenant == NULL || !tenant_id_valid(tenant) || !day_ok(day))
+        return STORE_INVALID;
+    snprintf(key, sizeof(key), CLAIM_PREFIX "%s", day);
+    util_utc_now(now);
+    if ((rc = store_conn_get(st, &c)) != STORE_OK)
+        return rc;
+    rc = st->ops->begin(c);
+    /* Earlier days' claims have done their work (the fixed-width dates
+     * order as text); the audit log keeps what each run did. */
+    if (rc == STORE_OK)
+        rc = st->ops->query(c, "DELETE FROM idempotency WHERE tenant_id = $1 AND op = '"
+                            CLAIM_OP "' AND idem_key < $2", a, 2, NULL, 0, NULL, NULL,
+                            NULL, NULL);
+    /* One winner per tenant and day, whichever process or restart asks:
+     * the primary key (tenant_id, idem_key) decides, and a loser waits
+     * for the winner's commit and then inserts nothing. */
+    if (rc == STORE_OK)
+        rc = st->ops->query(c, "INSERT INTO idempotency (tenant_id, idem_key, op, row_id, "
+                            "created_at) VALUES ($1, $2, '" CLAIM_OP "', 0, $3) "
+                            "ON CONFLICT (tenant_id, idem_key) DO NOTHING", a, 3, NULL, 0,
+                            NULL, &changes, NULL, NULL);
+    rc = store_finish(st, c, rc);
+    store_conn_put(st, c, rc);
+    return rc == STORE_OK && changes != 1 ? STORE_EXISTS : rc;
+}
+
 /* ---- key rotation of the records (R9.2, called by store_reencrypt) ------------------ */
 
 /* Ids (up to max) of `sql` ($1 tenant, $2 version, $3 limit). */

@@ -209,4 +209,20 @@ enum store_status store_retention_purge(struct store_tenant *ctx, const char *ce
                                         int (*fn)(const char *address_no, void *),
                                         void *arg, size_t *deleted) MAMORI_WARN_UNUSED;
 
+/*
+ * For the scheduled retention job (vrs/retention.h).  Operator calls: no
+ * personal data.  store_retention_tenants calls fn with each active
+ * tenant's code, in order; a non-zero return stops the walk.
+ * store_retention_claim takes the job's run of `day` ("YYYY-MM-DD", Japan
+ * time) for `tenant`: STORE_OK for exactly one caller per tenant and day,
+ * whatever process or restart asks, STORE_EXISTS for every other (the
+ * claim is a row of the tenant's idempotency table, erased with it, and
+ * the previous days' claims are dropped with each new one).
+ */
+enum store_status store_retention_tenants(struct store *st,
+                                          int (*fn)(const char *tenant, void *), void *arg)
+    MAMORI_WARN_UNUSED;
+enum store_status store_retention_claim(struct store *st, const char *tenant, const char *day)
+    MAMORI_WARN_UNUSED;
+
 #endif

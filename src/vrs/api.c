@@ -28,6 +28,7 @@
 #include "ref/mynumber.h"
 #include "text/normalize.h"
 #include "vrs/export.h"
+#include "vrs/retention.h"
 #include "vrs/voucher.h"
 #include "worker/worker.h"
 
@@ -36,8 +37,6 @@
 #define SEARCH_MAX       20     /* matches answered by one search (R2.8) */
 #define VOUCHERS_MAX     32     /* vouchers shown per resident */
 #define DOSES_MAX        256    /* vaccinations read per resident */
-#define RETENTION_BATCH  64     /* residents per purge batch = audit objects max */
-#define RETENTION_ROUNDS 100    /* batches per request; the caller calls again */
 #define EXPORT_MAX       (512u * 1024u * 1024u) /* one export response, bytes */
 
 struct vrs_env {
@@ -1672,118 +1671,40 @@ out:
     store_tenant_ctx_close(ctx);
 }
 
-/* ---- retention (R2.10) ------------------------------------------------------------------------------ */
+/* ---- retention (R2.10): the batches are vrs/retention.c's ------------------------------------------------ */
 
-/*
- * An address number as an audit object id.  The schema allows only
- * [a-z0-9._:-] and refuses any 12-digit run that is a valid individual
- * number, while address numbers are [0-9A-Za-z-] and may be long digit
- * strings.  So: "addr:" + the number with each capital written as "." and
- * the letter in lower case, and a ":" after every 11th digit in a row.
- * Reversible: drop the ":"s, turn ".x" into "X".  31 characters give at
- * most 5 + 62 bytes.
- */
-static json_t *
-addr_object(const char *address_no)
-{
-    char out[80] = "addr:";
-    size_t o = 5, run = 0;
-
-    for (const char *p = address_no; *p && o + 3 < sizeof(out); p++) {
-        if (*p >= 'A' && *p <= 'Z') {
-            out[o++] = '.';
-            out[o++] = (char)(*p - 'A' + 'a');
-            run = 0;
-            continue;
-        }
-        run = (*p >= '0' && *p <= '9') ? run + 1 : 0;
-        out[o++] = *p;
-        if (run == 11) {
-            out[o++] = ':';
-            run = 0;
-        }
-    }
-    out[o] = '\0';
-    return json_string(out);
-}
-
+/* The route's events name the signed-in supervisor (vrs_audit). */
 static int
-collect_addr(const char *address_no, void *arg)
+request_audit(void *arg, const char *action, const char *outcome, const char *reason,
+              json_t *objects, json_t *info)
 {
-    return json_array_append_new(arg, addr_object(address_no)) == 0 ? 0 : 1;
-}
-
-/* Residents who ceased before this year-month are past retention:
- * "YYYY-MM" of today (JST) minus `years`.  A resident who ceased in the
- * same month `years` ago is kept until the month is over. */
-static void
-retention_cutoff(unsigned years, char out[8])
-{
-    char today[STORE_DATE_LEN];
-    int y;
-
-    vrs_today(today);
-    y = (today[0] - '0') * 1000 + (today[1] - '0') * 100 + (today[2] - '0') * 10 +
-        (today[3] - '0') - (int)years;
-    snprintf(out, 8, "%04d-%.2s", y, today + 5);
-}
-
-/*
- * One batch: delete up to RETENTION_BATCH residents and their dependants
- * in one transaction, record their address numbers in one audit event,
- * then commit.  *n gets the count (0: none left).  0, or -1 with resp set.
- */
-static int
-retention_batch(const struct http_request *req, struct http_response *resp,
-                struct store_tenant *ctx, const char *cutoff, unsigned years, unsigned round,
-                size_t *n)
-{
-    json_t *addrs = json_array();
-    enum store_status st;
-
-    *n = 0;
-    if (addrs == NULL || (st = store_bulk_begin(ctx)) != STORE_OK) {
-        json_decref(addrs);
-        vrs_reply_unavailable(resp);
-        return -1;
-    }
-    st = store_retention_purge(ctx, cutoff, RETENTION_BATCH, collect_addr, addrs, n);
-    if (st != STORE_OK || *n == 0) {
-        store_bulk_abort(ctx);
-        json_decref(addrs);
-        if (st != STORE_OK)
-            vrs_reply_unavailable(resp);
-        return st == STORE_OK ? 0 : -1;
-    }
-    return vrs_commit_audited(req, resp, ctx, "retention.purge", addrs,
-                          json_pack("{s:I,s:s,s:i,s:i}", "deleted", (json_int_t)*n,
-                                    "ceased_before", cutoff, "retention_years", (int)years,
-                                    "batch", (int)round));
+    return vrs_audit(arg, action, outcome, reason, NULL, objects, info);
 }
 
 void
 vrs_h_retention_run(const struct http_request *req, struct http_response *resp)
 {
-    unsigned years = wenv(req)->cfg->records_retention_years;
+    const struct retention_actor who = { request_audit, (void *)(uintptr_t)req };
+    const struct retention_opts o = { .years = wenv(req)->cfg->records_retention_years,
+                                      .now = (int64_t)time(NULL),
+                                      .max_batches = RETENTION_ROUNDS };
     struct store_tenant *ctx = NULL;
-    char cutoff[8];
-    size_t total = 0, n = RETENTION_BATCH;
-    unsigned rounds = 0;
+    struct retention_result r;
+    enum retention_status rs;
 
-    retention_cutoff(years, cutoff);
     if (vrs_tenant_open(req, resp, &ctx) != 0)
         return;
-    while (n == RETENTION_BATCH && rounds < RETENTION_ROUNDS) {
-        if (retention_batch(req, resp, ctx, cutoff, years, rounds + 1, &n) != 0)
-            goto out;       /* batches before this one stay deleted and recorded */
-        total += n;
-        rounds += n > 0;
-    }
-    reply_json(resp, 200, json_pack("{s:I,s:i,s:s,s:i,s:b}", "deleted", (json_int_t)total,
-                                    "batches", (int)rounds, "ceased_before", cutoff,
-                                    "retention_years", (int)years,
-                                    "more", n == RETENTION_BATCH));
-out:
+    /* Batches before a failure stay deleted and recorded. */
+    rs = retention_run(ctx, &who, &o, &r);
+    if (rs == RETENTION_AUDIT)
+        vrs_reply_audit_failed(resp);
+    else if (rs != RETENTION_OK)
+        vrs_reply_unavailable(resp);
+    else
+        reply_json(resp, 200, json_pack("{s:I,s:i,s:s,s:i,s:b}", "deleted",
+                                        (json_int_t)r.deleted, "batches", (int)r.batches,
+                                        "ceased_before", r.cutoff, "retention_years",
+                                        (int)o.years, "more", r.more));
     store_tenant_ctx_close(ctx);
 }
 

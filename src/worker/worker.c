@@ -25,6 +25,7 @@
 #include "vrs/api.h"
 #include "vrs/import_api.h"
 #include "vrs/import_runner.h"
+#include "vrs/retention.h"
 
 #define PEM_MAX (256u * 1024u)
 
@@ -42,6 +43,7 @@ struct worker {
     size_t               nrevoked;
     bool                 assembling;
     struct transfer_runner *transfer;     /* bulk inquiries (R3.3), transfer/job.h */
+    struct retention_sched *retention;    /* the daily retention job (R2.10), worker 0 */
 };
 
 static void
@@ -456,7 +458,8 @@ worker_main(const struct worker_args *a)
         import_runner_start(&w.env, &w.env.imports) != 0 || start_servers(&w) != 0)
         goto out;
     add_store_revocations(&w);
-    if (transfer_worker_start(&w.env, &w.transfer) != 0)
+    if (transfer_worker_start(&w.env, &w.transfer) != 0 ||
+        retention_worker_start(&w.env, &w.retention) != 0)
         goto out;
     if (ipc_send(a->parent_fd, IPC_READY, 0, 0, NULL, 0) != 0)
         goto out;
@@ -468,6 +471,7 @@ out:
     }
     transfer_runner_stop(w.transfer);     /* before the store and channels it uses */
     import_runner_stop(w.env.imports);    /* likewise; its queued uploads end interrupted */
+    retention_sched_free(w.retention);    /* ends after its current batch, likewise */
     lgcode_table_free(w.env.lgcodes);
     auth_env_free(w.env.auth);
     vrs_env_free(w.env.vrs);
