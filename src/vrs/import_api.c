@@ -446,6 +446,12 @@ accept_job(const struct http_request *req, struct import_job *j, struct http_res
         reply_error(resp, 409, "import_running", "An import for this municipality is already "
                     "queued or running; wait until it has finished, then send the file "
                     "again.", NULL);
+    } else if (st == STORE_BUSY) {
+        /* SQLite: another tenant's import holds the one write lock for
+         * its whole pass 2 (docs/import-export.md). */
+        audit_refusal(req, "store_busy");
+        reply_error(resp, 503, "store_busy", "The store is busy writing another import; send "
+                    "the file again in a few minutes.", NULL);
     } else if (st != STORE_OK) {
         log_warn("import_job_unsaved", "an upload's job row: %s", store_strerror(st));
         vrs_reply_unavailable(resp);

@@ -45,9 +45,10 @@ struct slot {
 };
 
 struct import_board {
-    uint32_t    magic;
-    uint32_t    nslots;
-    struct slot slot[IMPORT_BOARD_SLOTS];
+    uint32_t         magic;
+    uint32_t         nslots;
+    _Atomic int32_t  writer;        /* pid holding the writer token, 0: free */
+    struct slot      slot[IMPORT_BOARD_SLOTS];
 };
 
 int64_t
@@ -221,12 +222,34 @@ import_board_release(struct import_board *b, int slot)
 }
 
 int
+import_board_writer_take(struct import_board *b, pid_t pid)
+{
+    int32_t want = 0;
+
+    if (b == NULL || pid <= 0)
+        return -1;
+    if (atomic_load(&b->writer) == (int32_t)pid)
+        return 0;
+    return atomic_compare_exchange_strong(&b->writer, &want, (int32_t)pid) ? 0 : -1;
+}
+
+void
+import_board_writer_give(struct import_board *b, pid_t pid)
+{
+    int32_t held = (int32_t)pid;
+
+    if (b != NULL)
+        (void)atomic_compare_exchange_strong(&b->writer, &held, 0);
+}
+
+int
 import_board_forget_pid(struct import_board *b, pid_t pid)
 {
     int n = 0;
 
     if (b == NULL || pid <= 0)
         return 0;
+    import_board_writer_give(b, pid);
     for (uint32_t i = 0; i < b->nslots; i++) {
         struct slot *s = &b->slot[i];
         uint32_t live = SLOT_LIVE;

@@ -104,6 +104,18 @@ int import_board_find(const struct import_board *b, const uint8_t id[IMPORT_BOAR
                       const char *tenant, int64_t now_ms, struct import_board_view *out)
     MAMORI_WARN_UNUSED;
 
+/*
+ * The import writer token: on SQLite an import's bulk transaction takes
+ * the database's one write lock for all of pass 2, so two imports on two
+ * workers would make the second fail ("busy").  A runner of a SQLite
+ * store takes this token before it starts a job and gives it back after;
+ * the job waits queued meanwhile.  0 if `pid` holds it now (taken or
+ * already held), -1 if another process does.  import_board_forget_pid
+ * frees it too.
+ */
+int import_board_writer_take(struct import_board *b, pid_t pid) MAMORI_WARN_UNUSED;
+void import_board_writer_give(struct import_board *b, pid_t pid);
+
 /* Slots in use (for tests and the daemon's log). */
 unsigned import_board_used(const struct import_board *b);
 

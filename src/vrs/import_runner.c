@@ -347,6 +347,37 @@ run_import(struct run *run, struct store_tenant *ctx, struct import_result *res)
         res->outcome = IMPORT_FAILED;
 }
 
+/* SQLite has one write lock, which an import's pass 2 holds throughout:
+ * one import at a time on the whole server (import_board.h), the others
+ * wait queued.  false if the worker stops first. */
+static bool
+wait_writer_token(struct import_runner *r)
+{
+    pid_t self = getpid();
+
+    if (r->we->cfg->store_backend != STORE_BACKEND_SQLITE)
+        return true;
+    while (import_board_writer_take(r->we->import_board, self) != 0) {
+        struct timespec pause = { 0, 200 * 1000 * 1000 };
+        if (atomic_load(&r->stop))
+            return false;
+        nanosleep(&pause, NULL);
+    }
+    return true;
+}
+
+/* queued -> running; a store busy with another writer is waited for a
+ * while (the job stays queued meanwhile). */
+static enum store_status
+start_row(struct import_runner *r, struct store_tenant *ctx, const struct import_job *j)
+{
+    enum store_status st = STORE_BUSY;
+
+    for (int i = 0; i < FINISH_TRIES && st == STORE_BUSY && !atomic_load(&r->stop); i++)
+        st = store_import_job_start(ctx, j->id, r->name);
+    return st;
+}
+
 static void
 run_job(struct import_runner *r, struct import_job *j)
 {
@@ -358,10 +389,11 @@ run_job(struct import_runner *r, struct import_job *j)
     enum store_status st;
 
     if ((st = store_tenant_ctx_open(we->store, j->who.tenant, &we->keys, &ctx)) != STORE_OK ||
-        (st = store_import_job_start(ctx, j->id, r->name)) != STORE_OK) {
+        (st = start_row(r, ctx, j)) != STORE_OK) {
         /* Its slot goes with it, so the job reads as interrupted. */
         log_error("import_job_not_started", "import %s: %s", j->id, store_strerror(st));
         store_tenant_ctx_close(ctx);
+        import_board_writer_give(we->import_board, getpid());
         return;
     }
     log_info("import_job_started", "import %s of tenant %s: %s, %llu bytes", j->id,
@@ -375,6 +407,7 @@ run_job(struct import_runner *r, struct import_job *j)
              j->who.tenant, store_import_state_name(row.state),
              (unsigned long long)res.rows, (unsigned long long)res.problems);
     store_tenant_ctx_close(ctx);
+    import_board_writer_give(we->import_board, getpid());
     free(run.kept);
 }
 
@@ -424,7 +457,10 @@ runner_main(void *arg)
     struct import_job *j;
 
     while ((j = next_job(r)) != NULL) {
-        run_job(r, j);
+        if (wait_writer_token(r))
+            run_job(r, j);
+        else
+            interrupt_job(r, j);        /* the worker stops */
         job_free(j);
         give_back_place(r);
     }

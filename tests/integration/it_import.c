@@ -868,6 +868,39 @@ test_R2_6_one_at_a_time(void **state)
     assert_true(audit_has("resident.import", "\"reason\":\"import_running\""));
 }
 
+/* R2.6, R6.5: on SQLite an import's pass 2 holds the one write lock for
+ * as long as it writes.  Held here by the test itself: a signed-in
+ * supervisor still polls (the session's idle touch is skipped, not the
+ * request refused), and an upload is refused with a plain 503 rather
+ * than hanging.  PostgreSQL has no such lock. */
+static void
+test_R2_6_poll_while_locked(void **state)
+{
+    char path[64];
+    struct h_response r;
+    sqlite3 *db;
+    json_t *j;
+
+    (void)state;
+    if (cfg.store_backend != STORE_BACKEND_SQLITE)
+        skip();
+    assert_int_equal(sqlite3_open(cfg.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    snprintf(path, sizeof(path), "/v1/imports/%s", first_job);
+    j = ok(term_a, "GET", path, sup, 200);
+    assert_string_equal(jstr(j, "state"), "imported");
+    json_decref(j);
+    upload("demo", sup, "kind=vouchers", badfile, &r);
+    assert_int_equal(r.status, 503);
+    j = json_loads(r.body, 0, NULL);
+    assert_string_equal(err_code(j), "store_busy");
+    json_decref(j);
+    free(r.body);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_true(audit_has("resident.import", "\"reason\":\"store_busy\""));
+}
+
 /* The job row names its runner, "worker-<n>.<pid>". */
 static pid_t
 runner_pid(const char *id)
@@ -968,6 +1001,7 @@ main(void)
         cmocka_unit_test(test_R1_5_not_public),
         cmocka_unit_test(test_R1_1_other_tenant),
         cmocka_unit_test(test_R2_6_one_at_a_time),
+        cmocka_unit_test(test_R2_6_poll_while_locked),
         cmocka_unit_test(test_R2_6_interrupted),
     };
     const char *pg = getenv("MAMORI_TEST_PG");

@@ -228,6 +228,50 @@ test_no_torn_reads(void **state)
     import_board_destroy(b);
 }
 
+/* One import writer at a time on a SQLite store, across processes; a
+ * dead holder's token is freed with its slots. */
+static void
+test_writer_token(void **state)
+{
+    struct import_board *b = NULL;
+    int status, go[2], back[2];
+    char c;
+    pid_t pid;
+
+    (void)state;
+    assert_int_equal(import_board_create(&b), 0);
+    assert_int_equal(import_board_writer_take(b, getpid()), 0);
+    assert_int_equal(import_board_writer_take(b, getpid()), 0);      /* held already */
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(back), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the parent holds it: refused; once given back: taken */
+        char r = import_board_writer_take(b, getpid()) == -1 ? 'y' : 'n';
+        if (write(back[1], &r, 1) != 1 || read(go[0], &r, 1) != 1 ||
+            import_board_writer_take(b, getpid()) != 0)
+            _exit(1);
+        _exit(0);               /* dies holding it */
+    }
+    assert_int_equal(read(back[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    import_board_writer_give(b, pid);                 /* not the holder: no effect */
+    assert_int_equal(import_board_writer_take(b, pid), -1);
+    import_board_writer_give(b, getpid());
+    assert_int_equal(write(go[1], "x", 1), 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(import_board_writer_take(b, getpid()), -1);     /* the dead child's */
+    assert_int_equal(import_board_forget_pid(b, pid), 0);            /* no slots, but... */
+    assert_int_equal(import_board_writer_take(b, getpid()), 0);      /* ...its token freed */
+    close(go[0]);
+    close(go[1]);
+    close(back[0]);
+    close(back[1]);
+    import_board_destroy(b);
+}
+
 int
 main(void)
 {
@@ -237,6 +281,7 @@ main(void)
         cmocka_unit_test(test_full_board),
         cmocka_unit_test(test_shared_across_fork_and_forget),
         cmocka_unit_test(test_no_torn_reads),
+        cmocka_unit_test(test_writer_token),
     };
 
     return cmocka_run_group_tests_name("import-board", tests, NULL, NULL);
