@@ -144,7 +144,10 @@ open_store(struct worker *w)
         .backend = cfg->store_backend,
         .path = cfg->store_path,
         .conninfo = cfg->store_conninfo,
-        .pool_size = 2 * cfg->threads,     /* one per HTTP thread */
+        /* Two per HTTP thread, plus one each for the background threads
+         * (transfer, import and retention runners), so a busy runner never
+         * makes a request wait for a connection. */
+        .pool_size = 2 * cfg->threads + 3,
         .busy_timeout_ms = 0,
     };
     enum store_status st = store_open(&sc, 0, &w->env.store);
