@@ -32,8 +32,10 @@
 
 /* What a job whose worker is gone answers (R2.6: the key of its spool
  * died with the worker, so there is nothing to resume). */
-#define GONE_MSG "The worker that held this import stopped, so nothing was imported; the " \
-    "upload was kept only in that worker's memory: send the file again."
+#define GONE_MSG "The import ended before it was done (the worker that held it stopped or " \
+    "could not go on), so nothing was imported; the upload was kept only in that " \
+    "worker's memory: send the file again."
+_Static_assert(sizeof(GONE_MSG) <= STORE_IMPORT_MESSAGE_MAX, "the sentence fits its column");
 
 /* ---- the spool directory ---------------------------------------------------------- */
 
@@ -528,8 +530,12 @@ import_h_get(const struct http_request *req, struct http_response *resp)
     if (vrs_tenant_open(req, resp, &ctx) != 0)
         return;
     if (load_job(req, resp, ctx, &row) == 0) {
+        json_t *o;
         resolve(req, ctx, &row, &v, &live);
-        reply_json(resp, 200, job_json(&row, live ? &v : NULL));
+        if ((o = job_json(&row, live ? &v : NULL)) != NULL)
+            reply_json(resp, 200, o);
+        else
+            vrs_reply_unavailable(resp);
     }
     store_tenant_ctx_close(ctx);
 }

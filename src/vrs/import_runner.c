@@ -22,6 +22,7 @@
 /* The sentence an interrupted job answers with (import_api.c too). */
 #define STOPPED_MSG "mamorid stopped during the import, so nothing was imported; the " \
     "upload was kept only in that worker's memory: send the file again."
+_Static_assert(sizeof(STOPPED_MSG) <= STORE_IMPORT_MESSAGE_MAX, "the sentence fits its column");
 #define FINISH_TRIES 5          /* the final row is retried this often, 1 s apart */
 
 struct import_runner {
