@@ -58,6 +58,8 @@ static char first_job[40];          /* A's residents import, for R1.1 */
 static int nres = NRES_DEFAULT;
 static long poll_ms = 50;
 
+static void assert_clean(const char *body);
+
 /* ---- small helpers -------------------------------------------------------------------- */
 
 static void
@@ -239,6 +241,7 @@ upload_ok(const char *term, const char *token, const char *query, const char *pa
     assert_int_equal(r.rc, CURLE_OK);
     if (r.status != 202)
         fail_msg("upload %s: %ld %s", query, r.status, r.body ? r.body : "");
+    assert_clean(r.body);
     j = json_loads(r.body, JSON_REJECT_DUPLICATES, NULL);
     assert_non_null(j);
     assert_string_equal(jstr(j, "state"), "queued");
@@ -321,8 +324,12 @@ poll_done(CURL *c, const char *token, const char *id, struct trace *t)
         last_rank = rank;
         last_pct = pct;
         last_bytes = bytes;
-        if (final(state))
+        if (final(state)) {
+            char *text = json_dumps(j, 0);
+            assert_clean(text);             /* R2.2: nothing of the file in the answer */
+            free(text);
             return j;
+        }
         t->running += strcmp(state, "queued") != 0;
         t->saw_writing |= strcmp(state, "writing") == 0;
         json_decref(j);
