@@ -20,7 +20,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <unistr.h>
 
 #include "common/log.h"
 #include "http/reply.h"
@@ -28,6 +27,7 @@
 #include "ref/mynumber.h"
 #include "text/normalize.h"
 #include "vrs/export.h"
+#include "vrs/fields.h"
 #include "vrs/retention.h"
 #include "vrs/voucher.h"
 #include "worker/worker.h"
@@ -327,17 +327,18 @@ chars_in(const char *v, const char *extra)
     return true;
 }
 
+/* The resident's fields: the checks are vrs/fields.h's, shared with the
+ * import, so the API stores nothing the import would refuse. */
 static const char *
 check_address_no(const char *v)
 {
-    return v[0] != '\0' && chars_in(v, "-") ? NULL
-        : "must be 1 to 31 of the characters 0-9, A-Z, a-z and '-'";
+    return vrs_field_code(v, strlen(v));
 }
 
 static const char *
 check_household_no(const char *v)
 {
-    return chars_in(v, "-") ? NULL : "may contain only the characters 0-9, A-Z, a-z and '-'";
+    return v[0] == '\0' ? NULL : vrs_field_code(v, strlen(v));
 }
 
 /* R2.2: 12 digits with a valid check digit, or "" (unknown).  The
@@ -375,77 +376,53 @@ check_opt_date(const char *v)
 static const char *
 check_sex(const char *v)
 {
-    return (strcmp(v, "1") == 0 || strcmp(v, "2") == 0 || strcmp(v, "9") == 0) ? NULL
-        : "must be 1 (male), 2 (female) or 9 (other or unknown)";
+    return vrs_field_sex(v, strlen(v));
 }
 
 static const char *
 check_postcode(const char *v)
 {
-    if (v[0] == '\0')
-        return NULL;
-    return strlen(v) == 8 && strspn(v, "0123456789") == 3 && v[3] == '-' &&
-           strspn(v + 4, "0123456789") == 4 ? NULL : "must be written NNN-NNNN";
+    return v[0] == '\0' ? NULL : vrs_field_postcode(v, strlen(v));
 }
 
-/* Printable text: no control characters (the router has checked UTF-8). */
-const char *
-vrs_check_text(const char *v)
+/* Name and kana as staff type them (R2.1): resident_apply stores the
+ * stored form the same function makes, in the import's layout. */
+static const char *
+check_typed(const char *v, enum vrs_name_kind kind)
 {
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return "must not contain control characters";
-    return NULL;
-}
+    char stored[STORE_NAME_MAX];
+    const char *why = vrs_field_name_typed(v, kind, stored);
 
-static bool
-blank(const char *v)
-{
-    /* ASCII and ideographic (U+3000, e3 80 80) spaces only */
-    while (*v == ' ' || strncmp(v, "\xe3\x80\x80", 3) == 0)
-        v += *v == ' ' ? 1 : 3;
-    return *v == '\0';
+    util_wipe(stored, sizeof(stored));
+    return why;
 }
 
 static const char *
 check_name(const char *v)
 {
-    const char *why = vrs_check_text(v);
-
-    return why != NULL ? why : blank(v) ? "must not be blank" : NULL;
+    return check_typed(v, VRS_NAME);
 }
 
-/* Kana as typed by staff or read from 住基: katakana (either width),
- * hiragana, the prolonged sound and middle dot, and spaces. */
 static const char *
 check_kana(const char *v)
 {
-    const uint8_t *p = (const uint8_t *)v, *end = p + strlen(v);
-
-    while (p < end) {
-        ucs4_t c;
-        int n = u8_mbtouc(&c, p, (size_t)(end - p));
-        if (n <= 0 || !(c == 0x20 || c == 0x3000 || (c >= 0x3041 && c <= 0x309f) ||
-                        (c >= 0x30a0 && c <= 0x30ff) || (c >= 0xff65 && c <= 0xff9f)))
-            return "must be written in kana (katakana or hiragana) and spaces";
-        p += n;
-    }
-    return NULL;
+    return v[0] == '\0' ? NULL : check_typed(v, VRS_KANA);
 }
 
-static const char *const movement_types[] = {
-    "出生", "転入", "転居", "転出", "死亡", "職権記載", "職権消除",
-};
+/* A name to search by (R2.8): any form, one part or two, that has a
+ * search key. */
+static const char *
+check_search_name(const char *v)
+{
+    const char *why = vrs_check_text(v);
+
+    return why != NULL ? why : vrs_field_searchable(v);
+}
 
 static const char *
 check_movement_type(const char *v)
 {
-    if (v[0] == '\0')
-        return NULL;
-    for (size_t i = 0; i < sizeof(movement_types) / sizeof(movement_types[0]); i++)
-        if (strcmp(v, movement_types[i]) == 0)
-            return NULL;
-    return "must be one of 出生, 転入, 転居, 転出, 死亡, 職権記載, 職権消除";
+    return v[0] == '\0' ? NULL : vrs_field_movement_type(v);
 }
 
 const char *
@@ -489,7 +466,9 @@ check_reason(const char *v)
 {
     const char *why = vrs_check_text(v);
 
-    return why != NULL ? why : blank(v) ? "must say why (it must not be blank)" : NULL;
+    if (why != NULL)
+        return why;
+    return vrs_field_searchable(v) != NULL ? "must say why (it must not be blank)" : NULL;
 }
 
 static const char *
@@ -570,7 +549,7 @@ const struct field_rule vrs_resident_fields[] = {
 const struct field_rule vrs_search_fields[] = {
     { "address_no", FIELD_STRING, false, 1, STORE_ADDRNO_MAX - 1, 0, check_address_no },
     { "mynumber", FIELD_STRING, false, MYNUMBER_LEN, MYNUMBER_LEN, 0, check_mynumber_required },
-    { "name", FIELD_STRING, false, 1, STORE_NAME_MAX - 1, 0, check_name },
+    { "name", FIELD_STRING, false, 1, STORE_NAME_MAX - 1, 0, check_search_name },
     { "birth_date", FIELD_STRING, false, 10, 10, 0, vrs_check_date },
     { "sex", FIELD_STRING, false, 1, 1, 0, check_sex },
     { "address", FIELD_STRING, false, 1, STORE_ADDR_MAX - 1, 0, vrs_check_text },
@@ -857,9 +836,33 @@ record_json(struct store_tenant *ctx, const struct resident *r, bool full, json_
 
 /* ---- residents from JSON --------------------------------------------------------------------- */
 
-/* Copy every resident field present in the body into r ("" clears). */
-static void
-resident_apply(const struct http_request *req, struct resident *r)
+static int
+field_refused(struct http_response *resp, const char *field, const char *msg)
+{
+    reply_error(resp, 400, "invalid_field", msg, field);
+    return -1;
+}
+
+/* A typed name or kana into its stored form (vrs/fields.h): the router
+ * ran the same check, so a refusal here is only a failure to normalise. */
+static int
+apply_typed(const struct http_request *req, struct http_response *resp, const char *field,
+            enum vrs_name_kind kind, char out[STORE_NAME_MAX])
+{
+    const char *typed = body_str(req, field), *why;
+    char msg[200];
+
+    if (typed[0] == '\0' || (why = vrs_field_name_typed(typed, kind, out)) == NULL)
+        return 0;
+    snprintf(msg, sizeof(msg), "The field %s %s.", field, why);
+    return field_refused(resp, field, msg);
+}
+
+/* Copy every resident field present in the body into r ("" clears);
+ * name and kana in their stored form, so that the replica holds them as
+ * the import expects them (R2.1, R2.7).  0, or -1 and a 400. */
+static int
+resident_apply(const struct http_request *req, struct http_response *resp, struct resident *r)
 {
     for (size_t i = 0; i < NRFIELDS; i++)
         if (body_has(req, rfields[i].name))
@@ -867,13 +870,9 @@ resident_apply(const struct http_request *req, struct resident *r)
                      body_str(req, rfields[i].name));
     if (body_has(req, "mynumber"))
         snprintf(r->mynumber, sizeof(r->mynumber), "%s", body_str(req, "mynumber"));
-}
-
-static int
-field_refused(struct http_response *resp, const char *field, const char *msg)
-{
-    reply_error(resp, 400, "invalid_field", msg, field);
-    return -1;
+    if (body_has(req, "name") && apply_typed(req, resp, "name", VRS_NAME, r->name) != 0)
+        return -1;
+    return body_has(req, "kana") ? apply_typed(req, resp, "kana", VRS_KANA, r->kana) : 0;
 }
 
 static bool
@@ -908,6 +907,11 @@ resident_consistent(const struct resident *r, struct http_response *resp)
         if (d > t)
             return field_refused(resp, later[i].name, "This date is in the future.");
     }
+    /* As the import has it: a movement and its date go together. */
+    if ((r->movement_type[0] == '\0') != (r->movement_date[0] == '\0'))
+        return field_refused(resp, "movement_date", r->movement_type[0] == '\0'
+                             ? "A movement_date needs its movement_type."
+                             : "A movement_type needs its movement_date.");
     if (r->became_date[0] != '\0' && r->ceased_date[0] != '\0' &&
         strcmp(r->ceased_date, r->became_date) < 0)
         return field_refused(resp, "ceased_date",
@@ -935,8 +939,8 @@ vrs_h_resident_create(const struct http_request *req, struct http_response *resp
     enum store_status st;
 
     memset(&r, 0, sizeof(r));
-    resident_apply(req, &r);
-    if (resident_consistent(&r, resp) != 0 || vrs_tenant_open(req, resp, &ctx) != 0)
+    if (resident_apply(req, resp, &r) != 0 || resident_consistent(&r, resp) != 0 ||
+        vrs_tenant_open(req, resp, &ctx) != 0)
         goto out;
     if ((st = store_bulk_begin(ctx)) != STORE_OK) {
         vrs_reply_unavailable(resp);
@@ -1243,8 +1247,8 @@ vrs_h_resident_correct(const struct http_request *req, struct http_response *res
         load_resident(req, resp, ctx, id, "resident.correct", "id", &before) != 0)
         goto out;
     after = before;
-    resident_apply(req, &after);
-    if (apply_flags(req, resp, &after) != 0 || resident_consistent(&after, resp) != 0)
+    if (resident_apply(req, resp, &after) != 0 || apply_flags(req, resp, &after) != 0 ||
+        resident_consistent(&after, resp) != 0)
         goto out;
     changed = resident_diff(&before, &after, joined);
     if (json_array_size(changed) == 0) {

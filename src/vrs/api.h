@@ -32,6 +32,7 @@
 #include "http/router.h"
 #include "store/store_records.h"
 #include "vrs/catalogue.h"
+#include "vrs/fields.h"
 #include "vrs/rules.h"
 
 /* Per-worker state, made before the sandbox closes (reads the vaccine
@@ -133,11 +134,11 @@ int vrs_check_vaccination(const struct http_request *req, struct http_response *
 void vrs_reply_unavailable(struct http_response *resp);
 void vrs_reply_audit_failed(struct http_response *resp);
 
-/* Field validators (also used by the site interface's table). */
+/* Field validators (also used by the site interface's table);
+ * vrs_check_text is vrs/fields.h's. */
 const char *vrs_check_date(const char *v);
 const char *vrs_check_vaccine(const char *v);
 const char *vrs_check_lot(const char *v);
-const char *vrs_check_text(const char *v);
 const char *vrs_check_idem(const char *v);
 
 #endif

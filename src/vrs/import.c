@@ -22,7 +22,7 @@
 #include "ref/mynumber.h"
 #include "store/store.h"
 #include "store/store_records.h"
-#include "text/normalize.h"
+#include "vrs/fields.h"
 #include "vrs/rules.h"
 #include "vrs/voucher.h"
 
@@ -54,9 +54,6 @@ static const char *const vaccination_cols[X_NCOLS] = {
     "clinic", "doctor"
 };
 
-static const char *const movement_types[] = {
-    "出生", "転入", "転居", "転出", "死亡", "職権記載", "職権消除"
-};
 #define MOVE_OUT   "転出"
 #define MOVE_DEATH "死亡"
 
@@ -328,46 +325,14 @@ is_code(const char *s, size_t n, size_t max)
     return true;
 }
 
-/* Text is already valid UTF-8 (csvin); refuse control characters: C0
- * (line breaks included), DEL and C1.  Every consumer of these fields
- * (the ledger, VRS, printed vouchers) is one line per value. */
-static bool
-has_control(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f ||
-            (ch == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9f))
-            return true;
-    }
-    return false;
-}
-
-/* "is longer than N bytes" for the limits the columns have: fixed text,
- * so reasons need no buffer (checks may run in several threads). */
-static const char *
-too_long(size_t max)
-{
-    switch (max) {
-    case 63:  return "is longer than 63 bytes";
-    case 64:  return "is longer than 64 bytes";
-    case 128: return "is longer than 128 bytes";
-    case 191: return "is longer than 191 bytes";
-    case 383: return "is longer than 383 bytes";
-    default:  return "is too long";
-    }
-}
-
+/* Text within the store's limit, without control characters
+ * (vrs/fields.h, the same rule as the API's). */
 static const char *
 check_text(const char *s, size_t n, size_t max, bool required)
 {
     if (n == 0)
         return required ? "is empty" : NULL;
-    if (n > max)
-        return too_long(max);
-    if (has_control(s, n))
-        return "contains a line break or another control character";
-    return NULL;
+    return vrs_field_text(s, n, max);
 }
 
 static const char *
@@ -378,62 +343,6 @@ check_date(const char *s, size_t n, bool required, int32_t *days)
         return required ? "is empty" : NULL;
     if (vrs_date_parse(s, days) != 0)
         return "is not a calendar date written YYYY-MM-DD";
-    return NULL;
-}
-
-/* Full-width katakana (and the long vowel mark, iteration marks, middle
- * dot), U+30A1..U+30FE. */
-static bool
-is_katakana(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned cp;
-
-        if (n - i < 3 || (unsigned char)s[i] != 0xe3)
-            return false;
-        cp = ((unsigned)(s[i] & 0x0f) << 12) | ((unsigned)(s[i + 1] & 0x3f) << 6) |
-             (unsigned)(s[i + 2] & 0x3f);
-        if (cp < 0x30a1 || cp > 0x30fe)
-            return false;
-    }
-    return true;
-}
-
-#define IDEO_SPACE "\xe3\x80\x80"
-
-/* "family<U+3000>given": exactly one ideographic space, neither part
- * empty, no other space.  kana: each part katakana. */
-static const char *
-check_name(const char *s, size_t n, bool kana)
-{
-    const char *sp = strstr(s, IDEO_SPACE);
-    size_t a, b;
-
-    if (sp == NULL || strstr(sp + 3, IDEO_SPACE) != NULL)
-        return kana ? "must be the family and given name in katakana, separated "
-                      "by one full-width space"
-                    : "must be the family and given name separated by one "
-                      "full-width space";
-    a = (size_t)(sp - s);
-    b = n - a - 3;
-    if (a == 0 || b == 0 || memchr(s, ' ', n) != NULL)
-        return kana ? "must be the family and given name in katakana, separated "
-                      "by one full-width space"
-                    : "must be the family and given name separated by one "
-                      "full-width space";
-    if (kana && (!is_katakana(s, a) || !is_katakana(sp + 3, b)))
-        return "must be written in full-width katakana";
-    /* The store indexes the normal form for search (4情報, R2.8): a name
-     * whose parts are all spaces of another kind has none. */
-    {
-        char norm[TEXT_NAME_MAX + 1];
-        int rc = text_normalize_name(s, norm, sizeof(norm));
-        bool empty = rc != 0 || norm[0] == '\0';
-
-        util_wipe(norm, sizeof(norm));
-        if (empty)
-            return "has no letters once spaces are removed";
-    }
     return NULL;
 }
 
@@ -451,10 +360,10 @@ check_resident(struct chk *c, uint64_t line, const char *const *fields,
     bool ok_addr, ok_mn = false, move_known = false;
     int64_t first;
 
-    ok_addr = is_code(F(R_ADDRESS_NO), STORE_ADDRNO_MAX - 1);
+    why = vrs_field_code(F(R_ADDRESS_NO));
+    ok_addr = why == NULL;
     if (!ok_addr)
-        report(c, line, col[R_ADDRESS_NO], lens[R_ADDRESS_NO] == 0 ? "is empty" :
-               "must be 1 to 31 characters, each 0-9, A-Z, a-z or -");
+        report(c, line, col[R_ADDRESS_NO], lens[R_ADDRESS_NO] == 0 ? "is empty" : why);
     if (lens[R_MYNUMBER] != 0) {
         if (lens[R_MYNUMBER] != MYNUMBER_LEN || !is_digits(F(R_MYNUMBER)))
             report(c, line, col[R_MYNUMBER], "the individual number must be 12 digits");
@@ -463,30 +372,29 @@ check_resident(struct chk *c, uint64_t line, const char *const *fields,
         else
             ok_mn = true;
     }
+    /* Name and kana in the 住基 layout, already in the stored form (the
+     * API folds what staff type into the same form: vrs/fields.h). */
     if ((why = check_text(F(R_NAME), STORE_NAME_MAX - 1, true)) != NULL ||
-        (why = check_name(F(R_NAME), false)) != NULL)
+        (why = vrs_field_name_stored(F(R_NAME), VRS_NAME)) != NULL)
         report(c, line, col[R_NAME], why);
     if (lens[R_KANA] != 0 &&
         ((why = check_text(F(R_KANA), STORE_NAME_MAX - 1, false)) != NULL ||
-         (why = check_name(F(R_KANA), true)) != NULL))
+         (why = vrs_field_name_stored(F(R_KANA), VRS_KANA)) != NULL))
         report(c, line, col[R_KANA], why);
     if ((why = check_date(F(R_BIRTH), true, &birth)) != NULL)
         report(c, line, col[R_BIRTH], why);
     else if (birth > c->today)
         report(c, line, col[R_BIRTH], "is in the future");
-    if (lens[R_SEX] != 1 || strchr("129", fields[R_SEX][0]) == NULL)
-        report(c, line, col[R_SEX], "must be 1 (male), 2 (female) or 9 (other or unknown)");
-    if (lens[R_POSTCODE] != 0 &&
-        (lens[R_POSTCODE] != 8 || fields[R_POSTCODE][3] != '-' ||
-         !is_digits(fields[R_POSTCODE], 3) || !is_digits(fields[R_POSTCODE] + 4, 4)))
-        report(c, line, col[R_POSTCODE], "must be 7 digits written NNN-NNNN");
+    if ((why = vrs_field_sex(F(R_SEX))) != NULL)
+        report(c, line, col[R_SEX], why);
+    if (lens[R_POSTCODE] != 0 && (why = vrs_field_postcode(F(R_POSTCODE))) != NULL)
+        report(c, line, col[R_POSTCODE], why);
     if ((why = check_text(F(R_ADDRESS), STORE_ADDR_MAX - 1, false)) != NULL)
         report(c, line, col[R_ADDRESS], why);
     if ((why = check_text(F(R_KATAGAKI), STORE_NAME_MAX - 1, false)) != NULL)
         report(c, line, col[R_KATAGAKI], why);
-    if (lens[R_HOUSEHOLD] != 0 && !is_code(F(R_HOUSEHOLD), 31))
-        report(c, line, col[R_HOUSEHOLD], "must be 1 to 31 characters, each 0-9, "
-               "A-Z, a-z or -");
+    if (lens[R_HOUSEHOLD] != 0 && (why = vrs_field_code(F(R_HOUSEHOLD))) != NULL)
+        report(c, line, col[R_HOUSEHOLD], why);
     if ((why = check_text(F(R_RELATIONSHIP), 63, false)) != NULL)
         report(c, line, col[R_RELATIONSHIP], why);
     if ((why = check_date(F(R_BECAME), false, &became)) != NULL)
@@ -498,12 +406,9 @@ check_resident(struct chk *c, uint64_t line, const char *const *fields,
     else if (ceased != 0 && became != 0 && ceased < became)
         report(c, line, col[R_CEASED], "is before became_date");
     if (lens[R_MOVE_TYPE] != 0) {
-        for (size_t i = 0; i < sizeof(movement_types) / sizeof(*movement_types); i++)
-            if (strcmp(fields[R_MOVE_TYPE], movement_types[i]) == 0)
-                move_known = true;
+        move_known = (why = vrs_field_movement_type(fields[R_MOVE_TYPE])) == NULL;
         if (!move_known)
-            report(c, line, col[R_MOVE_TYPE], "must be one of 出生, 転入, 転居, 転出, "
-                   "死亡, 職権記載, 職権消除, or empty");
+            report(c, line, col[R_MOVE_TYPE], why);
     }
     if ((why = check_date(F(R_MOVE_DATE), false, &moved)) != NULL)
         report(c, line, col[R_MOVE_DATE], why);
@@ -573,11 +478,11 @@ static int
 known_resident(struct chk *c, uint64_t line, const char *addr, size_t n,
                int64_t *id)
 {
+    const char *why = vrs_field_code(addr, n);
     int rc;
 
-    if (!is_code(addr, n, STORE_ADDRNO_MAX - 1)) {
-        report(c, line, "address_no", n == 0 ? "is empty" :
-               "must be 1 to 31 characters, each 0-9, A-Z, a-z or -");
+    if (why != NULL) {
+        report(c, line, "address_no", n == 0 ? "is empty" : why);
         return 0;
     }
     if (c->lk == NULL || c->lk->resident_id == NULL) {

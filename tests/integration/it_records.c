@@ -314,21 +314,27 @@ test_R2_1_resident_create_and_read(void **state)
     }
     /* other fields: each refusal names its field */
     static const struct { const char *body, *field; } badf[] = {
-        { "{\"address_no\":\"x y\",\"name\":\"a\",\"birth_date\":\"1980-01-01\",\"sex\":\"1\"}",
-          "address_no" },
+        { "{\"address_no\":\"x y\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
+          "\"sex\":\"1\"}", "address_no" },
         { "{\"address_no\":\"1000000003\",\"birth_date\":\"1980-01-01\",\"sex\":\"1\"}", "name" },
-        { "{\"address_no\":\"1000000003\",\"name\":\"a\",\"birth_date\":\"1980-02-30\","
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-02-30\","
           "\"sex\":\"1\"}", "birth_date" },
-        { "{\"address_no\":\"1000000003\",\"name\":\"a\",\"birth_date\":\"1980-01-01\","
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
           "\"sex\":\"3\"}", "sex" },
-        { "{\"address_no\":\"1000000003\",\"name\":\"a\",\"birth_date\":\"1980-01-01\","
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
           "\"sex\":\"1\",\"postcode\":\"1000001\"}", "postcode" },
-        { "{\"address_no\":\"1000000003\",\"name\":\"a\",\"birth_date\":\"1980-01-01\","
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
           "\"sex\":\"1\",\"kana\":\"yamada\"}", "kana" },
-        { "{\"address_no\":\"1000000003\",\"name\":\"a\",\"birth_date\":\"2999-01-01\","
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"2999-01-01\","
           "\"sex\":\"1\"}", "birth_date" },
-        { "{\"address_no\":\"1000000003\",\"name\":\"a\",\"birth_date\":\"1980-01-01\","
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
           "\"sex\":\"1\",\"ceased_date\":\"2020-01-01\"}", "movement_type" },
+        /* R2.1: the name in two parts, as the import has it (vrs/fields.h) */
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験一郎\",\"birth_date\":\"1980-01-01\","
+          "\"sex\":\"1\"}", "name" },
+        /* a movement and its date go together, as in the import */
+        { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
+          "\"sex\":\"1\",\"movement_type\":\"転入\"}", "movement_date" },
     };
     for (size_t i = 0; i < sizeof(badf) / sizeof(badf[0]); i++) {
         j = ok(term_a, "POST", "/v1/residents", badf[i].body, clerk, 400);
@@ -336,7 +342,7 @@ test_R2_1_resident_create_and_read(void **state)
         json_decref(j);
     }
     /* the address number is unique in the tenant */
-    j = ok(term_a, "POST", "/v1/residents", "{\"address_no\":\"1000000001\",\"name\":\"a\","
+    j = ok(term_a, "POST", "/v1/residents", "{\"address_no\":\"1000000001\",\"name\":\"試験　一郎\","
            "\"birth_date\":\"1980-01-01\",\"sex\":\"1\"}", clerk, 409);
     assert_string_equal(err_code(j), "address_no_exists");
     json_decref(j);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,10 +26,15 @@
 #include "ipc/ipc.h"
 #include "store/store_records.h"
 #include "vrs/api.h"
+#include "vrs/csvin.h"
+#include "vrs/csvout.h"
+#include "vrs/export.h"
+#include "vrs/import.h"
 #include "vrs/site.h"
 #include "worker/worker.h"
 
 #define T1 "131016"
+#define T2 "011002"     /* 札幌市 */
 
 struct fx {
     char                 dir[64], mk[96], db[96];
@@ -71,21 +77,58 @@ fake_writer_run(void *arg)
     return NULL;
 }
 
-/* Run one handler as `role` with `body` (JSON text or NULL) and path
- * parameter id (0: none) against a writer that acknowledges or refuses.
- * Returns the status; *out (may be NULL) gets the response body. */
+/* Run a handler on `req` (its body, if any, parsed) against a writer
+ * that acknowledges or refuses.  Returns the status; *out (may be NULL)
+ * gets the response body. */
 static unsigned
-call(struct fx *f, void (*h)(const struct http_request *, struct http_response *),
-     enum role role, const char *body, int64_t id, struct fake_writer *w, json_t **out)
+run(struct fx *f, void (*h)(const struct http_request *, struct http_response *),
+    struct http_request *req, struct fake_writer *w, json_t **out)
 {
-    struct http_request req = { .listener = LISTENER_INTERNAL, .has_terminal = true,
-                                .authed = true, .role = role, .env = &f->env };
     struct http_response resp = { .status = 0 };
     pthread_t t;
     int fds[2];
 
-    snprintf(req.user_id, sizeof(req.user_id), "tester");
-    snprintf(req.tenant, sizeof(req.tenant), T1);
+    assert_int_equal(ipc_socketpair(fds), 0);
+    ipc_chan_init(&f->env.audit, fds[0]);
+    w->fd = fds[1];
+    w->all_valid = true;
+    assert_int_equal(pthread_create(&t, NULL, fake_writer_run, w), 0);
+    h(req, &resp);
+    ipc_chan_destroy(&f->env.audit);
+    close(fds[0]);              /* the writer sees the hang-up and stops */
+    pthread_join(t, NULL);
+    close(fds[1]);
+    if (out != NULL)
+        *out = resp.body;
+    else
+        json_decref(resp.body);
+    free(resp.raw);
+    return resp.status;
+}
+
+static void
+request_as(struct fx *f, enum role role, struct http_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->listener = LISTENER_INTERNAL;
+    req->has_terminal = true;
+    req->authed = true;
+    req->role = role;
+    req->env = &f->env;
+    snprintf(req->user_id, sizeof(req->user_id), "tester");
+    snprintf(req->tenant, sizeof(req->tenant), T1);
+}
+
+/* Run one handler as `role` with `body` (JSON text or NULL) and path
+ * parameter id (0: none).  As run(). */
+static unsigned
+call(struct fx *f, void (*h)(const struct http_request *, struct http_response *),
+     enum role role, const char *body, int64_t id, struct fake_writer *w, json_t **out)
+{
+    struct http_request req;
+    unsigned status;
+
+    request_as(f, role, &req);
     if (id > 0) {
         req.nparams = 1;
         snprintf(req.param_names[0], sizeof(req.param_names[0]), "id");
@@ -93,23 +136,37 @@ call(struct fx *f, void (*h)(const struct http_request *, struct http_response *
     }
     req.body = body != NULL ? json_loads(body, 0, NULL) : NULL;
     assert_true(body == NULL || req.body != NULL);
-    assert_int_equal(ipc_socketpair(fds), 0);
-    ipc_chan_init(&f->env.audit, fds[0]);
-    w->fd = fds[1];
-    w->all_valid = true;
-    assert_int_equal(pthread_create(&t, NULL, fake_writer_run, w), 0);
-    h(&req, &resp);
-    ipc_chan_destroy(&f->env.audit);
-    close(fds[0]);              /* the writer sees the hang-up and stops */
-    pthread_join(t, NULL);
-    close(fds[1]);
+    status = run(f, h, &req, w, out);
     json_decref(req.body);
-    if (out != NULL)
-        *out = resp.body;
-    else
-        json_decref(resp.body);
-    free(resp.raw);
-    return resp.status;
+    return status;
+}
+
+/* As the server runs a request once the session is checked: the route
+ * table's route for method + path, its field rules (router_validate: a
+ * refusal is the 400 the client gets), then its handler.  As run(). */
+static unsigned
+call_route(struct fx *f, const char *method, const char *path, enum role role,
+           const char *body, struct fake_writer *w, json_t **out)
+{
+    struct http_request req;
+    struct http_response resp = { .status = 0 };
+    char allow[64];
+    unsigned status;
+
+    request_as(f, role, &req);
+    assert_int_equal(router_match(mamori_routes, mamori_nroutes, method, path,
+                                  LISTENER_INTERNAL, &req, allow, sizeof(allow)), ROUTE_FOUND);
+    if (router_validate(req.route, body, body != NULL ? strlen(body) : 0, &req, &resp) != 0) {
+        json_decref(req.body);
+        if (out != NULL)
+            *out = resp.body;
+        else
+            json_decref(resp.body);
+        return resp.status;
+    }
+    status = run(f, req.route->handler, &req, w, out);
+    json_decref(req.body);
+    return status;
 }
 
 static const char *
@@ -319,6 +376,196 @@ test_R7_7_site_device_create_failure_recorded(void **state)
     assert_true(w.all_valid);
 }
 
+/* ---- the replica round trip (R2.1, R2.6, R2.7) ------------------------------------ */
+
+struct buf {
+    char  *p;
+    size_t len;
+};
+
+static int
+buf_write(void *arg, const void *data, size_t n)
+{
+    struct buf *b = arg;
+    char *p = realloc(b->p, b->len + n + 1);
+
+    assert_non_null(p);
+    memcpy(p + b->len, data, n);
+    b->p = p;
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+static void
+replica_residents(struct store_tenant *ctx, struct buf *b)
+{
+    struct export_opts o = { .kind = EXPORT_RESIDENTS, .encoding = CSVOUT_UTF8 };
+    struct export_stats st;
+    char err[256];
+
+    memset(b, 0, sizeof(*b));
+    if (export_run(ctx, &o, buf_write, b, &st, err, sizeof(err)) != 0)
+        fail_msg("export: %s", err);
+}
+
+/* One replica record written again in the import's layout: the same
+ * cells, with the individual-number column the replica leaves out (R2.2)
+ * put back after the address number, empty ("mynumber" in the header). */
+static int
+with_mynumber_column(void *arg, uint64_t line, const char *const *fields, const size_t *lens,
+                     size_t n)
+{
+    struct csvout *w = arg;
+
+    (void)lens;
+    assert_int_equal(n, 17);
+    assert_int_equal(csvout_cell(w, fields[0]), 0);
+    assert_int_equal(csvout_cell(w, line == 1 ? "mynumber" : ""), 0);
+    for (size_t i = 1; i < n; i++)
+        assert_int_equal(csvout_cell(w, fields[i]), 0);
+    assert_int_equal(csvout_end(w), 0);
+    return 0;
+}
+
+static void
+as_import_file(const struct buf *replica, struct buf *file)
+{
+    struct csvout_opts oo = { .encoding = CSVOUT_UTF8, .crlf = false };
+    struct csvin_opts io = { .encoding = CSVIN_UTF8 };
+    struct csvout *w = NULL;
+    struct csvin *r = NULL;
+
+    memset(file, 0, sizeof(*file));
+    assert_int_equal(csvout_new(&oo, buf_write, file, &w), 0);
+    {
+        struct csvin_callbacks cb = { with_mynumber_column, NULL, w };
+        assert_int_equal(csvin_new(&io, &cb, &r), CSVIN_OK);
+    }
+    assert_int_equal(csvin_feed(r, replica->p, replica->len), CSVIN_OK);
+    assert_int_equal(csvin_finish(r), CSVIN_OK);
+    assert_int_equal(csvout_flush(w), 0);
+    csvin_free(r);
+    csvout_free(w);
+}
+
+static int
+count_problem(void *arg, const struct import_problem *p)
+{
+    (void)p;
+    (*(unsigned *)arg)++;
+    return 0;
+}
+
+/*
+ * R2.7, R2.1, R2.6: what the API stores survives the replica and a
+ * re-import.  Residents are created and corrected through the route
+ * table and the handlers with names and kana typed as staff type them
+ * (ASCII and U+2003 spaces, hiragana, half-width kana); the replica holds
+ * them in the import's layout; that file, with the individual-number
+ * column it leaves out put back empty, passes the import's check with no
+ * problem, and imported into another tenant gives the same replica byte
+ * for byte.
+ */
+static void
+test_R2_7_api_residents_round_trip_through_the_replica(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"address_no\":\"RT001\",\"name\":\"山田 太郎\",\"kana\":\"やまだ たろう\","
+        "\"birth_date\":\"1950-04-10\",\"sex\":\"1\"}",
+        "{\"address_no\":\"RT002\",\"name\":\"\u2003佐藤\u2003\u2003花子 \","
+        "\"kana\":\"ｻﾄｳ ﾊﾅｺ\",\"birth_date\":\"1985-12-31\",\"sex\":\"2\","
+        "\"postcode\":\"100-0001\",\"address\":\"東京都千代田区千代田1-1\","
+        "\"household_no\":\"H-01\",\"relationship\":\"世帯主\","
+        "\"became_date\":\"2010-05-01\",\"movement_type\":\"転入\","
+        "\"movement_date\":\"2010-05-01\"}",
+        "{\"address_no\":\"RT003\",\"name\":\"髙橋　一郎\",\"kana\":\"タカハシ　イチロウ\","
+        "\"birth_date\":\"1940-01-05\",\"sex\":\"1\",\"address\":\"東京都千代田区3-3, 2F\"}",
+    };
+    static const char want[] =
+        "address_no,name,kana,birth_date,sex,postcode,address,katagaki,household_no,"
+        "relationship,became_date,ceased_date,movement_type,movement_date,prev_address,"
+        "next_address,alias\n"
+        "RT001,山田　太郎,ヤマダ　タロウ,1950-04-10,1,,,,,,,,,,,,\n"
+        "RT002,佐藤　花子,サトウ　ハナコ,1985-12-31,2,100-0001,東京都千代田区千代田1-1,,H-01,"
+        "世帯主,2010-05-01,,転入,2010-05-01,,,\n"
+        "RT003,髙橋　次郎,タカハシ　ジロウ,1940-01-05,1,,\"東京都千代田区3-3, 2F\",,,,,,,,,,\n";
+    struct fx *f = *state;
+    struct fake_writer w;
+    struct store_tenant *ctx2 = NULL;
+    struct buf rep, file, rep2;
+    struct import_opts o;
+    struct import_result res;
+    char today[STORE_DATE_LEN], path[128], rt3[64];
+    unsigned problems = 0;
+    json_t *j;
+    int fd;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        w = (struct fake_writer){ .refuse = false };
+        assert_int_equal(call_route(f, "POST", "/v1/residents", ROLE_CLERK, bodies[i], &w,
+                                    &j), 201);
+        if (i == 2)
+            snprintf(rt3, sizeof(rt3), "/v1/residents/%lld/correct",
+                     (long long)json_integer_value(json_object_get(j, "id")));
+        json_decref(j);
+    }
+    /* a correction by authority types the name again (R2.9) */
+    w = (struct fake_writer){ .refuse = false };
+    assert_int_equal(call_route(f, "POST", rt3, ROLE_SUPERVISOR,
+                                "{\"reason\":\"届出による修正\",\"name\":\"髙橋 次郎\","
+                                "\"kana\":\"たかはし じろう\"}", &w, NULL), 200);
+    assert_true(w.all_valid);
+    /* not a stored form, and not a name in two parts: refused, named */
+    assert_int_equal(call_route(f, "POST", "/v1/residents", ROLE_CLERK,
+                                "{\"address_no\":\"RT004\",\"name\":\"山田太郎\","
+                                "\"birth_date\":\"1950-04-10\",\"sex\":\"1\"}", &w, &j), 400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"),
+                                                          "field")), "name");
+    json_decref(j);
+
+    /* The replica: the stored forms, in the import's layout (R2.7). */
+    replica_residents(f->ctx, &rep);
+    assert_string_equal(rep.p, want);
+
+    /* ... passes the import's check unchanged (R2.6) ... */
+    as_import_file(&rep, &file);
+    assert_non_null(strstr(file.p, import_header(IMPORT_RESIDENTS)));
+    vrs_today(today);
+    memset(&o, 0, sizeof(o));
+    o.kind = IMPORT_RESIDENTS;
+    o.encoding = CSVIN_UTF8;
+    o.today = today;
+    o.actor = "tester";
+    o.sink = count_problem;
+    o.sink_arg = &problems;
+    assert_int_equal(import_check_mem(file.p, file.len, &o, NULL, &res), 0);
+    assert_int_equal(problems, 0);
+    assert_int_equal(res.outcome, IMPORT_CHECKED);
+    assert_int_equal(res.rows, 3);
+
+    /* ... and imports into another tenant as the same replica. */
+    assert_int_equal(keyring_tenant_create(f->kr, T2), 0);
+    assert_int_equal(store_tenant_create(f->env.store, T2), STORE_OK);
+    assert_int_equal(store_tenant_ctx_open(f->env.store, T2, &f->env.keys, &ctx2), STORE_OK);
+    snprintf(path, sizeof(path), "%s/replica-residents.csv", f->dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, file.p, file.len), (ssize_t)file.len);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    assert_int_equal(import_run(ctx2, fd, &o, &res), 0);
+    close(fd);
+    assert_int_equal(res.outcome, IMPORT_IMPORTED);
+    assert_int_equal(problems, 0);
+    replica_residents(ctx2, &rep2);
+    assert_int_equal(rep2.len, rep.len);
+    assert_memory_equal(rep2.p, rep.p, rep.len);
+    store_tenant_ctx_close(ctx2);
+    free(rep.p);
+    free(rep2.p);
+    free(file.p);
+}
+
 int
 main(void)
 {
@@ -329,6 +576,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_R2_10_retention_fails_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R7_7_site_device_create_failure_recorded, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_R2_7_api_residents_round_trip_through_the_replica,
+                                        setup, teardown),
     };
 
     if (sodium_init() < 0)

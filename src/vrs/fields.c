@@ -1,0 +1,299 @@
+/*
+ * fields.c - the checks of a resident's fields shared by the staff API
+ * and the CSV import (R2.1, R2.6, R2.8).  What each side accepts and
+ * why: fields.h.
+ */
+#include "vrs/fields.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <unictype.h>
+#include <unistr.h>
+
+#include "text/normalize.h"
+
+#define IDEO_SPACE 0x3000
+
+/* Reasons: static text, never the value; arrays, so that one reason is
+ * one address and may be compared by pointer. */
+static const char R_CONTROL[] = "must not contain line breaks or other control characters";
+static const char R_BLANK[] = "has no letters once spaces are removed";
+static const char R_NAME_STORED[] =
+    "must be the family and given name separated by one full-width space";
+static const char R_KANA_STORED[] =
+    "must be the family and given name in katakana, separated by one full-width space";
+static const char R_KANA_CHARS[] = "must be written in full-width katakana";
+static const char R_NAME_TYPED[] = "must be the family and given name separated by a space";
+static const char R_KANA_TYPED[] =
+    "must be the family and given name in kana, separated by a space";
+static const char R_KANA_TCHARS[] = "must be written in kana (katakana or hiragana) and spaces";
+static const char R_NORM_LONG[] = "is too long once normalised for search";
+static const char R_NORM_FAIL[] = "cannot be normalised for search";
+
+static const char *const movement_types[] = {
+    "出生", "転入", "転居", "転出", "死亡", "職権記載", "職権消除",
+};
+
+/* ---- text ----------------------------------------------------------------------- */
+
+/* C0 (line breaks included), DEL, and C1: U+0080..U+009F, which UTF-8
+ * writes c2 80..c2 9f (s is valid UTF-8, so c2 is always a lead byte). */
+static bool
+has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f ||
+            (ch == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9f))
+            return true;
+    }
+    return false;
+}
+
+/* "is longer than N bytes" for the store's limits: fixed text, so a
+ * reason needs no buffer. */
+static const char *
+too_long(size_t max)
+{
+    switch (max) {
+    case 63:  return "is longer than 63 bytes";
+    case 64:  return "is longer than 64 bytes";
+    case 128: return "is longer than 128 bytes";
+    case 191: return "is longer than 191 bytes";
+    case 383: return "is longer than 383 bytes";
+    default:  return "is too long";
+    }
+}
+
+const char *
+vrs_field_text(const char *s, size_t n, size_t max)
+{
+    if (n > max)
+        return too_long(max);
+    return has_control(s, n) ? R_CONTROL : NULL;
+}
+
+const char *
+vrs_check_text(const char *v)
+{
+    return has_control(v, strlen(v)) ? R_CONTROL : NULL;
+}
+
+const char *
+vrs_field_searchable(const char *s)
+{
+    /* The store's search key is built from the same normal form
+     * (field_bidx_name_dob); a value that normalises to nothing has none. */
+    char norm[TEXT_NAME_MAX + 1];
+    int rc = text_normalize_name(s, norm, sizeof(norm));
+    int err = errno;
+    bool empty = rc == 0 && norm[0] == '\0';
+
+    util_wipe(norm, sizeof(norm));
+    if (rc != 0)
+        return err == ENAMETOOLONG ? R_NORM_LONG : R_NORM_FAIL;
+    return empty ? R_BLANK : NULL;
+}
+
+/* ---- names and kana ------------------------------------------------------------------ */
+
+/* Spaces as Unicode defines them (White_Space): ASCII, no-break, U+1680,
+ * U+2000..U+200A, U+2028/2029, U+202F, U+205F and U+3000. */
+static bool
+is_space(ucs4_t c)
+{
+    return uc_is_property_white_space(c);
+}
+
+/* The stored kana: full-width katakana, the prolonged sound mark, the
+ * middle dot and the iteration marks (ァ..ヾ). */
+static bool
+is_stored_kana(ucs4_t c)
+{
+    return c >= 0x30a1 && c <= 0x30fe;
+}
+
+/* What staff may type as kana: hiragana, katakana of either width. */
+static bool
+is_typed_kana(ucs4_t c)
+{
+    return (c >= 0x3041 && c <= 0x309f) || (c >= 0x30a0 && c <= 0x30ff) ||
+        (c >= 0xff65 && c <= 0xff9f);
+}
+
+const char *
+vrs_field_name_stored(const char *s, size_t n, enum vrs_name_kind kind)
+{
+    const uint8_t *p = (const uint8_t *)s, *end = p + n;
+    size_t seps = 0, before = 0, after = 0;
+    bool other_space = false, not_kana = false;
+
+    while (p < end) {
+        ucs4_t c;
+        int len = u8_mbtouc(&c, p, (size_t)(end - p));
+
+        p += len > 0 ? len : 1;
+        if (c == IDEO_SPACE) {
+            seps++;
+            continue;
+        }
+        if (is_space(c))
+            other_space = true;
+        else if (kind == VRS_KANA && !is_stored_kana(c))
+            not_kana = true;
+        if (seps == 0)
+            before++;
+        else
+            after++;
+    }
+    if (seps != 1 || other_space || before == 0 || after == 0)
+        return kind == VRS_KANA ? R_KANA_STORED : R_NAME_STORED;
+    if (not_kana)
+        return R_KANA_CHARS;
+    return vrs_field_searchable(s);
+}
+
+struct parts {
+    const char *at[2];
+    size_t      len[2];
+    size_t      n;          /* parts seen; 3 means "more than two" */
+};
+
+/* Split at runs of spaces; for kana, refuse what is not typed kana. */
+static const char *
+split_typed(const char *typed, enum vrs_name_kind kind, struct parts *pt)
+{
+    const uint8_t *p = (const uint8_t *)typed, *end = p + strlen(typed);
+    bool in = false;
+
+    pt->n = 0;
+    while (p < end && pt->n < 3) {
+        ucs4_t c;
+        int len = u8_mbtouc(&c, p, (size_t)(end - p));
+
+        len = len > 0 ? len : 1;
+        if (is_space(c)) {
+            in = false;
+        } else if (kind == VRS_KANA && !is_typed_kana(c)) {
+            return R_KANA_TCHARS;
+        } else if (!in && ++pt->n <= 2) {
+            in = true;
+            pt->at[pt->n - 1] = (const char *)p;
+            pt->len[pt->n - 1] = (size_t)len;
+        } else if (in) {
+            pt->len[pt->n - 1] += (size_t)len;
+        }
+        p += len;
+    }
+    return pt->n == 2 ? NULL : kind == VRS_KANA ? R_KANA_TYPED : R_NAME_TYPED;
+}
+
+/* A kana part in its stored form: NFKC (half-width to full-width, voiced
+ * marks composed) and hiragana -> katakana, i.e. text_normalize_name of
+ * a part that has no spaces.  0, or -1 with a reason. */
+static int
+kana_part(const char *at, size_t len, char *out, size_t outsz, const char **why)
+{
+    char part[STORE_NAME_MAX];
+    int rc = -1, err = ENAMETOOLONG;
+
+    if (len < sizeof(part)) {
+        memcpy(part, at, len);
+        part[len] = '\0';
+        rc = text_normalize_name(part, out, outsz);
+        err = errno;
+    }
+    util_wipe(part, sizeof(part));
+    if (rc != 0)
+        *why = err == ENAMETOOLONG ? too_long(STORE_NAME_MAX - 1) : R_NORM_FAIL;
+    return rc;
+}
+
+const char *
+vrs_field_name_typed(const char *typed, enum vrs_name_kind kind, char out[STORE_NAME_MAX])
+{
+    struct parts pt;
+    char norm[2][TEXT_NAME_MAX + 1];
+    const char *why;
+
+    if ((why = vrs_check_text(typed)) != NULL || (why = split_typed(typed, kind, &pt)) != NULL)
+        goto fail;
+    for (size_t i = 0; kind == VRS_KANA && i < 2; i++) {
+        if (kana_part(pt.at[i], pt.len[i], norm[i], sizeof(norm[i]), &why) != 0)
+            goto fail;
+        pt.at[i] = norm[i];
+        pt.len[i] = strlen(norm[i]);
+    }
+    /* One U+3000 (3 bytes) between the parts, within the store's limit:
+     * a name typed with an ASCII space grows by two bytes. */
+    if (pt.len[0] + 3 + pt.len[1] > STORE_NAME_MAX - 1) {
+        why = too_long(STORE_NAME_MAX - 1);
+        goto fail;
+    }
+    memcpy(out, pt.at[0], pt.len[0]);
+    memcpy(out + pt.len[0], "\xe3\x80\x80", 3);
+    memcpy(out + pt.len[0] + 3, pt.at[1], pt.len[1]);
+    out[pt.len[0] + 3 + pt.len[1]] = '\0';
+    /* The import's rule holds by construction; checking it keeps the
+     * round trip (fields.h) true should the folding ever change. */
+    why = vrs_field_name_stored(out, strlen(out), kind);
+    if (why == R_KANA_CHARS)
+        why = R_KANA_TCHARS;        /* e.g. a lone voiced mark ゛ */
+fail:
+    util_wipe(norm, sizeof(norm));
+    if (why != NULL)
+        util_wipe(out, STORE_NAME_MAX);
+    return why;
+}
+
+/* ---- codes ---------------------------------------------------------------------------- */
+
+/* Not starting with '-': every export neutralises a cell starting with
+ * '-' as a formula ("'-1", text/csvcell.h), which the import would then
+ * refuse, so such a number could not come back from the replica. */
+const char *
+vrs_field_code(const char *s, size_t n)
+{
+    bool ok = n >= 1 && n <= STORE_ADDRNO_MAX - 1 && s[0] != '-';
+
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = s[i];
+        ok = (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= 'a' && ch <= 'z') || ch == '-';
+    }
+    return ok ? NULL : "must be 1 to 31 characters, each 0-9, A-Z, a-z or -, not starting with -";
+}
+
+static bool
+digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+const char *
+vrs_field_postcode(const char *s, size_t n)
+{
+    return n == 8 && digits(s, 3) && s[3] == '-' && digits(s + 4, 4) ? NULL
+        : "must be 7 digits written NNN-NNNN";
+}
+
+const char *
+vrs_field_sex(const char *s, size_t n)
+{
+    return n == 1 && (s[0] == '1' || s[0] == '2' || s[0] == '9') ? NULL
+        : "must be 1 (male), 2 (female) or 9 (other or unknown)";
+}
+
+const char *
+vrs_field_movement_type(const char *s)
+{
+    for (size_t i = 0; i < sizeof(movement_types) / sizeof(movement_types[0]); i++)
+        if (strcmp(s, movement_types[i]) == 0)
+            return NULL;
+    return "must be one of 出生, 転入, 転居, 転出, 死亡, 職権記載, 職権消除, or empty";
+}
