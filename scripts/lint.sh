@@ -7,6 +7,8 @@
 #      has (util_strcpy, snprintf, util_parse_u64, randombytes_buf ...), in
 #      the spirit of curl's checksrc.  Comments and string literals are
 #      ignored, so documenting why a function is banned is fine.
+#   3. The auditors' action catalogue matches the code and docs/audit.md
+#      (scripts/check-audit-actions.sh, R7.5).
 #
 # Usage: scripts/lint.sh        (from anywhere; exits 0 only if clean)
 set -euo pipefail
@@ -72,8 +74,16 @@ if [ -n "$hits" ]; then
     fail=1
 fi
 
+# --- 3. the auditors' action catalogue --------------------------------------
+# Every action src/ can record is in src/audit/query.c's catalogue and in
+# docs/audit.md "Actions", and nothing else is (R7.5; the script says how).
+echo "lint: audit actions: catalogue (src/audit/query.c) = what src/ emits = docs/audit.md"
+if ! scripts/check-audit-actions.sh; then
+    fail=1
+fi
+
 if [ "$fail" -ne 0 ]; then
     echo "lint: FAILED"
     exit 1
 fi
-echo "lint: OK (cppcheck clean, no banned calls)"
+echo "lint: OK (cppcheck clean, no banned calls, audit actions catalogued)"

@@ -45,24 +45,110 @@ audit_mono_ms(void)
 
 /* ---- the catalogue of actions (R7.5: a filter names one of these) -------- */
 
+/*
+ * Every action the code can record, and nothing else, sorted (C locale),
+ * one block per namespace; docs/audit.md "Actions" says what each records.
+ * scripts/check-audit-actions.sh (run by scripts/lint.sh and by
+ * tests/unit/test_audit_actions.c) fails when the code emits an action
+ * that is not here, when an entry here is emitted by nothing, or when the
+ * docs' table differs.  An action the code stops emitting is not deleted
+ * but marked RETIRED with the day it stopped: the log keeps entries for
+ * five years (R7.3), and an auditor must still be able to filter on them.
+ */
+#define RETIRED(name, yyyy_mm_dd) name   /* no longer emitted since that day */
+
 static const char *const actions[] = {
-    "audit.query", "audit.review", "audit.rotate", "audit.segment_start",
-    "audit.segments_deleted", "audit.start", "audit.stop", "audit.tail_truncated",
-    "auth.lock", "auth.login", "auth.logout", "auth.password_change",
-    "cli.key.reencrypt", "cli.key.rewrap", "cli.key.rotate", "cli.staff.enrol",
-    "cli.staff.terminal_register", "cli.store.migrate", "cli.tenant.create",
-    "cli.tenant.erase", "cli.terminal.issue", "cli.terminal.revoke",
-    "daemon.reload", "daemon.start", "daemon.stop",
+    /* audit: the writer's own events, auditors' reads */
+    "audit.query",
+    "audit.review",
+    "audit.rotate",
+    "audit.segment_start",
+    "audit.segments_deleted",
+    "audit.start",
+    "audit.stop",
+    "audit.tail_truncated",
+    /* auth: sign-in and the signed-in staff member's own account */
+    "auth.lock",
+    "auth.login",
+    "auth.logout",
+    "auth.password_change",
+    /* cli: the operator's state-changing mamori commands (cli_audit.c) */
+    "cli.import",
+    "cli.import.commit",
+    "cli.key.reencrypt",
+    "cli.key.rewrap",
+    "cli.key.rotate",
+    "cli.staff.enrol",
+    "cli.staff.terminal_register",
+    "cli.store.migrate",
+    "cli.tenant.create",
+    "cli.tenant.erase",
+    "cli.terminal.issue",
+    "cli.terminal.revoke",
+    /* daemon: the mamorid parent */
+    "daemon.reload",
+    "daemon.start",
+    "daemon.stop",
+    /* intrusion: detection rules (detect.c) */
     "intrusion.alert",
-    "key.erase", "key.events_dropped", "key.grant_refused", "key.keystore_open",
-    "key.keystore_reload", "key.rewrap", "key.rotate", "key.tenant_create",
-    "resident.delete", "resident.insert", "resident.read", "resident.search",
-    "resident.update",
-    "retention.purge", "retention.run",
-    "staff.create", "staff.disable", "staff.enable", "staff.enrol", "staff.reconfirm",
-    "staff.reset", "staff.role",
-    "terminal.register", "terminal.revoke",
+    /* key: the key holder's records, built by auditd.c (key_event) */
+    "key.erase",
+    "key.events_dropped",
+    "key.grant_refused",
+    "key.keystore_open",
+    "key.keystore_reload",
+    "key.rewrap",
+    "key.rotate",
+    "key.tenant_create",
+    /* resident: residents' records, exports and imports (vrs/) */
+    "resident.correct",
+    "resident.corrections",
+    "resident.create",
+    "resident.export",
+    "resident.import",
+    "resident.import.commit",
+    "resident.import.result",
+    "resident.read",
+    "resident.search",
+    "resident.site_check",
+    /* retention: the deletion of expired data (R2.10) */
+    "retention.purge",
+    "retention.run",
+    /* site, site_device: vaccination-site devices (vrs/site.c) */
+    "site.auth",
+    "site_device.create",
+    "site_device.revoke",
+    /* staff, terminal: a tenant user admin's changes (auth/api.c) */
+    "staff.create",
+    "staff.disable",
+    "staff.enable",
+    "staff.enrol",
+    "staff.reconfirm",
+    "staff.reset",
+    "staff.role",
+    "terminal.register",
+    "terminal.revoke",
+    /* transfer: inquiries between municipalities (transfer/) */
+    "transfer.bulk",
+    "transfer.consent",
+    "transfer.disclosure",
+    "transfer.inquire",
+    "transfer.inquiry.read",
+    "transfer.job.read",
+    "transfer.job.result",
+    "transfer.provide",
+    "transfer.records.read",
+    "transfer.register",
+    "transfer.undeliverable",
+    /* vaccination, voucher: vaccination records and vouchers (vrs/) */
+    "vaccination.correct",
+    "vaccination.create",
+    "vaccination.site_create",
+    "voucher.issue",
+    "voucher.read",
 };
+
+#define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 
 bool
 audit_action_known(const char *action)
@@ -73,12 +159,12 @@ audit_action_known(const char *action)
         return false;
     /* "ns.*": every action of a namespace some catalogued action has. */
     if (n >= 3 && strcmp(action + n - 2, ".*") == 0) {
-        for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        for (size_t i = 0; i < NACTIONS; i++)
             if (strncmp(actions[i], action, n - 1) == 0)
                 return true;
         return false;
     }
-    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+    for (size_t i = 0; i < NACTIONS; i++)
         if (strcmp(actions[i], action) == 0)
             return true;
     return false;

@@ -95,8 +95,9 @@ int audit_review_csv(const json_t *report, char **out, size_t *len)
     __attribute__((warn_unused_result));
 
 /* Is `action` one the system records, or "ns.*" for a namespace of
- * them (auth, staff, resident, ...)?  The catalogue is in query.c:
- * a new action is added there (docs/audit.md, "HTTP API for auditors"). */
+ * them (auth, staff, resident, ...)?  The catalogue is in query.c: a new
+ * action is added there and to docs/audit.md "Actions", which
+ * scripts/check-audit-actions.sh (lint, test_audit_actions) enforces. */
 bool audit_action_known(const char *action);
 
 /* The values a filter may take, checked the same way by the HTTP route

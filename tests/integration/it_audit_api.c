@@ -71,7 +71,7 @@ struct seed {
 /* Office hours are 9-17 Japan time (UTC+9) in this daemon. */
 static struct seed seeds[] = {
     /* 0 */ { 1, 0, TA, "clerk-a", "resident.read", "success", NULL, { "r-1" }, 0 },  /* 10:00 */
-    /* 1 */ { 2, 0, TA, "clerk-a", "resident.update", "success", NULL, { "r-1", "r-2" }, 0 },
+    /* 1 */ { 2, 0, TA, "clerk-a", "resident.correct", "success", NULL, { "r-1", "r-2" }, 0 },
     /* 2 */ { 13, 0, TA, "clerk-a", "resident.read", "success", NULL, { "r-3" }, 0 }, /* 22:00 */
     /* 3 */ { 3, 0, TA, "clerk-a", "auth.login", "failure", "bad_password", { NULL }, 0 },
     /* 4 */ { 4, 0, TA, "clerk-a", "resident.read", "refused", "permission_denied",
@@ -406,7 +406,7 @@ test_auditor_filters_and_pages(void **state)
     uint64_t last = 0;
 
     (void)state;
-    SEEDS(&aud_a, "action=resident.update", 1);
+    SEEDS(&aud_a, "action=resident.correct", 1);
     SEEDS(&aud_a, "actor=clerk-a&action=resident.*", 0, 1, 4, 2);  /* time order */
     SEEDS(&aud_a, "actor=clerk-a&outcome=failure", 3);
     SEEDS(&aud_a, "actor=clerk-a&outcome=refused", 4);
@@ -657,7 +657,7 @@ test_reads_are_audited(void **state)
 
     (void)state;
     json_decref(get_json(aud_a.c, aud_a.token,
-                         "/v1/audit/events?action=resident.update&limit=5", 200));
+                         "/v1/audit/events?action=resident.correct&limit=5", 200));
     {
         struct h_response r;
         req(aud_a.c, true, "GET", "/v1/audit/review?user=clerk-a&format=csv", NULL,
@@ -673,7 +673,7 @@ test_reads_are_audited(void **state)
     for (size_t i = json_array_size(rows); i-- > 0 && ev == NULL;) {
         json_t *e = json_object_get(json_array_get(rows, i), "event");
         if (strcmp(str(json_object_get(json_object_get(e, "info"), "filter_action")),
-                   "resident.update") == 0)
+                   "resident.correct") == 0)
             ev = e;
     }
     assert_non_null(ev);
