@@ -412,13 +412,37 @@ audit_refusal(const struct http_request *req, const char *reason)
         log_warn("audit_refused", "a refused upload is not on the audit record");
 }
 
+static size_t
+digit_run(const char *s)
+{
+    size_t run = 0, longest = 0;
+
+    for (; *s != '\0'; s++) {
+        run = *s >= '0' && *s <= '9' ? run + 1 : 0;
+        if (run > longest)
+            longest = run;
+    }
+    return longest;
+}
+
+_Static_assert(IMPORT_BOARD_ID_LEN == 16 && STORE_IMPORT_ID_HEX == 32, "a job id is 128 bits");
+
+void
+import_api_new_id(uint8_t bin[16], char hex[33])
+{
+    do {
+        randombytes_buf(bin, 16);
+        if (util_hex_encode(bin, 16, hex, 33) != 0)
+            hex[0] = '\0';
+    } while (hex[0] == '\0' || digit_run(hex) >= 12);
+}
+
 /* The job's id and its place on the board. */
 static int
 name_job(const struct http_request *req, struct import_job *j, struct http_response *resp)
 {
-    randombytes_buf(j->idbin, sizeof(j->idbin));
-    if (util_hex_encode(j->idbin, sizeof(j->idbin), j->id, sizeof(j->id)) != 0 ||
-        import_board_claim(wenv(req)->import_board, j->idbin, req->tenant,
+    import_api_new_id(j->idbin, j->id);
+    if (import_board_claim(wenv(req)->import_board, j->idbin, req->tenant,
                            spool_size(j->spool), import_board_now_ms(), &j->slot) != 0) {
         j->slot = -1;
         log_error("import_board_full", "no free slot on the import board");

@@ -29,6 +29,7 @@
 #define MAMORI_VRS_IMPORT_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/util.h"
 #include "config/config.h"
@@ -53,6 +54,13 @@ int import_api_spool_dir(const struct mamori_config *cfg, char *out, size_t outs
  * allows writing there.  0, or -1 with a plain sentence in err. */
 int import_api_prepare(const struct mamori_config *cfg, char *err, size_t errlen)
     MAMORI_WARN_UNUSED;
+
+/* A new job id: 128 random bits, as 32 lower-case hex digits in hex and
+ * the bytes in bin.  Drawn again while the hex holds a run of 12 or more
+ * decimal digits: the audit log refuses any value that could be an
+ * individual number (R2.2, audit/event.h), and one id in a hundred or so
+ * would otherwise hold one by chance. */
+void import_api_new_id(uint8_t bin[16], char hex[33]);
 
 /* Route table pieces (http/routes.c). */
 extern const struct body_sink import_upload_sink;
