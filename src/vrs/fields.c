@@ -21,13 +21,12 @@
 static const char R_CONTROL[] = "must not contain line breaks or other control characters";
 static const char R_BLANK[] = "has no letters once spaces are removed";
 static const char R_NAME_STORED[] =
-    "must be the family and given name separated by one full-width space";
+    "must be 1 to 8 parts (family name, given names) separated by one full-width space each";
 static const char R_KANA_STORED[] =
-    "must be the family and given name in katakana, separated by one full-width space";
+    "must be 1 to 8 parts in katakana, separated by one full-width space each";
 static const char R_KANA_CHARS[] = "must be written in full-width katakana";
-static const char R_NAME_TYPED[] = "must be the family and given name separated by a space";
-static const char R_KANA_TYPED[] =
-    "must be the family and given name in kana, separated by a space";
+static const char R_NAME_TYPED[] = "must be 1 to 8 parts (family name, given names)";
+static const char R_KANA_TYPED[] = "must be 1 to 8 parts in kana";
 static const char R_KANA_TCHARS[] = "must be written in kana (katakana or hiragana) and spaces";
 static const char R_NORM_LONG[] = "is too long once normalised for search";
 static const char R_NORM_FAIL[] = "cannot be normalised for search";
@@ -127,8 +126,8 @@ const char *
 vrs_field_name_stored(const char *s, size_t n, enum vrs_name_kind kind)
 {
     const uint8_t *p = (const uint8_t *)s, *end = p + n;
-    size_t seps = 0, before = 0, after = 0;
-    bool other_space = false, not_kana = false;
+    size_t parts = 0, cur = 0;
+    bool bad = false, not_kana = false;
 
     while (p < end) {
         ucs4_t c;
@@ -136,19 +135,18 @@ vrs_field_name_stored(const char *s, size_t n, enum vrs_name_kind kind)
 
         p += len > 0 ? len : 1;
         if (c == IDEO_SPACE) {
-            seps++;
+            bad |= cur == 0;            /* leading, or two in a row */
+            cur = 0;
             continue;
         }
         if (is_space(c))
-            other_space = true;
+            bad = true;
         else if (kind == VRS_KANA && !is_stored_kana(c))
             not_kana = true;
-        if (seps == 0)
-            before++;
-        else
-            after++;
+        if (cur++ == 0)
+            parts++;
     }
-    if (seps != 1 || other_space || before == 0 || after == 0)
+    if (bad || cur == 0 || parts > VRS_NAME_PARTS_MAX)
         return kind == VRS_KANA ? R_KANA_STORED : R_NAME_STORED;
     if (not_kana)
         return R_KANA_CHARS;
@@ -156,9 +154,9 @@ vrs_field_name_stored(const char *s, size_t n, enum vrs_name_kind kind)
 }
 
 struct parts {
-    const char *at[2];
-    size_t      len[2];
-    size_t      n;          /* parts seen; 3 means "more than two" */
+    const char *at[VRS_NAME_PARTS_MAX];
+    size_t      len[VRS_NAME_PARTS_MAX];
+    size_t      n;          /* parts seen; MAX + 1 means "too many" */
 };
 
 /* Split at runs of spaces; for kana, refuse what is not typed kana. */
@@ -169,7 +167,7 @@ split_typed(const char *typed, enum vrs_name_kind kind, struct parts *pt)
     bool in = false;
 
     pt->n = 0;
-    while (p < end && pt->n < 3) {
+    while (p < end && pt->n <= VRS_NAME_PARTS_MAX) {
         ucs4_t c;
         int len = u8_mbtouc(&c, p, (size_t)(end - p));
 
@@ -178,7 +176,7 @@ split_typed(const char *typed, enum vrs_name_kind kind, struct parts *pt)
             in = false;
         } else if (kind == VRS_KANA && !is_typed_kana(c)) {
             return R_KANA_TCHARS;
-        } else if (!in && ++pt->n <= 2) {
+        } else if (!in && ++pt->n <= VRS_NAME_PARTS_MAX) {
             in = true;
             pt->at[pt->n - 1] = (const char *)p;
             pt->len[pt->n - 1] = (size_t)len;
@@ -187,7 +185,8 @@ split_typed(const char *typed, enum vrs_name_kind kind, struct parts *pt)
         }
         p += len;
     }
-    return pt->n == 2 ? NULL : kind == VRS_KANA ? R_KANA_TYPED : R_NAME_TYPED;
+    return pt->n >= 1 && pt->n <= VRS_NAME_PARTS_MAX ? NULL :
+        kind == VRS_KANA ? R_KANA_TYPED : R_NAME_TYPED;
 }
 
 /* A kana part in its stored form: NFKC (half-width to full-width, voiced
@@ -215,30 +214,35 @@ const char *
 vrs_field_name_typed(const char *typed, enum vrs_name_kind kind, char out[STORE_NAME_MAX])
 {
     struct parts pt;
-    char norm[2][TEXT_NAME_MAX + 1];
+    char norm[VRS_NAME_PARTS_MAX][TEXT_NAME_MAX + 1];
     const char *why;
+    size_t o = 0;
 
     if ((why = vrs_check_text(typed)) != NULL || (why = split_typed(typed, kind, &pt)) != NULL)
         goto fail;
-    for (size_t i = 0; kind == VRS_KANA && i < 2; i++) {
+    for (size_t i = 0; kind == VRS_KANA && i < pt.n; i++) {
         if (kana_part(pt.at[i], pt.len[i], norm[i], sizeof(norm[i]), &why) != 0)
             goto fail;
         pt.at[i] = norm[i];
         pt.len[i] = strlen(norm[i]);
     }
     /* One U+3000 (3 bytes) between the parts, within the store's limit:
-     * a name typed with an ASCII space grows by two bytes. */
-    if (pt.len[0] + 3 + pt.len[1] > STORE_NAME_MAX - 1) {
-        why = too_long(STORE_NAME_MAX - 1);
-        goto fail;
+     * a name typed with ASCII spaces grows by two bytes per space. */
+    for (size_t i = 0; i < pt.n; i++) {
+        size_t sep = i > 0 ? 3 : 0;
+
+        if (o + sep + pt.len[i] > STORE_NAME_MAX - 1) {
+            why = too_long(STORE_NAME_MAX - 1);
+            goto fail;
+        }
+        memcpy(out + o, "\xe3\x80\x80", sep);
+        memcpy(out + o + sep, pt.at[i], pt.len[i]);
+        o += sep + pt.len[i];
     }
-    memcpy(out, pt.at[0], pt.len[0]);
-    memcpy(out + pt.len[0], "\xe3\x80\x80", 3);
-    memcpy(out + pt.len[0] + 3, pt.at[1], pt.len[1]);
-    out[pt.len[0] + 3 + pt.len[1]] = '\0';
+    out[o] = '\0';
     /* The import's rule holds by construction; checking it keeps the
      * round trip (fields.h) true should the folding ever change. */
-    why = vrs_field_name_stored(out, strlen(out), kind);
+    why = vrs_field_name_stored(out, o, kind);
     if (why == R_KANA_CHARS)
         why = R_KANA_TCHARS;        /* e.g. a lone voiced mark ゛ */
 fail:

@@ -17,12 +17,14 @@
  * accepts"):
  *
  *  - Name and kana.  The import reads the 住基 source layout, so a value
- *    must already be in the STORED FORM: "family<U+3000>given", exactly
- *    one ideographic space and no other space, and kana in full-width
- *    katakana (vrs_field_name_stored).  Staff type names by hand, so the
- *    API takes any space (or run of spaces) between the two parts and
- *    kana in katakana of either width or hiragana, and stores the same
- *    stored form (vrs_field_name_typed).  Whatever the API stores is
+ *    must already be in the STORED FORM: 1 to VRS_NAME_PARTS_MAX parts
+ *    ("family<U+3000>given"; one part for a person with a single name,
+ *    more for a foreign resident's alphabet name with middle names),
+ *    exactly one ideographic space between parts and no other space, and
+ *    kana in full-width katakana (vrs_field_name_stored).  Staff type
+ *    names by hand, so the API takes any space (or run of spaces) between
+ *    the parts and kana in katakana of either width or hiragana, and
+ *    stores the same stored form (vrs_field_name_typed).  Whatever the API stores is
  *    therefore written by the replica (vrs/export.h) in the import's
  *    layout and accepted by the import again.
  *  - Search (R2.8) takes a name in any form that leaves something once
@@ -40,6 +42,9 @@
 
 #include "common/util.h"
 #include "store/store.h"
+
+/* Parts of a name: family name, given name, middle names. */
+#define VRS_NAME_PARTS_MAX 8
 
 enum vrs_name_kind {
     VRS_NAME = 0,       /* 氏名: any letters */
@@ -70,8 +75,9 @@ const char *vrs_field_searchable(const char *s) MAMORI_WARN_UNUSED;
 
 /*
  * The import's rule: s (n bytes) is already in the stored form --
- * "family<U+3000>given", neither part empty, no other space character
- * (ASCII, no-break, U+2000..U+200A ...), kana parts in full-width
+ * 1 to VRS_NAME_PARTS_MAX parts joined by one U+3000 each, no part
+ * empty, no other space character (ASCII, no-break, U+2000..U+200A ...),
+ * kana parts in full-width
  * katakana U+30A1..U+30FE (ァ..ヾ, ー, ・), and searchable.  Run
  * vrs_field_text first (controls, length).
  */
@@ -79,8 +85,8 @@ const char *vrs_field_name_stored(const char *s, size_t n, enum vrs_name_kind ki
     MAMORI_WARN_UNUSED;
 
 /*
- * The API's rule: `typed` is what staff typed -- two parts separated by
- * any run of spaces (leading and trailing spaces dropped); for kana,
+ * The API's rule: `typed` is what staff typed -- 1 to VRS_NAME_PARTS_MAX
+ * parts separated by any run of spaces (leading and trailing spaces dropped); for kana,
  * katakana of either width, hiragana, the prolonged sound mark and the
  * middle dot.  On success `out` holds the stored form (parts joined by
  * one U+3000; kana folded to full-width katakana by NFKC and

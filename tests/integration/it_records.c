@@ -329,8 +329,8 @@ test_R2_1_resident_create_and_read(void **state)
           "\"sex\":\"1\"}", "birth_date" },
         { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","
           "\"sex\":\"1\",\"ceased_date\":\"2020-01-01\"}", "movement_type" },
-        /* R2.1: the name in two parts, as the import has it (vrs/fields.h) */
-        { "{\"address_no\":\"1000000003\",\"name\":\"試験一郎\",\"birth_date\":\"1980-01-01\","
+        /* R2.1: a name is 1 to 8 parts, as the import has it (vrs/fields.h) */
+        { "{\"address_no\":\"1000000003\",\"name\":\"a b c d e f g h i\",\"birth_date\":\"1980-01-01\","
           "\"sex\":\"1\"}", "name" },
         /* a movement and its date go together, as in the import */
         { "{\"address_no\":\"1000000003\",\"name\":\"試験　一郎\",\"birth_date\":\"1980-01-01\","

@@ -516,9 +516,9 @@ test_R2_7_api_residents_round_trip_through_the_replica(void **state)
                                 "{\"reason\":\"届出による修正\",\"name\":\"髙橋 次郎\","
                                 "\"kana\":\"たかはし じろう\"}", &w, NULL), 200);
     assert_true(w.all_valid);
-    /* not a stored form, and not a name in two parts: refused, named */
+    /* a name of nine parts has no stored form: refused, named */
     assert_int_equal(call_route(f, "POST", "/v1/residents", ROLE_CLERK,
-                                "{\"address_no\":\"RT004\",\"name\":\"山田太郎\","
+                                "{\"address_no\":\"RT004\",\"name\":\"a b c d e f g h i\","
                                 "\"birth_date\":\"1950-04-10\",\"sex\":\"1\"}", &w, &j), 400);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"),
                                                           "field")), "name");

@@ -240,6 +240,9 @@ static const struct typed_case typed_cases[] = {
     { VRS_NAME, "山田 太郎", "山田　太郎" },                   /* ASCII space */
     { VRS_NAME, " 山田" EM EM "太郎" IDS, "山田　太郎" },     /* runs, ends trimmed */
     { VRS_NAME, "髙橋" NBSP "ﾊﾅｺ", "髙橋　ﾊﾅｺ" },               /* a name is not folded */
+    { VRS_NAME, "山田太郎", "山田太郎" },                       /* one part (a single name) */
+    { VRS_NAME, "NGUYEN VAN  AN", "NGUYEN　VAN　AN" },          /* middle name: three parts */
+    { VRS_KANA, "ぐえん ばん あん", "グエン　バン　アン" },
     { VRS_KANA, "ヤマダ　タロウ", "ヤマダ　タロウ" },
     { VRS_KANA, "やまだ たろう", "ヤマダ　タロウ" },           /* hiragana */
     { VRS_KANA, "ﾔﾏﾀﾞ ﾀﾛｳ", "ヤマダ　タロウ" },                 /* half-width, voiced */
@@ -271,8 +274,14 @@ test_R2_1_typed_names_become_the_stored_form(void **state)
 static void
 test_R2_1_R2_6_name_and_kana_rules_of_each_side(void **state)
 {
-    static const char *const not_two_parts[] = {
-        "山田太郎", "山田　太郎　次郎", "　山田太郎", "山田太郎　",
+    /* R2.1: a person may have one name or several; a name is 1 to
+     * VRS_NAME_PARTS_MAX parts.  Typed: nothing but spaces, or too many
+     * parts.  Stored (import): also an empty part. */
+    static const char *const typed_bad_parts[] = {
+        "a b c d e f g h i", "　 ",
+    };
+    static const char *const stored_bad_parts[] = {
+        "a　b　c　d　e　f　g　h　i", "　山田太郎", "山田太郎　", "山田　　太郎", "山田 太郎",
     };
     static const char *const not_kana[] = {
         "yamada taro", "山田　タロウ", "ヤマダ　タロウ1", "カ゛　タロウ", "ヤマダ　゠タロウ",
@@ -281,14 +290,21 @@ test_R2_1_R2_6_name_and_kana_rules_of_each_side(void **state)
     struct problems r;
 
     (void)state;
-    for (size_t i = 0; i < sizeof(not_two_parts) / sizeof(not_two_parts[0]); i++) {
-        const char *v = not_two_parts[i];
+    for (size_t i = 0; i < sizeof(typed_bad_parts) / sizeof(typed_bad_parts[0]); i++) {
+        const char *v = typed_bad_parts[i];
         const char *why = vrs_field_name_typed(v, VRS_NAME, stored);
 
         assert_non_null(why);
-        assert_non_null(strstr(why, "family and given name"));
+        assert_non_null(strstr(why, "1 to 8 parts"));
         assert_int_equal(api_create(v, NULL, field), -1);
         assert_string_equal(field, "name");
+    }
+    for (size_t i = 0; i < sizeof(stored_bad_parts) / sizeof(stored_bad_parts[0]); i++) {
+        const char *v = stored_bad_parts[i];
+        const char *why = vrs_field_name_stored(v, strlen(v), VRS_NAME);
+
+        assert_non_null(why);
+        assert_non_null(strstr(why, "1 to 8 parts"));
         import_refuses(v, "", "name");
     }
     for (size_t i = 0; i < sizeof(not_kana) / sizeof(not_kana[0]); i++) {
