@@ -454,11 +454,25 @@ vrs_check_vaccine(const char *v)
     return v[0] != '\0' ? NULL : "must not be empty";
 }
 
+/* vrs/fields.h: the import's rule too, so a stored lot comes back from
+ * the replica (R2.3, R2.7).  The site interface uses it as well. */
 const char *
 vrs_check_lot(const char *v)
 {
-    return v[0] != '\0' && chars_in(v, "-") ? NULL
-        : "must be 1 to 20 of the characters 0-9, A-Z, a-z and '-'";
+    return vrs_field_lot(v, strlen(v));
+}
+
+/* A voucher's issue date: not after today, as the import (R2.4). */
+static const char *
+check_issued_date(const char *v)
+{
+    char today[STORE_DATE_LEN];
+    int32_t now, d;
+
+    vrs_today(today);
+    if (vrs_date_parse(today, &now) != 0)
+        return "cannot be checked against today's date";
+    return vrs_field_date_past(v, strlen(v), now, &d);
 }
 
 static const char *
@@ -569,10 +583,13 @@ const struct field_rule vrs_resident_correct_fields[] = {
     END_FIELDS,
 };
 
+/* R2.4.  One ticket type, the import's (vrs_field_ticket_type says
+ * why); absent, the handler fills in 1 and today. */
 const struct field_rule vrs_voucher_fields[] = {
     { "voucher_no", FIELD_STRING, true, 10, 10, 0, check_voucher_no },
-    { "ticket_type", FIELD_INTEGER, false, 0, 9, 0, NULL },
-    { "issued_date", FIELD_STRING, false, 10, 10, 0, vrs_check_date },
+    { "ticket_type", FIELD_INTEGER, false, VRS_TICKET_VACCINATION, VRS_TICKET_VACCINATION, 0,
+      NULL },
+    { "issued_date", FIELD_STRING, false, 10, 10, 0, check_issued_date },
     END_FIELDS,
 };
 
@@ -582,11 +599,13 @@ const struct field_rule vrs_voucher_search_fields[] = {
 };
 
 /* R2.3.  The dose is range-checked by the rules (422 dose_out_of_range),
- * an unknown vaccine code too (422 vaccine_unknown). */
+ * an unknown vaccine code too (422 vaccine_unknown); the import reports
+ * the same rules (vrs/fields.h).  Site, clinic and doctor are optional
+ * on both sides. */
 const struct field_rule vrs_vaccination_fields[] = {
     { "resident_id", FIELD_INTEGER, true, 1, ROW_ID_MAX, 0, NULL },
     { "vaccine", FIELD_STRING, true, 1, STORE_VACCINE_MAX - 1, 0, vrs_check_vaccine },
-    { "dose", FIELD_INTEGER, true, 0, 999, 0, NULL },
+    { "dose", FIELD_INTEGER, true, 0, VRS_FIELD_DOSE_WRITTEN_MAX, 0, NULL },
     { "date", FIELD_STRING, true, 10, 10, 0, vrs_check_date },
     { "lot", FIELD_STRING, true, 1, STORE_LOT_MAX - 1, 0, vrs_check_lot },
     { "voucher_no", FIELD_STRING, false, 0, 10, 0, check_opt_voucher_no },
@@ -600,7 +619,7 @@ const struct field_rule vrs_vaccination_fields[] = {
 const struct field_rule vrs_vaccination_correct_fields[] = {
     { "reason", FIELD_STRING, true, 1, STORE_REASON_MAX - 1, 0, check_reason },
     { "vaccine", FIELD_STRING, false, 1, STORE_VACCINE_MAX - 1, 0, vrs_check_vaccine },
-    { "dose", FIELD_INTEGER, false, 0, 999, 0, NULL },
+    { "dose", FIELD_INTEGER, false, 0, VRS_FIELD_DOSE_WRITTEN_MAX, 0, NULL },
     { "date", FIELD_STRING, false, 10, 10, 0, vrs_check_date },
     { "lot", FIELD_STRING, false, 1, STORE_LOT_MAX - 1, 0, vrs_check_lot },
     { "voucher_no", FIELD_STRING, false, 0, 10, 0, check_opt_voucher_no },

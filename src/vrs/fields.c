@@ -1,7 +1,7 @@
 /*
- * fields.c - the checks of a resident's fields shared by the staff API
- * and the CSV import (R2.1, R2.6, R2.8).  What each side accepts and
- * why: fields.h.
+ * fields.c - the checks of a resident's, a voucher's and a vaccination's
+ * fields shared by the staff API and the CSV import (R2.1, R2.3, R2.4,
+ * R2.6, R2.8).  What each side accepts and why: fields.h.
  */
 #include "vrs/fields.h"
 
@@ -12,7 +12,10 @@
 #include <unictype.h>
 #include <unistr.h>
 
+#include "store/store_records.h"
 #include "text/normalize.h"
+#include "vrs/rules.h"
+#include "vrs/voucher.h"
 
 #define IDEO_SPACE 0x3000
 
@@ -300,4 +303,66 @@ vrs_field_movement_type(const char *s)
         if (strcmp(s, movement_types[i]) == 0)
             return NULL;
     return "must be one of 出生, 転入, 転居, 転出, 死亡, 職権記載, 職権消除, or empty";
+}
+
+/* ---- vouchers and vaccinations ------------------------------------------------------- */
+
+_Static_assert(VRS_TICKET_VACCINATION == 1, "the ticket type's reason says 1");
+_Static_assert(VRS_FIELD_DOSE_WRITTEN_MAX == 999, "vrs_field_dose takes 3 digits");
+_Static_assert(STORE_LOT_MAX - 1 == 20, "the lot's reason says 20");
+
+const char *
+vrs_field_ticket_type(const char *s, size_t n)
+{
+    return n == 1 && s[0] == '0' + VRS_TICKET_VACCINATION ? NULL
+        : "must be 1 (a vaccination voucher)";
+}
+
+const char *
+vrs_field_date_past(const char *s, size_t n, int32_t today, int32_t *days)
+{
+    *days = 0;
+    if (n == 0)
+        return "is empty";
+    if (vrs_date_parse(s, days) != 0)
+        return "is not a calendar date written YYYY-MM-DD";
+    if (*days > today) {
+        *days = 0;
+        return "is in the future";
+    }
+    return NULL;
+}
+
+const char *
+vrs_field_lot(const char *s, size_t n)
+{
+    if (n == 0)
+        return "is empty";
+    /* vrs_field_code's form, with the lot's own length */
+    if (n > STORE_LOT_MAX - 1 || vrs_field_code(s, n) != NULL)
+        return "must be 1 to 20 characters, each 0-9, A-Z, a-z or -, not starting with -";
+    return NULL;
+}
+
+const char *
+vrs_field_dose(const char *s, size_t n, unsigned *dose)
+{
+    *dose = 0;
+    if (n == 0)
+        return "is empty";
+    if (n > 3 || !digits(s, n) || (s[0] == '0' && n > 1))
+        return "must be a whole number written in digits, without a leading zero";
+    for (size_t i = 0; i < n; i++)
+        *dose = *dose * 10 + (unsigned)(s[i] - '0');
+    return NULL;
+}
+
+const char *
+vrs_field_dose_range(const struct vrs_vaccine *v, unsigned dose)
+{
+    /* The test of vrs_rules_check, in the same words (test_vrs_fields
+     * holds the two together for every catalogue row). */
+    if (dose < 1 || dose > VRS_DOSE_MAX || (v != NULL && v->max_dose > 0 && dose > v->max_dose))
+        return vrs_rule_message(VRS_RULE_DOSE_OUT_OF_RANGE, VRS_LANG_EN);
+    return NULL;
 }

@@ -34,14 +34,39 @@
  * any text, the store's byte limits, a name or kana that leaves letters
  * once normalised (the 4-item search key, R2.8), the code, postcode, sex
  * and movement-type forms.
+ *
+ * Vouchers (R2.4) and vaccinations (R2.3) follow the same idea: one
+ * check here, called by both sides, so what the API stores is what the
+ * import takes back from the replica.  Where the two still differ, on
+ * purpose:
+ *
+ *  - Defaults.  JSON may leave out a voucher's ticket_type (1) and
+ *    issued_date (today); the API fills them in before storing.  A CSV
+ *    row has every column, so the import refuses an empty one: an empty
+ *    issue date in an existing system's file is a broken export, not a
+ *    voucher issued today.  Stored, both are always present.
+ *  - The resident.  The API names it by row id (the route), the import by
+ *    address number (a column): each side's key for a resident.
+ *  - The vaccine code.  The API checks its form at the edge (400) and the
+ *    rules refuse a code the catalogue does not hold (422
+ *    vaccine_unknown); the import refuses both on the column.  The same
+ *    codes pass.  The manufacturer and the product are the catalogue's
+ *    row for the code (docs/records.md), never a field of their own.
+ *  - The vaccination date and the dose as the rules see them (future,
+ *    before birth, after death or moving out, the vaccine's doses, the
+ *    series' order and intervals) are vrs_rules_check on both sides; the
+ *    API answers 422 with the rule's code, the import reports the rule's
+ *    sentence on the column.
  */
 #ifndef MAMORI_VRS_FIELDS_H
 #define MAMORI_VRS_FIELDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/util.h"
 #include "store/store.h"
+#include "vrs/catalogue.h"
 
 /* Parts of a name: family name, given name, middle names. */
 #define VRS_NAME_PARTS_MAX 8
@@ -109,5 +134,60 @@ const char *vrs_field_sex(const char *s, size_t n) MAMORI_WARN_UNUSED;
 /* One of the movement types 出生, 転入, 転居, 転出, 死亡, 職権記載,
  * 職権消除 (not empty: an empty type is "none"). */
 const char *vrs_field_movement_type(const char *s) MAMORI_WARN_UNUSED;
+
+/* ---- vouchers and vaccinations (R2.3, R2.4) ----------------------------------------- */
+
+/*
+ * A ticket type (券種) written as a CSV cell: exactly "1", the
+ * vaccination voucher (VRS_TICKET_VACCINATION, vrs/voucher.h).  The API
+ * takes the same single value as a JSON integer (the route's range is
+ * VRS_TICKET_VACCINATION..VRS_TICKET_VACCINATION).  Every other digit is
+ * refused on both sides: the site interface reads a voucher only through
+ * its 18-digit line (vrs_voucher_parse), which refuses any other type, so
+ * a voucher stored with another type could never be used.
+ */
+const char *vrs_field_ticket_type(const char *s, size_t n) MAMORI_WARN_UNUSED;
+
+/*
+ * A date that is a calendar date "YYYY-MM-DD" (vrs_date_parse) and not
+ * after `today` (days since 1970-01-01, the municipality's day): a
+ * voucher's issue date.  An empty value is refused; *days is the date
+ * (0 on refusal).
+ */
+const char *vrs_field_date_past(const char *s, size_t n, int32_t today, int32_t *days)
+    MAMORI_WARN_UNUSED;
+
+/*
+ * A lot number (ロット番号): 1 to STORE_LOT_MAX - 1 (20) of 0-9 A-Z a-z
+ * '-', not starting with '-' (as vrs_field_code, and for its reason: the
+ * replica would write it "'-...", which no check takes back).  Required
+ * on both sides: R2.3 names it, and VRS records carry it.
+ */
+const char *vrs_field_lot(const char *s, size_t n) MAMORI_WARN_UNUSED;
+
+/* The largest dose a request may write: 3 digits.  The API's JSON
+ * integer range is 0..VRS_FIELD_DOSE_WRITTEN_MAX, the import's cell 1 to
+ * 3 digits; whether the number is a dose is vrs_field_dose_range's. */
+#define VRS_FIELD_DOSE_WRITTEN_MAX 999
+
+/*
+ * A dose written as a CSV cell: 1 to 3 ASCII digits, no sign, no leading
+ * zero ("0" itself is a number, refused by the range).  *dose is the
+ * number (0 on refusal).
+ */
+const char *vrs_field_dose(const char *s, size_t n, unsigned *dose) MAMORI_WARN_UNUSED;
+
+/*
+ * The dose number's range (接種回, R2.3): 1..VRS_DOSE_MAX (vrs/rules.h)
+ * and, when `v` is not NULL and has one, the vaccine's max_dose.  The
+ * test vrs_rules_check makes (VRS_RULE_DOSE_OUT_OF_RANGE), with its
+ * sentence as the reason, so the import reports what the API answers.
+ */
+const char *vrs_field_dose_range(const struct vrs_vaccine *v, unsigned dose) MAMORI_WARN_UNUSED;
+
+/* A vaccination's site (会場), clinic (医療機関) and doctor (医師) are
+ * vrs_field_text, optional on both sides: a record entered from a
+ * vaccination site's tablet (vrs/site.h) or by staff for a clinic
+ * (個別接種) names no site, and the VRS items of R2.3 hold none. */
 
 #endif

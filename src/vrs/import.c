@@ -310,21 +310,6 @@ is_digits(const char *s, size_t n)
     return true;
 }
 
-/* 1..max of [0-9A-Za-z-] (address numbers, household numbers, lots). */
-static bool
-is_code(const char *s, size_t n, size_t max)
-{
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= 'a' && ch <= 'z') || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* Text within the store's limit, without control characters
  * (vrs/fields.h, the same rule as the API's). */
 static const char *
@@ -515,12 +500,11 @@ check_voucher(struct chk *c, uint64_t line, const char *const *fields,
     vs = vrs_voucher_number_check(fields[V_VOUCHER_NO]);
     if (vs != VRS_VOUCHER_OK)
         report(c, line, col[V_VOUCHER_NO], vrs_voucher_message(vs, true, VRS_LANG_EN));
-    if (lens[V_TICKET] != 1 || fields[V_TICKET][0] != '0' + VRS_TICKET_VACCINATION)
-        report(c, line, col[V_TICKET], "must be 1 (a vaccination voucher)");
-    if ((why = check_date(F(V_ISSUED), true, &issued)) != NULL)
+    /* R2.4: the API's rules too (vrs/fields.h) */
+    if ((why = vrs_field_ticket_type(F(V_TICKET))) != NULL)
+        report(c, line, col[V_TICKET], why);
+    if ((why = vrs_field_date_past(F(V_ISSUED), c->today, &issued)) != NULL)
         report(c, line, col[V_ISSUED], why);
-    else if (issued > c->today)
-        report(c, line, col[V_ISSUED], "is in the future");
     if (vs != VRS_VOUCHER_OK || c->stop)
         return;
     first = hset_add(&c->dup, keyed(c, 'V', F(V_VOUCHER_NO)), (uint32_t)line);
@@ -606,7 +590,7 @@ check_vaccination(struct chk *c, uint64_t line, const char *const *fields,
     const struct vrs_vaccine *v = NULL;
     const char *why;
     struct vrow row;
-    uint64_t dose = 0;
+    unsigned dose = 0;
     int32_t date = 0;
     int64_t rid = 0;
     int known, idx = -1;
@@ -623,13 +607,10 @@ check_vaccination(struct chk *c, uint64_t line, const char *const *fields,
                : "is not a vaccine code of the catalogue");
         ok = false;
     }
-    if (lens[X_DOSE] == 0 || lens[X_DOSE] > 2 || fields[X_DOSE][0] == '0' ||
-        util_parse_u64(fields[X_DOSE], 1, VRS_DOSE_MAX, &dose) != 0) {
-        report(c, line, col[X_DOSE], "must be a whole number from 1 to 99");
-        ok = false;
-    } else if (v != NULL && v->max_dose != 0 && dose > v->max_dose) {
-        report(c, line, col[X_DOSE],
-               vrs_rule_message(VRS_RULE_DOSE_OUT_OF_RANGE, VRS_LANG_EN));
+    /* R2.3: the written form, then the rules' range, as the API */
+    if ((why = vrs_field_dose(F(X_DOSE), &dose)) != NULL ||
+        (why = vrs_field_dose_range(v, dose)) != NULL) {
+        report(c, line, col[X_DOSE], why);
         ok = false;
     }
     if ((why = check_date(F(X_DATE), true, &date)) != NULL) {
@@ -639,11 +620,11 @@ check_vaccination(struct chk *c, uint64_t line, const char *const *fields,
         report(c, line, col[X_DATE], "is in the future");
         ok = false;
     }
-    if (!is_code(F(X_LOT), STORE_LOT_MAX - 1))
-        report(c, line, col[X_LOT], lens[X_LOT] == 0 ? "is empty"
-               : "must be 1 to 20 characters, each 0-9, A-Z, a-z or -");
+    if ((why = vrs_field_lot(F(X_LOT))) != NULL)
+        report(c, line, col[X_LOT], why);
     check_vax_voucher(c, line, F(X_VOUCHER_NO), known > 0, rid);
-    if ((why = check_text(F(X_SITE), STORE_SITE_MAX - 1, true)) != NULL)
+    /* optional, as in the API: a site's tablet names none (vrs/fields.h) */
+    if ((why = check_text(F(X_SITE), STORE_SITE_MAX - 1, false)) != NULL)
         report(c, line, col[X_SITE], why);
     if ((why = check_text(F(X_CLINIC), STORE_PERSON_MAX - 1, false)) != NULL)
         report(c, line, col[X_CLINIC], why);

@@ -1,10 +1,11 @@
 /*
- * test_vrs_fields.c - one set of resident field checks for the staff API
- * and the CSV import (R2.1, R2.6, R2.8): the primitives of vrs/fields.h,
- * and the same values sent through the real route table (router_validate
- * with POST /v1/residents and /v1/residents/search) and through the
+ * test_vrs_fields.c - one set of field checks for the staff API and the
+ * CSV import (R2.1, R2.3, R2.4, R2.6, R2.8): the primitives of
+ * vrs/fields.h, and the same values sent through the real route table
+ * (router_validate with POST /v1/residents, /v1/residents/search,
+ * /v1/residents/{id}/vouchers and /v1/vaccinations) and through the
  * import's check (import_check_mem), so a divergence between the two
- * entry points fails here.  All names are invented (R9.4).
+ * entry points fails here.  All names and numbers are invented (R9.4).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,13 +19,20 @@
 
 #include "http/router.h"
 #include "store/store.h"
+#include "vrs/api.h"
+#include "vrs/catalogue.h"
 #include "vrs/fields.h"
 #include "vrs/import.h"
+#include "vrs/rules.h"
 
 #define TODAY "2024-03-31"
 #define HR    "address_no,mynumber,name,kana,birth_date,sex,postcode,address,katagaki," \
               "household_no,relationship,became_date,ceased_date,movement_type," \
               "movement_date,prev_address,next_address,alias\n"
+
+#define HV    "address_no,voucher_no,ticket_type,issued_date\n"
+#define HX    "address_no,vaccine,dose,date,lot,voucher_no,site,clinic,doctor\n"
+#define CATALOGUE MAMORI_TEST_SOURCE_DIR "/data/vaccines/catalogue.csv"
 
 #define EM  "\xe2\x80\x83"      /* U+2003 EM SPACE */
 #define IDS "\xe3\x80\x80"      /* U+3000 IDEOGRAPHIC SPACE */
@@ -132,6 +140,45 @@ import_refuses(const char *name, const char *kana, const char *column)
     import_row(name, kana, &r);
     if (r.n != 1 || strcmp(r.column[0], column) != 0)
         fail_msg("import: want one problem in %s, got %zu (first: %s %s)", column, r.n,
+                 r.n ? r.column[0] : "-", r.n ? r.reason[0] : "");
+}
+
+static struct vrs_catalogue *cat;
+
+/* Check a whole file of `kind` (header included); the problems into *r. */
+static void
+import_file(enum import_kind kind, const char *file, struct problems *r)
+{
+    struct import_opts o;
+    struct import_result res;
+
+    memset(&o, 0, sizeof(o));
+    memset(r, 0, sizeof(*r));
+    o.kind = kind;
+    o.encoding = CSVIN_UTF8;
+    o.today = TODAY;
+    o.catalogue = cat;
+    o.sink = collect;
+    o.sink_arg = r;
+    assert_int_equal(import_check_mem(file, strlen(file), &o, NULL, &res), 0);
+    assert_int_equal(res.outcome, r->n == 0 ? IMPORT_CHECKED : IMPORT_REFUSED);
+}
+
+/* The import refused exactly one column of `file`, for `reason` (a part
+ * of it), or nothing if column is NULL. */
+static void
+import_file_refuses(enum import_kind kind, const char *file, const char *column,
+                    const char *reason)
+{
+    struct problems r;
+
+    import_file(kind, file, &r);
+    if (column == NULL && r.n == 0)
+        return;
+    if (column == NULL || r.n != 1 || strcmp(r.column[0], column) != 0 ||
+        (reason != NULL && strstr(r.reason[0], reason) == NULL))
+        fail_msg("import: want %s %s, got %zu problems (first: %s %s)",
+                 column ? column : "none", reason ? reason : "", r.n,
                  r.n ? r.column[0] : "-", r.n ? r.reason[0] : "");
 }
 
@@ -393,6 +440,223 @@ test_R2_1_codes_postcode_sex_movement(void **state)
     assert_non_null(vrs_field_movement_type("引越"));
 }
 
+/* ---- vouchers (R2.4) -------------------------------------------------------------------- */
+
+/* A voucher body for POST /v1/residents/1/vouchers. */
+static int
+api_voucher(const char *extra, char field[32])
+{
+    char body[256];
+
+    snprintf(body, sizeof(body), "{\"voucher_no\":\"8000000001\"%s}", extra);
+    return api_validate("/v1/residents/1/vouchers", body, field);
+}
+
+/* R2.4: one ticket type, 1, on both sides -- the API allowed 0-9 and
+ * the import only 1, so a voucher issued as type 2 could not come back
+ * from the replica, nor be read by a site (vrs_voucher_parse). */
+static void
+test_R2_4_ticket_type_one_on_both_sides(void **state)
+{
+    static const char *const bad[] = { "0", "2", "9" };
+    char field[32], extra[64], file[256];
+
+    (void)state;
+    assert_null(vrs_field_ticket_type("1", 1));
+    assert_non_null(vrs_field_ticket_type("01", 2));
+    assert_non_null(vrs_field_ticket_type("", 0));
+    assert_int_equal(api_voucher("", field), 0);                    /* default 1 */
+    assert_int_equal(api_voucher(",\"ticket_type\":1", field), 0);
+    snprintf(file, sizeof(file), HV "F001,8000000001,1,2024-01-05\n");
+    import_file_refuses(IMPORT_VOUCHERS, file, NULL, NULL);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_non_null(vrs_field_ticket_type(bad[i], 1));
+        snprintf(extra, sizeof(extra), ",\"ticket_type\":%s", bad[i]);
+        assert_int_not_equal(api_voucher(extra, field), 0);
+        assert_string_equal(field, "ticket_type");
+        snprintf(file, sizeof(file), HV "F001,8000000001,%s,2024-01-05\n", bad[i]);
+        import_file_refuses(IMPORT_VOUCHERS, file, "ticket_type", "must be 1");
+    }
+}
+
+/* R2.4: an issue date is a calendar date not after today on both sides
+ * (the API took any date, the import none after today).  Absent, the API
+ * fills in today; an empty cell is refused by the import (fields.h says
+ * why). */
+static void
+test_R2_4_issued_date_not_in_the_future_on_both_sides(void **state)
+{
+    char field[32], today[STORE_DATE_LEN], extra[64];
+    int32_t now, d;
+
+    (void)state;
+    assert_int_equal(vrs_date_parse(TODAY, &now), 0);
+    assert_null(vrs_field_date_past(TODAY, 10, now, &d));
+    assert_int_equal(d, now);
+    assert_non_null(vrs_field_date_past("2024-04-01", 10, now, &d));
+    assert_non_null(vrs_field_date_past("2024-02-30", 10, now, &d));
+    assert_non_null(vrs_field_date_past("", 0, now, &d));
+    /* the API's today is the clock's (JST) */
+    vrs_today(today);
+    snprintf(extra, sizeof(extra), ",\"issued_date\":\"%s\"", today);
+    assert_int_equal(api_voucher(extra, field), 0);
+    assert_int_equal(api_voucher(",\"issued_date\":\"2021-08-01\"", field), 0);
+    assert_int_not_equal(api_voucher(",\"issued_date\":\"2999-01-01\"", field), 0);
+    assert_string_equal(field, "issued_date");
+    assert_int_not_equal(api_voucher(",\"issued_date\":\"2021-02-29\"", field), 0);
+    assert_string_equal(field, "issued_date");
+    import_file_refuses(IMPORT_VOUCHERS, HV "F001,8000000001,1,2024-03-31\n", NULL, NULL);
+    import_file_refuses(IMPORT_VOUCHERS, HV "F001,8000000001,1,2024-04-01\n", "issued_date",
+                        "in the future");
+    import_file_refuses(IMPORT_VOUCHERS, HV "F001,8000000001,1,2021-02-29\n", "issued_date",
+                        "calendar date");
+    import_file_refuses(IMPORT_VOUCHERS, HV "F001,8000000001,1,\n", "issued_date", "empty");
+}
+
+/* ---- vaccinations (R2.3) ----------------------------------------------------------------- */
+
+/* A vaccination body for POST /v1/vaccinations with `dose`, `lot` and
+ * the JSON members `extra`. */
+static int
+api_vax(int dose, const char *lot, const char *extra, char field[32])
+{
+    char body[512];
+
+    snprintf(body, sizeof(body), "{\"resident_id\":1,\"vaccine\":\"covid-comirnaty\","
+             "\"dose\":%d,\"date\":\"2022-01-10\",\"lot\":\"%s\"%s}", dose, lot, extra);
+    return api_validate("/v1/vaccinations", body, field);
+}
+
+/* One vaccinations row of resident F001 with `vaccine`, `dose`, `lot`
+ * and `site` (cells as written). */
+static void
+import_vax(const char *vaccine, const char *dose, const char *lot, const char *site,
+           const char *column, const char *reason)
+{
+    char file[512];
+
+    snprintf(file, sizeof(file), HX "F001,%s,%s,2022-01-10,%s,,%s,,\n", vaccine, dose, lot,
+             site);
+    import_file_refuses(IMPORT_VACCINATIONS, file, column, reason);
+}
+
+/* R2.3: the site is optional on both sides -- the import required it,
+ * so a record the API or a site's tablet stored without one could not
+ * come back from the replica.  Its text rule is the same. */
+static void
+test_R2_3_site_optional_on_both_sides(void **state)
+{
+    char field[32];
+
+    (void)state;
+    assert_int_equal(api_vax(1, "FA1234", "", field), 0);
+    assert_int_equal(api_vax(1, "FA1234", ",\"site\":\"\"", field), 0);
+    import_vax("covid-comirnaty", "1", "FA1234", "", NULL, NULL);
+    import_vax("covid-comirnaty", "1", "FA1234", "集団接種会場", NULL, NULL);
+    assert_int_not_equal(api_vax(1, "FA1234", ",\"site\":\"a\\tb\"", field), 0);
+    assert_string_equal(field, "site");
+    import_vax("covid-comirnaty", "1", "FA1234", "\"a\tb\"", "site", "control");
+}
+
+/* R2.3, R2.7: a lot is 1 to 20 of 0-9 A-Z a-z '-', not starting with
+ * '-', on both sides (the replica writes '-1 for -1, which neither side
+ * takes back). */
+static void
+test_R2_3_lot_one_rule_on_both_sides(void **state)
+{
+    static const char *const good[] = { "FA1234", "A-1", "12345678901234567890" };
+    static const char *const bad[] = { "-A1", "", "123456789012345678901", "A 1", "A_1",
+                                       "ＦＡ１" };
+    char field[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_null(vrs_field_lot(good[i], strlen(good[i])));
+        assert_int_equal(api_vax(1, good[i], "", field), 0);
+        import_vax("covid-comirnaty", "1", good[i], "", NULL, NULL);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_non_null(vrs_field_lot(bad[i], strlen(bad[i])));
+        assert_int_not_equal(api_vax(1, bad[i], "", field), 0);
+        assert_string_equal(field, "lot");
+        import_vax("covid-comirnaty", "1", bad[i], "", "lot", NULL);
+    }
+}
+
+/* R2.3: the dose's range is the rules' on both sides.  The primitive
+ * agrees with vrs_rules_check for every catalogue row and every number
+ * a request can write; the import reports the rule's sentence for 0,
+ * 100 and a vaccine's max_dose + 1, the numbers the API's route lets
+ * through to the rules (which answer 422 dose_out_of_range,
+ * test_vrs_api.c); both refuse a number of 4 digits as a form error. */
+static void
+test_R2_3_dose_range_is_the_rules_on_both_sides(void **state)
+{
+    const struct vrs_resident_facts facts = { "1950-01-01", NULL, NULL };
+    const struct vrs_vaccine *a_mr = vrs_catalogue_lookup(cat, "a-mr");
+    char field[32], dose[8];
+    unsigned d;
+
+    (void)state;
+    assert_non_null(a_mr);
+    assert_true(a_mr->max_dose > 0);
+    for (size_t i = 0; i < vrs_catalogue_count(cat); i++) {
+        const struct vrs_vaccine *v = vrs_catalogue_at(cat, i);
+
+        for (unsigned n = 0; n <= VRS_FIELD_DOSE_WRITTEN_MAX + 1; n++) {
+            struct vrs_dose p = { v->code, n, "2024-01-10" };
+            enum vrs_rule rule = vrs_rules_check(cat, &p, &facts, NULL, 0, TODAY, NULL);
+
+            if ((vrs_field_dose_range(v, n) != NULL) != (rule == VRS_RULE_DOSE_OUT_OF_RANGE))
+                fail_msg("dose %u of %s: fields and rules disagree", n, v->code);
+        }
+    }
+    assert_null(vrs_field_dose("1", 1, &d));
+    assert_int_equal(d, 1);
+    assert_null(vrs_field_dose("999", 3, &d));
+    assert_int_equal(d, 999);
+    assert_non_null(vrs_field_dose("01", 2, &d));
+    assert_non_null(vrs_field_dose("1000", 4, &d));
+    assert_non_null(vrs_field_dose("+1", 2, &d));
+    assert_non_null(vrs_field_dose("", 0, &d));
+    /* through the route: the form only; the range goes on to the rules */
+    assert_int_equal(api_vax(0, "FA1234", "", field), 0);
+    assert_int_equal(api_vax(100, "FA1234", "", field), 0);
+    assert_int_equal(api_vax(999, "FA1234", "", field), 0);
+    assert_int_not_equal(api_vax(1000, "FA1234", "", field), 0);
+    assert_string_equal(field, "dose");
+    /* through the import: the same range, in the rule's words */
+    import_vax("covid-comirnaty", "99", "FA1234", "", NULL, NULL);
+    import_vax("covid-comirnaty", "0", "FA1234", "", "dose", "outside the doses");
+    import_vax("covid-comirnaty", "100", "FA1234", "", "dose", "outside the doses");
+    snprintf(dose, sizeof(dose), "%u", a_mr->max_dose + 1);
+    import_vax("a-mr", dose, "FA1234", "", "dose", "outside the doses");
+    import_vax("covid-comirnaty", "1000", "FA1234", "", "dose", "whole number");
+    import_vax("covid-comirnaty", "01", "FA1234", "", "dose", "whole number");
+}
+
+static int
+load_catalogue(void **state)
+{
+    char err[256];
+
+    (void)state;
+    if (vrs_catalogue_load(CATALOGUE, &cat, err, sizeof(err)) != 0) {
+        fprintf(stderr, "catalogue: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+free_catalogue(void **state)
+{
+    (void)state;
+    vrs_catalogue_free(cat);
+    cat = NULL;
+    return 0;
+}
+
 int
 main(void)
 {
@@ -403,7 +667,12 @@ main(void)
         cmocka_unit_test(test_R2_1_R2_6_name_and_kana_rules_of_each_side),
         cmocka_unit_test(test_R2_1_stored_form_within_the_store_limit),
         cmocka_unit_test(test_R2_1_codes_postcode_sex_movement),
+        cmocka_unit_test(test_R2_4_ticket_type_one_on_both_sides),
+        cmocka_unit_test(test_R2_4_issued_date_not_in_the_future_on_both_sides),
+        cmocka_unit_test(test_R2_3_site_optional_on_both_sides),
+        cmocka_unit_test(test_R2_3_lot_one_rule_on_both_sides),
+        cmocka_unit_test(test_R2_3_dose_range_is_the_rules_on_both_sides),
     };
 
-    return cmocka_run_group_tests_name("vrs_fields", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("vrs_fields", tests, load_catalogue, free_catalogue);
 }
