@@ -152,10 +152,106 @@ add(json_t *alerts, json_t *a)
     return a != NULL && json_array_append_new(alerts, a) == 0 ? 1 : 0;
 }
 
+/* Events of the daemon acting on its own (transfer answers at any hour,
+ * the nightly retention job deleting many residents) are not a staff
+ * member's reading: they never raise mass_read or off_hours.  They stay
+ * in the log and in the system actor's review. */
 static bool
-is_resident_access(const char *action)
+is_staff_access(const json_t *ev, const char *actor)
 {
-    return action != NULL && strncmp(action, "resident.", 9) == 0;
+    return actor != NULL && strcmp(actor, AUDIT_SYSTEM_ACTOR) != 0 &&
+           audit_event_is_personal(ev);
+}
+
+/* Forget the reads that fell out of the window, compacting the set. */
+static void
+reads_expire(struct track *k, int64_t now, int64_t rwin)
+{
+    unsigned live = 0;
+
+    for (unsigned j = 0; j < k->n; j++)
+        if (now - k->times[j] < rwin) {
+            if (live != j) {
+                k->times[live] = k->times[j];
+                memcpy(k->objs[live], k->objs[j], KEY_LEN);
+            }
+            live++;
+        }
+    k->n = live;
+}
+
+/* One person read: `id` seen again only refreshes its time; NULL is one
+ * record of a bulk read, never the same as another. */
+static void
+reads_add(struct track *k, const char *id, int64_t now)
+{
+    if (id != NULL)
+        for (unsigned j = 0; j < k->n; j++)
+            if (k->objs[j][0] != '\0' && strcmp(k->objs[j], id) == 0) {
+                k->times[j] = now;
+                return;
+            }
+    if (k->n < k->cap) {
+        snprintf(k->objs[k->n], KEY_LEN, "%s", id != NULL ? id : "");
+        k->times[k->n++] = now;
+    }
+}
+
+/* The people an event touches, counted as detect.distinct_residents says:
+ * the residents it names (resident:, addr:); failing those, its subject
+ * (a search that matched nobody); failing that, each personal record it
+ * names (vaccination:, inquiry: ...), standing for one person each; and
+ * the records of a bulk read (an export), each a person of its own. */
+static void
+reads_feed(struct track *k, const json_t *ev, int64_t now)
+{
+    json_t *objs = json_object_get(ev, "objects"), *o;
+    const char *subject = json_string_value(json_object_get(ev, "subject"));
+    bool persons = false;
+    size_t i;
+
+    json_array_foreach(objs, i, o)
+        persons = persons || audit_object_is_person(json_string_value(o));
+    json_array_foreach(objs, i, o) {
+        const char *id = json_string_value(o);
+        if (persons ? audit_object_is_person(id)
+                    : subject == NULL && audit_object_is_personal(id))
+            reads_add(k, id, now);
+    }
+    if (!persons && subject != NULL)
+        reads_add(k, subject, now);
+    for (int64_t r = audit_event_bulk_reads(ev); r > 0 && k->n < k->cap; r--)
+        reads_add(k, NULL, now);
+}
+
+/* R7.4 mass_read and off_hours for one event touching personal data. */
+static int
+rules_personal(struct detect *d, const json_t *ev, const char *actor, int64_t now,
+               json_t *alerts)
+{
+    int64_t rwin = (int64_t)d->c.read_window * 1000000;
+    int64_t win = (int64_t)d->c.window * 1000000;
+    int added = 0, hour;
+    struct track *k;
+
+    if ((k = lookup(&d->reads, actor, d->c.distinct_residents, true, now)) != NULL) {
+        reads_expire(k, now, rwin);
+        reads_feed(k, ev, now);
+        if (k->n >= k->cap) {       /* at most one alert an event */
+            added += add(alerts, alert("mass_read", "actor", actor, k->n,
+                                       d->c.distinct_residents, d->c.read_window));
+            k->n = 0;               /* fire again only after as many more */
+        }
+    }
+    hour = (int)(((now / 1000000 + JST_OFFSET_S) % 86400) / 3600);
+    if ((unsigned)hour < d->c.office_start || (unsigned)hour >= d->c.office_end) {
+        if ((k = lookup(&d->hours, actor, 1, false, now)) != NULL &&
+            (k->last_alert == 0 || now - k->last_alert >= win)) {
+            k->last_alert = now;
+            added += add(alerts, alert("off_hours", "actor", actor, 1, 1, d->c.window));
+        }
+    }
+    return added;
 }
 
 int
@@ -200,53 +296,8 @@ detect_feed(struct detect *d, const json_t *ev, int64_t now, json_t *alerts)
                                        terminal ? terminal : source, 1, 1, d->c.window));
         }
     }
-    if (is_resident_access(action) && actor != NULL) {
-        json_t *objs = json_object_get(ev, "objects");
-        int64_t rwin = (int64_t)d->c.read_window * 1000000;
-        if ((k = lookup(&d->reads, actor, d->c.distinct_residents, true, now)) != NULL) {
-            size_t i;
-            json_t *o;
-            json_array_foreach(objs, i, o) {
-                const char *id = json_string_value(o);
-                unsigned j, live = 0;
-                bool seen = false;
-                /* Forget what fell out of the window, compacting the set. */
-                for (j = 0; j < k->n; j++)
-                    if (now - k->times[j] < rwin) {
-                        if (live != j) {
-                            k->times[live] = k->times[j];
-                            memcpy(k->objs[live], k->objs[j], KEY_LEN);
-                        }
-                        live++;
-                    }
-                k->n = live;
-                for (j = 0; j < k->n && !seen; j++)
-                    if (strcmp(k->objs[j], id) == 0) {
-                        k->times[j] = now;
-                        seen = true;
-                    }
-                if (seen)
-                    continue;
-                if (k->n < k->cap) {
-                    snprintf(k->objs[k->n], KEY_LEN, "%s", id);
-                    k->times[k->n++] = now;
-                }
-                if (k->n >= k->cap) {
-                    added += add(alerts, alert("mass_read", "actor", actor, k->n,
-                                               d->c.distinct_residents, d->c.read_window));
-                    k->n = 0;      /* fire again only after as many more */
-                }
-            }
-        }
-        int hour = (int)(((now / 1000000 + JST_OFFSET_S) % 86400) / 3600);
-        if ((unsigned)hour < d->c.office_start || (unsigned)hour >= d->c.office_end) {
-            if ((k = lookup(&d->hours, actor, 1, false, now)) != NULL &&
-                (k->last_alert == 0 || now - k->last_alert >= win)) {
-                k->last_alert = now;
-                added += add(alerts, alert("off_hours", "actor", actor, 1, 1, d->c.window));
-            }
-        }
-    }
+    if (is_staff_access(ev, actor))
+        added += rules_personal(d, ev, actor, now, alerts);
     return added;
 }
 

@@ -10,11 +10,16 @@
  *                           the source is then blocked for detect.block_seconds
  *   terminal_refused        any event refused for reason terminal_unregistered
  *                           or terminal_revoked (once per terminal per window)
- *   mass_read               one actor reading >= detect.distinct_residents
- *                           distinct records ("resident.*" objects) within
- *                           detect.read_window s
- *   off_hours               a "resident.*" access outside the office hours
- *                           (Japan time), once per actor per window
+ *   mass_read               one actor touching >= detect.distinct_residents
+ *                           distinct people within detect.read_window s,
+ *                           whatever the action: the residents an event
+ *                           names, else its subject, else each personal
+ *                           record it names, plus the rows of a bulk read
+ *                           (audit_object_is_personal & co., event.h)
+ *   off_hours               an access to personal data (audit_event_is_personal)
+ *                           outside the office hours (Japan time), once per
+ *                           actor per window
+ * The last two never fire for AUDIT_SYSTEM_ACTOR (the daemon's own work).
  * Each alert is an "intrusion.alert" event (appended to the log by the
  * caller), a log_event "intrusion_alert" at warn, and a webhook POST.
  */

@@ -287,3 +287,89 @@ audit_event_dump(const json_t *ev)
         return NULL;
     return json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
 }
+
+/* ---- touching a person's record (R7.4, R7.5) ------------------------------------- */
+
+/* Object kinds that name personal data (docs/records.md, docs/transfer.md
+ * "Audit events").  person: the kind names the resident themself. */
+static const struct {
+    const char *kind;
+    bool        person;
+} personal_kinds[] = {
+    { "addr", true },           /* retention.purge: the deleted resident */
+    { "answer", false },        /* transfer.provide: the doses answered */
+    { "consent", false },       /* transfer.consent: a person's consent record */
+    { "correction", false },    /* before and after images of a record */
+    { "import", false },        /* an uploaded file of residents */
+    { "inquiry", false },       /* a transfer inquiry about one person */
+    { "job", false },           /* a bulk transfer file of people */
+    { "resident", true },
+    { "vaccination", false },
+    { "voucher", false },
+};
+
+static int
+personal_kind(const char *id)
+{
+    const char *colon = id != NULL ? strchr(id, ':') : NULL;
+
+    if (colon == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(personal_kinds) / sizeof(personal_kinds[0]); i++) {
+        size_t n = strlen(personal_kinds[i].kind);
+        if ((size_t)(colon - id) == n && memcmp(id, personal_kinds[i].kind, n) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+bool
+audit_object_is_personal(const char *id)
+{
+    return personal_kind(id) >= 0;
+}
+
+bool
+audit_object_is_person(const char *id)
+{
+    int k = personal_kind(id);
+
+    return k >= 0 && personal_kinds[k].person;
+}
+
+int64_t
+audit_event_bulk_reads(const json_t *ev)
+{
+    /* Reads of many people's records that name none of them (too many
+     * for objects); the info member says how many were read. */
+    static const struct { const char *action, *count; } bulk[] = {
+        { "resident.export", "rows" },
+        { "transfer.records.read", "records" },
+    };
+    const char *action = json_string_value(json_object_get(ev, "action"));
+    json_int_t n;
+
+    if (action == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof(bulk) / sizeof(bulk[0]); i++)
+        if (strcmp(action, bulk[i].action) == 0) {
+            n = json_integer_value(json_object_get(json_object_get(ev, "info"),
+                                                   bulk[i].count));
+            return n > 0 ? (int64_t)n : 0;
+        }
+    return 0;
+}
+
+bool
+audit_event_is_personal(const json_t *ev)
+{
+    size_t i;
+    json_t *o;
+
+    if (json_object_get(ev, "subject") != NULL || audit_event_bulk_reads(ev) > 0)
+        return true;
+    json_array_foreach(json_object_get(ev, "objects"), i, o)
+        if (audit_object_is_personal(json_string_value(o)))
+            return true;
+    return false;
+}

@@ -27,6 +27,7 @@
 #define MAMORI_AUDIT_EVENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,5 +72,37 @@ int audit_event_validate(const json_t *ev, char *err, size_t errlen)
 /* Compact JSON text of a valid event; the caller frees it.  NULL if the
  * event does not validate. */
 char *audit_event_dump(const json_t *ev);
+
+/*
+ * What counts as touching a person's record (R7.1, R7.4, R7.5) - the one
+ * rule the access review (query.c) and the intrusion rules (detect.c)
+ * share, decided from what an event names rather than from its action.
+ */
+
+/* The daemon acting on its own (transfer answers, the daily retention
+ * job); no staff login name can hold an '@'. */
+#define AUDIT_SYSTEM_ACTOR "system@mamori"
+
+/* Is `id` ("kind:rest") a record of personal data: a resident (resident:,
+ * addr:) or a record about one (vaccination:, voucher:, correction:,
+ * consent:, inquiry:, answer:) or a file of them (import:, job:)?  Any
+ * other kind (device:, ...) or an id without a kind is not.  A new
+ * object kind naming personal data must be added to the list in event.c. */
+bool audit_object_is_personal(const char *id);
+
+/* Does `id` name the person (resident:, addr:) rather than a record
+ * about them?  The mass-read rule counts people by these. */
+bool audit_object_is_person(const char *id);
+
+/* How many people's records `ev` read at once without naming them (a
+ * CSV export: info "rows"; the transfer records list: info "records");
+ * 0 for any other event.  Bulk writes (imports, retention) are not
+ * counted here: they name their file (import:) or each person (addr:). */
+int64_t audit_event_bulk_reads(const json_t *ev);
+
+/* Does `ev` touch personal data at all: a personal object, a `subject`
+ * (keyed hash of a personal value, e.g. a search with no match), or a
+ * bulk read? */
+bool audit_event_is_personal(const json_t *ev);
 
 #endif

@@ -643,12 +643,14 @@ audit_query_run(const char *dir, const struct audit_query *q, json_t **rows)
 /* ---- review ------------------------------------------------------------------------ */
 
 struct review {
-    json_t  *touched;     /* object -> count */
+    json_t  *touched;     /* personal object -> count */
     json_t  *off_hours, *failures, *refusals;
     unsigned start, end;
     size_t   events;
     size_t   n_off, n_fail, n_ref;    /* exact counts; the lists may be cut */
     bool     bounded, truncated;
+    size_t   bulk_reads;              /* exports and lists naming no record */
+    int64_t  bulk_records;            /* the records they read */
 };
 
 static json_t *
@@ -676,33 +678,45 @@ listed(struct review *r, json_t *list, size_t *count, json_t *entry)
     json_array_append_new(list, brief(entry));
 }
 
+/* Count the personal records an event names (R7.5): every kind of
+ * record about a person, whatever the action (audit_object_is_personal);
+ * a device or a job of another kind is not a record touched. */
+static void
+count_touched(struct review *r, json_t *ev)
+{
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(json_object_get(ev, "objects"), i, o) {
+        const char *id = json_string_value(o);
+        json_int_t c;
+        if (id == NULL || !audit_object_is_personal(id))
+            continue;
+        c = json_integer_value(json_object_get(r->touched, id));
+        if (c == 0 && r->bounded && json_object_size(r->touched) >= REVIEW_MAX_RECORDS) {
+            r->truncated = true;
+            continue;
+        }
+        json_object_set_new(r->touched, id, json_integer(c + 1));
+    }
+}
+
 static int
 review_one(void *arg, json_t *entry, json_t *ev, int64_t t, size_t linelen)
 {
     struct review *r = arg;
-    const char *action = json_string_value(json_object_get(ev, "action"));
     const char *outcome = json_string_value(json_object_get(ev, "outcome"));
-    bool resident = action != NULL && strncmp(action, "resident.", 9) == 0;
+    int64_t bulk = audit_event_bulk_reads(ev);
     int h = audit_jst_hour(t);
 
     (void)linelen;
     r->events++;
-    if (resident) {
-        size_t i;
-        json_t *o;
-        json_array_foreach(json_object_get(ev, "objects"), i, o) {
-            const char *id = json_string_value(o);
-            json_int_t c = json_integer_value(json_object_get(r->touched, id));
-            if (id == NULL)
-                continue;
-            if (c == 0 && r->bounded && json_object_size(r->touched) >= REVIEW_MAX_RECORDS) {
-                r->truncated = true;
-                continue;
-            }
-            json_object_set_new(r->touched, id, json_integer(c + 1));
-        }
+    count_touched(r, ev);
+    if (bulk > 0) {
+        r->bulk_reads++;
+        r->bulk_records += bulk;
     }
-    if (resident && ((unsigned)h < r->start || (unsigned)h >= r->end))
+    if (audit_event_is_personal(ev) && ((unsigned)h < r->start || (unsigned)h >= r->end))
         listed(r, r->off_hours, &r->n_off, entry);
     if (outcome != NULL && strcmp(outcome, "failure") == 0)
         listed(r, r->failures, &r->n_fail, entry);
@@ -718,7 +732,7 @@ audit_review_page(const char *dir, const char *actor, const struct audit_query *
 {
     struct audit_query q = *range;
     struct review r = { json_object(), json_array(), json_array(), json_array(),
-                        office_start, office_end, 0, 0, 0, 0, b != NULL, false };
+                        office_start, office_end, 0, 0, 0, 0, b != NULL, false, 0, 0 };
     int rc = -1;
 
     *report = NULL;
@@ -736,6 +750,13 @@ audit_review_page(const char *dir, const char *actor, const struct audit_query *
                             "failure_entries", r.failures,
                             "refusals", (json_int_t)r.n_ref,
                             "refusal_entries", r.refusals);
+        if (*report != NULL &&
+            (json_object_set_new(*report, "bulk_reads", json_integer((json_int_t)r.bulk_reads))
+                 != 0 ||
+             json_object_set_new(*report, "bulk_records", json_integer(r.bulk_records)) != 0)) {
+            json_decref(*report);
+            *report = NULL;
+        }
         if (*report != NULL && b != NULL &&
             json_object_set_new(*report, "truncated", json_boolean(r.truncated)) != 0) {
             json_decref(*report);
@@ -838,6 +859,11 @@ audit_review_csv(const json_t *report, char **out, size_t *len)
                         fprintf(f, ",%lld\n", (long long)json_integer_value(v)) < 0))
             rc = -1;
     }
+    /* Reads that name no record (exports, R7.5): a table of their own,
+     * so the summary row stays the CLI's. */
+    if (rc == 0 && fprintf(f, "\nbulk_reads,bulk_records\n%lld,%lld\n",
+                           count_of(report, "bulk_reads"), count_of(report, "bulk_records")) < 0)
+        rc = -1;
     if (fclose(f) != 0)
         rc = -1;
     if (rc != 0) {

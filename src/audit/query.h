@@ -70,9 +70,12 @@ int audit_query_page(const char *dir, const struct audit_query *q, const struct 
     __attribute__((warn_unused_result));
 
 /* Access review of one staff member (R7.5): records touched (distinct
- * object ids of resident.* actions), events, off-hours accesses (outside
- * [office_start, office_end) Japan time), failures and refusals, each
- * with the entries concerned.  The caller owns *report.  0 or -1. */
+ * personal object ids of any action, audit_object_is_personal), reads
+ * that name no record (bulk_reads, bulk_records: audit_event_bulk_reads),
+ * events, accesses to personal data off hours (outside [office_start,
+ * office_end) Japan time, audit_event_is_personal), failures and
+ * refusals, each with the entries concerned.  The caller owns *report.
+ * 0 or -1. */
 int audit_review(const char *dir, const char *actor, const struct audit_query *range,
                  unsigned office_start, unsigned office_end, json_t **report)
     __attribute__((warn_unused_result));
@@ -87,7 +90,8 @@ int audit_review_page(const char *dir, const char *actor, const struct audit_que
 
 /* The review as CSV (what `mamori audit review --format csv` prints, plus
  * the records touched): a summary row, then one row per listed entry,
- * then one per record.  Every cell is quoted (libcsv), and a cell a
+ * then one per record, then the bulk reads (count, records).  Every
+ * cell is quoted (libcsv), and a cell a
  * spreadsheet would run as a formula (first character = + - @, tab or
  * carriage return) gets a leading apostrophe.  *out is malloc'd and
  * owned by the caller.  0 or -1. */

@@ -70,16 +70,20 @@ struct seed {
 
 /* Office hours are 9-17 Japan time (UTC+9) in this daemon. */
 static struct seed seeds[] = {
-    /* 0 */ { 1, 0, TA, "clerk-a", "resident.read", "success", NULL, { "r-1" }, 0 },  /* 10:00 */
-    /* 1 */ { 2, 0, TA, "clerk-a", "resident.correct", "success", NULL, { "r-1", "r-2" }, 0 },
-    /* 2 */ { 13, 0, TA, "clerk-a", "resident.read", "success", NULL, { "r-3" }, 0 }, /* 22:00 */
+    /* 0 */ { 1, 0, TA, "clerk-a", "resident.read", "success", NULL, { "resident:1" }, 0 },
+                                                                                /* 10:00 */
+    /* 1 */ { 2, 0, TA, "clerk-a", "resident.correct", "success", NULL,
+              { "resident:1", "correction:2" }, 0 },
+    /* 2 */ { 13, 0, TA, "clerk-a", "resident.read", "success", NULL, { "resident:3" }, 0 },
+                                                                                /* 22:00 */
     /* 3 */ { 3, 0, TA, "clerk-a", "auth.login", "failure", "bad_password", { NULL }, 0 },
     /* 4 */ { 4, 0, TA, "clerk-a", "resident.read", "refused", "permission_denied",
-              { "r-9" }, 0 },
-    /* 5 */ { 1, 30, TB, "clerk-b", "resident.read", "success", NULL, { "b-1" }, 0 },
-    /* 6 */ { 2, 30, TB, "clerk-b", "resident.read", "success", NULL, { "r-1" }, 0 },
-    /* 7 */ { 5, 0, TA, "@sum.a1", "resident.read", "success", NULL, { "-2-3" }, 0 },
-    /* 8 */ { 6, 0, TB, "clerk-a", "resident.read", "success", NULL, { "z-1" }, 0 },
+              { "resident:9" }, 0 },
+    /* 5 */ { 1, 30, TB, "clerk-b", "resident.read", "success", NULL, { "resident:101" }, 0 },
+    /* 6 */ { 2, 30, TB, "clerk-b", "resident.read", "success", NULL, { "resident:1" }, 0 },
+    /* 7 */ { 5, 0, TA, "@sum.a1", "resident.read", "success", NULL,
+              { "-2-3", "resident:7" }, 0 },
+    /* 8 */ { 6, 0, TB, "clerk-a", "resident.read", "success", NULL, { "resident:26" }, 0 },
 };
 #define NSEEDS (sizeof(seeds) / sizeof(seeds[0]))
 
@@ -410,7 +414,7 @@ test_auditor_filters_and_pages(void **state)
     SEEDS(&aud_a, "actor=clerk-a&action=resident.*", 0, 1, 4, 2);  /* time order */
     SEEDS(&aud_a, "actor=clerk-a&outcome=failure", 3);
     SEEDS(&aud_a, "actor=clerk-a&outcome=refused", 4);
-    SEEDS(&aud_a, "object=r-1", 0, 1);               /* B's r-1 (seed 6) is not A's */
+    SEEDS(&aud_a, "object=resident:1", 0, 1);        /* B's resident:1 (seed 6) is not A's */
     iso(base_us + 3600LL * 1000000, from);
     iso(base_us + 3 * 3600LL * 1000000, to);
     snprintf(q, sizeof(q), "from=%s&to=%s", from, to);   /* [from, to) */
@@ -501,7 +505,7 @@ test_tenant_isolation(void **state)
     (void)state;
     /* B's auditor asking about A's actors and records sees B's only */
     SEEDS(&aud_b, "actor=clerk-a", 8);                /* the same name in B */
-    SEEDS(&aud_b, "object=r-1", 6);
+    SEEDS(&aud_b, "object=resident:1", 6);
     SEEDS(&aud_b, "actor=clerk-b", 5, 6);
     all = walk_all(&aud_b, "actor=clerk-p", 1000, &pages);
     assert_int_equal(json_array_size(all), 0);
@@ -529,7 +533,7 @@ test_tenant_isolation(void **state)
     rep = get_json(aud_b.c, aud_b.token, "/v1/audit/review?user=clerk-a", 200);
     assert_int_equal(json_integer_value(json_object_get(rep, "events")), 1);
     assert_int_equal(json_integer_value(json_object_get(rep, "records_touched")), 1);
-    assert_non_null(json_object_get(json_object_get(rep, "records"), "z-1"));
+    assert_non_null(json_object_get(json_object_get(rep, "records"), "resident:26"));
     assert_string_equal(json_string_value(json_object_get(rep, "tenant")), TB);
     json_decref(rep);
 }
@@ -547,11 +551,13 @@ test_review_json_and_csv(void **state)
     rep = get_json(aud_a.c, aud_a.token, "/v1/audit/review?user=clerk-a", 200);
     assert_string_equal(json_string_value(json_object_get(rep, "actor")), "clerk-a");
     assert_int_equal(json_integer_value(json_object_get(rep, "events")), 5);
-    /* r-1 (read, update), r-2, r-3, r-9; B's clerk-a (z-1) is not here */
+    /* resident:1 (read, correct), correction:2, resident:3, resident:9; B's clerk-a
+     * (resident:26) is not here (R7.5: records are personal object ids) */
     assert_int_equal(json_integer_value(json_object_get(rep, "records_touched")), 4);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "records"), "r-1")),
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "records"),
+                                                        "resident:1")),
                      2);
-    assert_null(json_object_get(json_object_get(rep, "records"), "z-1"));
+    assert_null(json_object_get(json_object_get(rep, "records"), "resident:26"));
     /* off hours 9-17 JST: only 22:00 */
     assert_int_equal(json_integer_value(json_object_get(rep, "off_hours")), 1);
     e = json_array_get(json_object_get(rep, "off_hours_entries"), 0);
@@ -583,16 +589,18 @@ test_review_json_and_csv(void **state)
     assert_non_null(strstr(r.body, "\nkind,seq,time,action,objects,reason,terminal\n"));
     assert_non_null(strstr(r.body, ",\"bad_password\","));
     assert_non_null(strstr(r.body, "\nrecord,accesses\n"));
-    assert_non_null(strstr(r.body, "\n\"r-1\",2\n"));
+    assert_non_null(strstr(r.body, "\n\"resident:1\",2\n"));
     free(r.body);
-    /* an actor and a record id a spreadsheet would evaluate get an apostrophe */
+    /* an actor a spreadsheet would evaluate gets an apostrophe; "-2-3" names
+     * no personal record, so it is no record touched (R7.5; record cells are
+     * neutralised too: test_audit_query.c test_review_csv_cells) */
     u = esc(aud_a.c, "@sum.a1");
     snprintf(path, sizeof(path), "/v1/audit/review?user=%s&format=csv", u);
     curl_free(u);
     req(aud_a.c, true, "GET", path, NULL, aud_a.token, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\n\"'@sum.a1\",1,1,0,0,0\n"));
-    assert_non_null(strstr(r.body, "\n\"'-2-3\",1\n"));
+    assert_null(strstr(r.body, "-2-3\","));
     assert_null(strstr(r.body, "\"@sum"));
     assert_null(strstr(r.body, "\"-2-3\""));
     free(r.body);

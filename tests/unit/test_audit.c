@@ -1494,13 +1494,13 @@ test_rule_mass_read(void **state)
     /* Four distinct residents, read again and again: below. */
     for (int i = 0; i < 12; i++) {
         char obj[16];
-        snprintf(obj, sizeof(obj), "r-%d", i % 4);
+        snprintf(obj, sizeof(obj), "resident:%d", i % 4);
         assert_int_equal(feed(d, ev_read("clerk-5", obj), T_DAY + i * SEC, "mass_read"), 0);
     }
     /* The fifth distinct one: at the threshold. */
-    assert_int_equal(feed(d, ev_read("clerk-5", "r-99"), T_DAY + 20 * SEC, "mass_read"), 1);
+    assert_int_equal(feed(d, ev_read("clerk-5", "resident:99"), T_DAY + 20 * SEC, "mass_read"), 1);
     /* Another clerk is counted separately. */
-    assert_int_equal(feed(d, ev_read("clerk-6", "r-99"), T_DAY + 21 * SEC, "mass_read"), 0);
+    assert_int_equal(feed(d, ev_read("clerk-6", "resident:99"), T_DAY + 21 * SEC, "mass_read"), 0);
     detect_free(d);
 }
 
@@ -1510,10 +1510,10 @@ test_rule_off_hours(void **state)
     (void)state;
     struct detect *d = detect_new(&dcfg);
 
-    assert_int_equal(feed(d, ev_read("clerk-7", "r-1"), T_DAY, "off_hours"), 0);   /* 10:00 */
-    assert_int_equal(feed(d, ev_read("clerk-7", "r-1"), T_DAY + 8 * 3600 * SEC, "off_hours"),
+    assert_int_equal(feed(d, ev_read("clerk-7", "resident:1"), T_DAY, "off_hours"), 0);   /* 10:00 */
+    assert_int_equal(feed(d, ev_read("clerk-7", "resident:1"), T_DAY + 8 * 3600 * SEC, "off_hours"),
                      0);                                                           /* 18:00 */
-    assert_int_equal(feed(d, ev_read("clerk-7", "r-1"), T_DAY + 9 * 3600 * SEC, "off_hours"),
+    assert_int_equal(feed(d, ev_read("clerk-7", "resident:1"), T_DAY + 9 * 3600 * SEC, "off_hours"),
                      1);                                                           /* 19:00 */
     detect_free(d);
 }

@@ -47,21 +47,21 @@ struct row {
 
 static const struct row rows[] = {
     /* 0 */ { "2025-01-06T01:00:00Z", "131016", "clerk-1", "resident.read", "success", NULL,
-              { "r-1" } },                                          /* JST 10:00 */
-    /* 1 */ { "2025-01-06T02:00:00Z", "131016", "clerk-1", "resident.update", "success", NULL,
-              { "r-1", "r-2" } },                                   /* JST 11:00 */
+              { "resident:1" } },                                   /* JST 10:00 */
+    /* 1 */ { "2025-01-06T02:00:00Z", "131016", "clerk-1", "resident.correct", "success", NULL,
+              { "resident:1", "correction:2" } },                   /* JST 11:00 */
     /* 2 */ { "2025-01-06T13:00:00Z", "131016", "clerk-1", "resident.read", "success", NULL,
-              { "r-3" } },                                          /* JST 22:00: off */
+              { "resident:3" } },                                   /* JST 22:00: off */
     /* 3 */ { "2025-01-06T23:30:00Z", "131016", "clerk-1", "resident.read", "success", NULL,
-              { "r-1" } },                   /* JST 08:30: off for 9-17, not for 8-19 */
+              { "resident:1" } },            /* JST 08:30: off for 9-17, not for 8-19 */
     /* 4 */ { "2025-01-07T00:30:00Z", "011002", "clerk-2", "resident.read", "success", NULL,
-              { "r-1" } },                                          /* other tenant */
+              { "resident:1" } },                                   /* other tenant */
     /* 5 */ { "2025-01-07T03:00:00Z", "131016", "clerk-1", "auth.login", "failure",
               "bad_password", { NULL } },
     /* 6 */ { "2025-01-07T04:00:00Z", "131016", "clerk-1", "resident.read", "refused",
-              "permission_denied", { "r-9" } },
+              "permission_denied", { "resident:9" } },
     /* 7 */ { "2025-01-08T01:00:00Z", "131016", "@sum.a1", "resident.read", "success", NULL,
-              { "-2-3" } },                  /* names a spreadsheet would evaluate */
+              { "-2-3", "resident:7" } },    /* names a spreadsheet would evaluate */
     /* 8 */ { "2025-01-08T02:00:00Z", "131016", "clerk-2", "staff.update", "success", NULL,
               { NULL } },
 };
@@ -248,13 +248,13 @@ test_query_filters_exact(void **state)
     Q(e, "query --actor clerk-2", 4, 8);
     Q(e, "query --action resident.read", 0, 2, 3, 4, 6, 7);
     Q(e, "query --action auth.login", 5);
-    Q(e, "query --object r-1", 0, 1, 3, 4);
-    Q(e, "query --object r-2", 1);
+    Q(e, "query --object resident:1", 0, 1, 3, 4);
+    Q(e, "query --object correction:2", 1);
     /* [since, until): since is included, until is not. */
     Q(e, "query --actor clerk-1 --since 2025-01-07 --until 2025-01-08", 5, 6);
     Q(e, "query --tenant 131016 --since 2025-01-06T02:00:00Z --until 2025-01-06T23:30:00Z",
       1, 2);
-    Q(e, "query --actor clerk-1 --action resident.read --object r-1", 0, 3);
+    Q(e, "query --actor clerk-1 --action resident.read --object resident:1", 0, 3);
     /* Nothing matches: no rows, still success. */
     char *out = run(e, 0, "query --actor nobody");
     assert_string_equal(out, "");
@@ -276,7 +276,7 @@ test_query_csv_neutralises_formulas(void **state)
      * array of objects is left alone (it starts with '['). */
     assert_non_null(strstr(l2, ",\"'@sum.a1\","));
     assert_null(strstr(l2, ",\"@sum.a1\""));
-    assert_non_null(strstr(l2, "\"[\"\"-2-3\"\"]\""));
+    assert_non_null(strstr(l2, "\"[\"\"-2-3\"\",\"\"resident:7\"\"]\""));
     assert_null(strchr(strchr(l2 + 1, '\n') + 1, '\n'));
     free(out);
     /* Plain cells are unchanged. */
@@ -297,10 +297,11 @@ test_review_counts(void **state)
         fail_msg("review output is not JSON: %s\n%s", je.text, out);
     assert_string_equal(json_string_value(json_object_get(r, "actor")), "clerk-1");
     assert_int_equal(json_integer_value(json_object_get(r, "events")), 6);
-    /* r-1 (3 times: read, update, read), r-2, r-3, r-9. */
+    /* resident:1 (3 times: read, correct, read), correction:2, resident:3,
+     * resident:9 (R7.5). */
     assert_int_equal(json_integer_value(json_object_get(r, "records_touched")), 4);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "records"), "r-1")),
-                     3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "records"),
+                                                        "resident:1")), 3);
     /* Off hours for the configured 9-17: 22:00 and 08:30 JST. */
     assert_int_equal(json_integer_value(json_object_get(r, "off_hours")), 2);
     json_t *oh = json_object_get(r, "off_hours_entries");
@@ -393,7 +394,7 @@ make_log(const char *dir, unsigned n, int64_t t0)
                                    .archive_days = 366, .retention_days = 1827,
                                    .no_rotate = true };
     struct audit_writer *w;
-    char err[256], actor[16], obj[16];
+    char err[256], actor[16], obj[24];
     uint64_t cut, seq;
 
     assert_int_equal(mkdir(dir, 0700), 0);
@@ -406,7 +407,7 @@ make_log(const char *dir, unsigned n, int64_t t0)
         json_t *ev = audit_event_new("resident.read", i % 5 == 4 ? AUDIT_REFUSED
                                                                  : AUDIT_SUCCESS);
         snprintf(actor, sizeof(actor), "clerk-%u", i % 7);
-        snprintf(obj, sizeof(obj), "r-%u", i);
+        snprintf(obj, sizeof(obj), "resident:%u", i);
         now_us = t0 + (int64_t)i * 1000000;
         assert_int_equal(audit_event_set(ev, AUDIT_F_TENANT, i % 2 ? "011002" : "131016"), 0);
         assert_int_equal(audit_event_set(ev, AUDIT_F_ACTOR, actor), 0);
