@@ -186,8 +186,8 @@ const char *vrs_field_dose(const char *s, size_t n, unsigned *dose) MAMORI_WARN_
 const char *vrs_field_dose_range(const struct vrs_vaccine *v, unsigned dose) MAMORI_WARN_UNUSED;
 
 /* A vaccination's site (会場), clinic (医療機関) and doctor (医師) are
- * vrs_field_text, optional on both sides: a record entered from a
- * vaccination site's tablet (vrs/site.h) or by staff for a clinic
- * (個別接種) names no site, and the VRS items of R2.3 hold none. */
+ * vrs_field_text, optional on both sides: a dose given at a clinic
+ * (個別接種) has no 会場, and the VRS items of R2.3 hold none.  (A
+ * site's tablet records its device name as the site, vrs/site.h.) */
 
 #endif
