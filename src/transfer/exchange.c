@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/event.h"
 #include "common/log.h"
 #include "crypto/field.h"
 #include "ref/lgcode.h"
@@ -20,7 +21,7 @@
 #include "vrs/rules.h"
 
 /* The answering side acts as the system, under its tenant's rules (R3.5). */
-#define SYSTEM_ACTOR "system@mamori"
+#define SYSTEM_ACTOR AUDIT_SYSTEM_ACTOR
 
 const char *
 transfer_status_code(enum transfer_status st)

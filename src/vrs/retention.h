@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/event.h"
 #include "common/util.h"
 #include "crypto/keyprov.h"
 #include "store/store.h"
@@ -45,7 +46,7 @@
 /* The daemon's own actor in audit events: no staff login name can hold
  * an "@" (store_staff_id_valid), so no person can be mistaken for it.
  * The same actor answers transfer inquiries (transfer/exchange.c). */
-#define RETENTION_SYSTEM_ACTOR "system@mamori"
+#define RETENTION_SYSTEM_ACTOR AUDIT_SYSTEM_ACTOR
 
 /* ---- the batches ------------------------------------------------------------ */
 
