@@ -9,6 +9,9 @@
 #      ignored, so documenting why a function is banned is fine.
 #   3. The auditors' action catalogue matches the code and docs/audit.md
 #      (scripts/check-audit-actions.sh, R7.5).
+#   4. The docs name what exists: routes.c = docs/openapi.yaml, the files and
+#      tests of docs/controls.md, relative links and anchors, config keys in
+#      mamorid.conf(5), the docs index (scripts/check-docs.sh).
 #
 # Usage: scripts/lint.sh        (from anywhere; exits 0 only if clean)
 set -euo pipefail
@@ -82,8 +85,16 @@ if ! scripts/check-audit-actions.sh; then
     fail=1
 fi
 
+# --- 4. the docs name what exists --------------------------------------------
+# Routes, controls-table files and tests, links, config keys, docs index
+# (scripts/check-docs.sh says what each rule checks).
+echo "lint: docs: openapi.yaml = routes.c, controls.md names, links, mamorid.conf(5) keys, docs index"
+if ! scripts/check-docs.sh; then
+    fail=1
+fi
+
 if [ "$fail" -ne 0 ]; then
     echo "lint: FAILED"
     exit 1
 fi
-echo "lint: OK (cppcheck clean, no banned calls, audit actions catalogued)"
+echo "lint: OK (cppcheck clean, no banned calls, audit actions catalogued, docs checked)"
