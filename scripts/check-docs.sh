@@ -21,7 +21,9 @@
 #      repeated heading gets -1, -2 ...).  Links inside code are ignored.
 #   4. config keys: a key of src/config/config.c's keys[] table is not named
 #      in the KEYS section of man/mamorid.conf.5, or a key that section
-#      describes (the first bold word after .TP) is not in keys[].
+#      describes (the first bold word after .TP) is not in keys[].  For a
+#      number key described alone, a range "(A\(enB" and a "default N" in
+#      that line must be keys[]'s min and max and config_defaults' value.
 #   5. index: a docs/*.md (or docs/openapi.yaml) is not linked from the
 #      table of docs/README.md, or the table links a file that is gone.
 #
@@ -254,7 +256,14 @@ sub norm_path {
     my $src = strip_c_comments(slurp("src/config/config.c"));
     $src =~ /\bkeys\[\]\s*=\s*\{(.*?)\n\};/s
         or die "check-docs: no \"keys[] = { ... };\" in src/config/config.c\n";
-    my %key = map { $_ => 1 } $1 =~ /\{\s*"([a-z0-9_.]+)"\s*,/g;
+    my $table = $1;
+    my %key = map { $_ => 1 } $table =~ /\{\s*"([a-z0-9_.]+)"\s*,/g;
+    # Number keys: name -> [member, min, max], and the defaults by member.
+    my (%num, %default);
+    while ($table =~ /\{\s*"([a-z0-9_.]+)"\s*,\s*V_UINT\s*,\s*U\((\w+)\)\s*,\s*(\d+)\s*,\s*(\d+)\s*\}/g) {
+        $num{$1} = [$2, $3, $4];
+    }
+    $default{$1} = $2 while $src =~ /^\s*cfg->(\w+)\s*=\s*(\d+)\s*;/mg;
     my $man = slurp("man/mamorid.conf.5");
     $man =~ /^\.SH KEYS\s*\n(.*?)(?=^\.SH |\z)/ms
         or die "check-docs: man/mamorid.conf.5 has no .SH KEYS section\n";
@@ -272,7 +281,19 @@ sub norm_path {
         my @bold = $macro eq "B" ? @args
                  : map { $args[$_] } grep { $_ % 2 == $first_bold } 0 .. $#args;
         $named{$_} = 1 for @bold;
-        $described{$bold[0]} = 1 if @bold && $i > 0 && $lines[$i - 1] eq ".TP";
+        next unless @bold && $i > 0 && $lines[$i - 1] eq ".TP";
+        my $k = $bold[0];
+        $described{$k} = 1;
+        # One key on the line: its range and default must be the code'"'"'s.
+        next unless $num{$k} && !grep { $key{$_} } @bold[1 .. $#bold];
+        my ($member, $min, $max) = @{ $num{$k} };
+        my $text = join("", @args);
+        if ($text =~ /(\d+)\\\(en(\d+)/ && ("$1-$2" ne "$min-$max")) {
+            problem("man/mamorid.conf.5 gives $k the range $1-$2; src/config/config.c has $min-$max");
+        }
+        if ($text =~ /default\s+(\d+)/ && defined $default{$member} && $1 != $default{$member}) {
+            problem("man/mamorid.conf.5 gives $k the default $1; config_defaults sets $default{$member}");
+        }
     }
     for my $k (sort keys %key) {
         problem("config key $k (src/config/config.c) is not in man/mamorid.conf.5 KEYS")
