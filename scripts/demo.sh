@@ -22,6 +22,9 @@ if [ ! -f "$demo/mamorid.conf" ]; then
 fi
 
 mamorid -n -c "$demo/mamorid.conf"
+# A demo directory made by an older mamori: bring its database to this
+# version first (the daemon never migrates on its own; a no-op when current).
+mamori migrate -c "$demo/mamorid.conf"
 
 # Demo data (R9.4: synthetic only): the municipality 131016 (千代田区), the demo
 # terminal registered to it, and 1,000 synthetic residents with their vouchers
