@@ -5,7 +5,10 @@
 #   1. routes: a route of src/http/routes.c (method + path) is missing
 #      from docs/openapi.yaml "paths", or openapi.yaml documents a
 #      method + path that routes.c does not serve.  Path parameters must
-#      carry the same names ("/v1/imports/{id}").
+#      carry the same names ("/v1/imports/{id}").  And README.md, docs/*.md
+#      and man/* name no /v1/ path that routes.c does not serve: a segment
+#      in braces, in capitals (JOB_ID) or of digits and hex (131016) stands for
+#      a parameter; a path may stop short of a served one (/v1/site).
 #   2. controls: a cell of docs/controls.md names a file (src/..., tests/...,
 #      scripts/..., bench/..., data/..., man/..., docs/...) that does not
 #      exist, a test file ("it_tls.c", "test_tls.c:...") that is in none of
@@ -108,6 +111,34 @@ sub strip_c_comments {
             unless $served{$r};
     }
     $count{routes} = scalar(keys %served);
+
+    # Paths named in prose, each matched segment by segment.
+    my @patterns = map { [ split m{/}, (split / /, $_, 2)[1] ] } keys %served;
+    my $matches = sub {
+        my @seg = split m{/}, $_[0];
+        for my $p (@patterns) {
+            next if @seg > @$p;
+            my $ok = 1;
+            for my $i (0 .. $#seg) {
+                my ($d, $r) = ($seg[$i], $p->[$i]);
+                my $param = $d =~ /^\{|^[A-Z][A-Z0-9_]*$|^[0-9a-f]*[0-9][0-9a-f]*$/;
+                $ok = 0, last unless $param ? $r =~ /^\{/ : $d eq $r;
+            }
+            return 1 if $ok;
+        }
+        return 0;
+    };
+    for my $f ("README.md", sort(glob("docs/*.md")), sort(glob("man/*.[0-9]"))) {
+        my $lineno = 0;
+        for my $line (split /\n/, slurp($f)) {
+            $lineno++;
+            (my $plain = $line) =~ s/\\-/-/g;             # roff hyphens
+            for my $path ($plain =~ m!(/v1/[A-Za-z0-9_{}/.-]*[A-Za-z0-9_}])!g) {
+                problem("$f:$lineno names $path, which src/http/routes.c does not serve")
+                    unless $matches->($path);
+            }
+        }
+    }
 }
 
 # ---- 2. docs/controls.md names files and tests that exist ------------------
