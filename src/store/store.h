@@ -54,7 +54,7 @@ enum store_status {
 const char *store_strerror(enum store_status st);
 
 /* Schema version this code expects (number of migrations). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store_config {
     enum store_backend backend;     /* STORE_BACKEND_SQLITE | _POSTGRESQL */
@@ -123,10 +123,14 @@ enum store_status store_tenant_state(struct store *st, const char *tenant,
                                      char state[16]) MAMORI_WARN_UNUSED;
 
 /*
- * Delete every row of the tenant and mark it "erased" (R1.4).  Run it
- * after keyring_erase: the keys going first is what makes the data
- * unreadable (crypto-shredding); this removes the ciphertext itself
- * (SQLite with secure_delete, then a WAL checkpoint).
+ * Delete every row of the tenant and mark it "erased" (R1.4, R1.1): its
+ * records, staff, sessions, terminals, site devices, transfer and import
+ * records, in one transaction.  Other tenants' rows that name it (their
+ * inquiries to it, their answers to it) are theirs and stay; its staff
+ * IDs stay taken (R6.1).  Run it after keyring_erase: the keys going
+ * first is what makes the data unreadable (crypto-shredding); this
+ * removes the ciphertext itself (SQLite with secure_delete, then a WAL
+ * checkpoint).  Running it again on an erased tenant is harmless.
  */
 enum store_status store_tenant_erase(struct store *st, const char *tenant)
     MAMORI_WARN_UNUSED;

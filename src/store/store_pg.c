@@ -262,6 +262,20 @@ static const char *const migrations[] = {
     "  RETURN NULL; END';"
     "CREATE TRIGGER import_jobs_erase AFTER UPDATE OF state ON tenants FOR EACH ROW "
     "  WHEN (NEW.state = 'erased') EXECUTE FUNCTION import_jobs_erase();",
+    /* 7: the staff IDs of erased tenants (R6.1, R1.1).  A tenant erase
+     * deletes its staff, but an ID the audit log names is never given to
+     * another person: it stays here, without its tenant, and creating a
+     * staff row with it fails as a taken ID does (unique_violation,
+     * STORE_EXISTS). */
+    "CREATE TABLE staff_ids_retired ("
+    "  user_id TEXT PRIMARY KEY, retired_at TEXT NOT NULL);"
+    "CREATE FUNCTION staff_id_retired() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN "
+    "  IF EXISTS (SELECT 1 FROM staff_ids_retired WHERE user_id = NEW.user_id) THEN"
+    "    RAISE unique_violation USING MESSAGE = ''staff id retired'';"
+    "  END IF;"
+    "  RETURN NEW; END';"
+    "CREATE TRIGGER staff_id_retired BEFORE INSERT ON staff FOR EACH ROW "
+    "  EXECUTE FUNCTION staff_id_retired();",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -270,7 +284,8 @@ enum {
     Q_TENANT_CREATE, Q_TENANT_STATE, Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT,
     Q_COUNTS, Q_IDEM_GET, Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID,
     Q_LOAD_ADDR, Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_ERASE_COR, Q_ERASE_VAC,
-    Q_ERASE_VOU, Q_ERASE_IMP, Q_REC_IDS, Q_COUNT
+    Q_ERASE_VOU, Q_ERASE_IMP, Q_REC_IDS, Q_ERASE_SES, Q_ERASE_STAFF, Q_ERASE_TERM,
+    Q_ERASE_SITE, Q_RETIRE_IDS, Q_COUNT
 };
 
 #define LOAD_COLS "resident_id, address_no, key_version, birth_year::int8, " \
@@ -287,6 +302,15 @@ static const char *const fixed_sql[Q_COUNT] = {
     [Q_ERASE_VAC] = "DELETE FROM vaccinations WHERE tenant_id = $1",
     [Q_ERASE_VOU] = "DELETE FROM vouchers WHERE tenant_id = $1",
     [Q_ERASE_IMP] = "DELETE FROM imports WHERE tenant_id = $1",
+    /* Identity rows (R1.1): sessions before the staff they name; a
+     * session is the tenant's by its own column or by its account. */
+    [Q_ERASE_SES] = "DELETE FROM sessions WHERE tenant_id = $1 OR user_id IN "
+        "(SELECT user_id FROM staff WHERE tenant_id = $1)",
+    [Q_RETIRE_IDS] = "INSERT INTO staff_ids_retired (user_id, retired_at) "
+        "SELECT user_id, $2 FROM staff WHERE tenant_id = $1 ON CONFLICT DO NOTHING",
+    [Q_ERASE_STAFF] = "DELETE FROM staff WHERE tenant_id = $1",
+    [Q_ERASE_TERM] = "DELETE FROM terminals WHERE tenant_id = $1",
+    [Q_ERASE_SITE] = "DELETE FROM site_devices WHERE tenant_id = $1",
     [Q_REC_IDS] = "SELECT nextval('record_id_seq') FROM generate_series(1, $1)",
     [Q_ERASE_TENANT] = "UPDATE tenants SET state = 'erased', changed_at = $2 "
         "WHERE tenant_id = $1",
@@ -678,19 +702,26 @@ static enum store_status
 pg_tenant_erase(void *conn, const char *t, const char *now)
 {
     struct pg *c = conn;
-    struct params p = { .n = 0 };
+    struct params p = { .n = 0 }, pn = { .n = 0 };     /* (tenant), (tenant, now) */
     PGresult *r;
     enum store_status st;
 
-    static const int order[] = { Q_ERASE_IDEM, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
+    /* The transfer and import-job tables are emptied by their triggers
+     * (migrations 5 and 6) when the UPDATE marks the tenant erased. */
+    static const int order[] = { Q_ERASE_SES, Q_ERASE_STAFF, Q_ERASE_TERM, Q_ERASE_SITE,
+                                 Q_ERASE_IDEM, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
                                  Q_ERASE_IMP, Q_ERASE_RES };
 
     p_text(&p, t);
+    p_text(&pn, t);
+    p_text(&pn, now);
+    /* R6.1: its staff IDs stay taken once the staff rows are gone. */
+    if ((st = exec_q(c, Q_RETIRE_IDS, &pn)) != STORE_OK)
+        return st;
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
         if ((st = exec_q(c, order[i], &p)) != STORE_OK)
             return st;
-    p_text(&p, now);
-    r = run(c, Q_ERASE_TENANT, &p);
+    r = run(c, Q_ERASE_TENANT, &pn);
     st = PQresultStatus(r) != PGRES_COMMAND_OK ? map(c->db, r) :
         strcmp(PQcmdTuples(r), "1") == 0 ? STORE_OK : STORE_NOTFOUND;
     PQclear(r);

@@ -260,6 +260,19 @@ static const char *const migrations[] = {
     "  DELETE FROM import_job_problems WHERE tenant_id = NEW.tenant_id;"
     "  DELETE FROM import_jobs WHERE tenant_id = NEW.tenant_id;"
     "  END;",
+    /* 7: the staff IDs of erased tenants (R6.1, R1.1).  A tenant erase
+     * deletes its staff, but an ID the audit log names is never given to
+     * another person: it stays here, without its tenant.  Creating a
+     * staff row with a retired ID copies the retired row onto itself, a
+     * primary-key clash, so the caller sees what a taken ID gives
+     * (STORE_EXISTS); RAISE() would be a trigger error instead. */
+    "CREATE TABLE staff_ids_retired ("
+    "  user_id TEXT PRIMARY KEY, retired_at TEXT NOT NULL) STRICT;"
+    "CREATE TRIGGER staff_id_retired BEFORE INSERT ON staff "
+    "  WHEN EXISTS (SELECT 1 FROM staff_ids_retired WHERE user_id = NEW.user_id) BEGIN"
+    "  INSERT INTO staff_ids_retired (user_id, retired_at)"
+    "    SELECT user_id, retired_at FROM staff_ids_retired WHERE user_id = NEW.user_id;"
+    "  END;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -269,7 +282,8 @@ enum {
     Q_ERASE_IDEM, Q_ERASE_RES, Q_ERASE_TENANT, Q_COUNTS, Q_IDEM_GET,
     Q_IDEM_PUT, Q_NEXT_ID, Q_INSERT, Q_UPDATE, Q_LOAD_ID, Q_LOAD_ADDR,
     Q_FIND_MN, Q_FIND_NAME, Q_STALE, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
-    Q_ERASE_IMP, Q_REC_VAC, Q_REC_COR, Q_COUNT
+    Q_ERASE_IMP, Q_REC_VAC, Q_REC_COR, Q_ERASE_SES, Q_ERASE_STAFF, Q_ERASE_TERM,
+    Q_ERASE_SITE, Q_RETIRE_IDS, Q_COUNT
 };
 
 #define LOAD_COLS "resident_id, address_no, key_version, birth_year, " \
@@ -289,6 +303,15 @@ static const char *const fixed_sql[Q_COUNT] = {
     [Q_ERASE_VAC] = "DELETE FROM vaccinations WHERE tenant_id = ?1",
     [Q_ERASE_VOU] = "DELETE FROM vouchers WHERE tenant_id = ?1",
     [Q_ERASE_IMP] = "DELETE FROM imports WHERE tenant_id = ?1",
+    /* Identity rows (R1.1): sessions before the staff they name; a
+     * session is the tenant's by its own column or by its account. */
+    [Q_ERASE_SES] = "DELETE FROM sessions WHERE tenant_id = ?1 OR user_id IN "
+        "(SELECT user_id FROM staff WHERE tenant_id = ?1)",
+    [Q_RETIRE_IDS] = "INSERT INTO staff_ids_retired (user_id, retired_at) "
+        "SELECT user_id, ?2 FROM staff WHERE tenant_id = ?1 ON CONFLICT DO NOTHING",
+    [Q_ERASE_STAFF] = "DELETE FROM staff WHERE tenant_id = ?1",
+    [Q_ERASE_TERM] = "DELETE FROM terminals WHERE tenant_id = ?1",
+    [Q_ERASE_SITE] = "DELETE FROM site_devices WHERE tenant_id = ?1",
     [Q_REC_VAC] = "SELECT coalesce(max(vaccination_id), 0) + 1 FROM vaccinations "
         "WHERE tenant_id = ?1",
     [Q_REC_COR] = "SELECT coalesce(max(correction_id), 0) + 1 FROM corrections "
@@ -618,11 +641,16 @@ bind_tenant_exec(struct sq *c, int q, const char *t, const char *now)
 static enum store_status
 sq_tenant_erase(void *conn, const char *t, const char *now)
 {
-    static const int order[] = { Q_ERASE_IDEM, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
+    /* The transfer and import-job tables are emptied by their triggers
+     * (migrations 5 and 6) when the UPDATE marks the tenant erased. */
+    static const int order[] = { Q_ERASE_SES, Q_ERASE_STAFF, Q_ERASE_TERM, Q_ERASE_SITE,
+                                 Q_ERASE_IDEM, Q_ERASE_COR, Q_ERASE_VAC, Q_ERASE_VOU,
                                  Q_ERASE_IMP, Q_ERASE_RES };
     struct sq *c = conn;
-    enum store_status rc = STORE_OK;
+    enum store_status rc;
 
+    /* R6.1: its staff IDs stay taken once the staff rows are gone. */
+    rc = bind_tenant_exec(c, Q_RETIRE_IDS, t, now);
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && rc == STORE_OK; i++)
         rc = bind_tenant_exec(c, order[i], t, NULL);
     if (rc == STORE_OK)
