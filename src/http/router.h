@@ -59,10 +59,20 @@ typedef void (*route_handler)(const struct http_request *req,
 
 /* A route that takes a raw body streamed to a sink instead of a JSON body
  * held in memory (large uploads).  The server calls open() once the request
- * is authorized (session + permission checked from the headers, BEFORE any
- * byte of the body is read), write() for each chunk, and on success hands
- * the sink to the handler in req->upload; if the request is refused or
- * cut off after open(), the server calls discard().
+ * is authorized and its path and query validated (session + permission
+ * and the param rules, from the headers, BEFORE any byte of the body is
+ * read), write() for each chunk, and on success hands the sink to the
+ * handler in req->upload; if the request is refused or cut off after
+ * open(), the server calls discard().
+ *
+ * open() is the route's own say from the headers (R2.6): it returns 0
+ * with *sink set, or non-zero to refuse the upload.  A refusing open()
+ * leaves nothing open (*sink is not looked at) and fills resp with its
+ * answer (reply_error: a 4xx or 5xx status, a code, a plain sentence;
+ * resp->retry_after if the client may simply try again later); the
+ * server sends it at once and closes the connection with the body unread,
+ * like its own header-time refusals.  A non-zero return that leaves no
+ * 4xx/5xx error in resp is answered 503 (fail closed).
  *
  * Rules the server enforces for such a route (server.c): the
  * Content-Type must be one of content_types (415); max_body is the hard
@@ -72,7 +82,8 @@ typedef void (*route_handler)(const struct http_request *req,
  * close the connection without reading the body. */
 struct body_sink {
     const char *const *content_types;   /* accepted Content-Type values (NULL-terminated), e.g. "text/csv" */
-    int  (*open)(const struct http_request *req, void **sink);   /* 0, or -1: 503 */
+    int  (*open)(const struct http_request *req, struct http_response *resp,
+                 void **sink);                                   /* 0, or non-zero: resp refuses */
     int  (*write)(void *sink, const void *data, size_t n);       /* 0, or -1: 503/507, request fails */
     void (*discard)(void *sink);                                 /* wipe and free */
 };
@@ -142,6 +153,9 @@ struct http_response {
     char       *raw;
     size_t      raw_len;
     const char *content_type;  /* static text */
+    /* Seconds for a Retry-After header (0 = none): a refusal the client
+     * may simply repeat later, e.g. a full upload queue (503). */
+    unsigned    retry_after;
 };
 
 enum route_result { ROUTE_FOUND = 0, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD };

@@ -13,8 +13,9 @@
  * Routes with a body_sink (large uploads, R2.6) never hold their body in
  * memory: everything that can be decided from the headers -- media type,
  * declared size, the session and its permission, the path and query --
- * is decided on the first call, and only then is the sink opened; each
- * chunk goes straight to it.  Whoever holds an open sink discards it:
+ * is decided on the first call, and only then is the sink opened (its
+ * open() may still refuse, from the headers too: sent at once, the body
+ * unread); each chunk goes straight to it.  Whoever holds an open sink discards it:
  * the request state until the handler runs, the handler once it takes it
  * (http_request_take_upload), the request state again if it did not, and
  * the completion callback when the client went away mid-body.
@@ -296,10 +297,29 @@ drop_sink(struct req_state *rs)
     rs->sink = NULL;
 }
 
+/* Open the route's sink.  open() may refuse from the headers with an
+ * answer of its own in resp (router.h: a missing parameter, a conflict, a
+ * full queue with Retry-After); one that refuses without a 4xx/5xx error
+ * gets the generic 503.  Either way nothing is open, and the refusal is
+ * sent at once and closes the connection unread (R2.6). */
+static void
+open_sink(struct req_state *rs)
+{
+    if (rs->req.route->sink->open(&rs->req, &rs->resp, &rs->sink) == 0)
+        return;
+    rs->sink = NULL;                    /* a refusing open() left nothing open */
+    if (rs->resp.status < 400 || rs->resp.status > 599 || rs->resp.body == NULL)
+        refuse(rs, 503, "unavailable", "The upload cannot be stored now; try again later.",
+               true);
+    rs->resp.close = true;
+    rs->decided = true;
+}
+
 /* First call of a sink route: every refusal that the headers allow is
  * made here, and all of them close the connection unread -- above all an
  * unauthenticated or unauthorized upload, which never gets a byte
- * spooled (R2.6, R6.6).  Only then is the sink opened. */
+ * spooled (R2.6, R6.6).  Only then is the sink opened, and its own
+ * refusals from the headers (open_sink) are sent the same way. */
 static void
 begin_upload(struct MHD_Connection *c, struct req_state *rs, uint64_t clen, bool bad_len)
 {
@@ -320,10 +340,8 @@ begin_upload(struct MHD_Connection *c, struct req_state *rs, uint64_t clen, bool
     } else if (authorize(rs) != 0 || router_validate(r, NULL, 0, &rs->req, &rs->resp) != 0) {
         rs->resp.close = true;
         rs->decided = true;
-    } else if (r->sink->open(&rs->req, &rs->sink) != 0) {
-        rs->sink = NULL;
-        refuse(rs, 503, "unavailable", "The upload cannot be stored now; try again later.",
-               true);
+    } else {
+        open_sink(rs);
     }
 }
 
@@ -489,6 +507,11 @@ add_headers(struct MHD_Response *mr, const struct req_state *rs, bool draining)
     MHD_add_response_header(mr, "X-Request-Id", rs->req.request_id);
     if (rs->resp.status == 405 && rs->resp.allow[0] != '\0')
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, rs->resp.allow);
+    if (rs->resp.retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%u", rs->resp.retry_after);
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     for (size_t i = 0; i < sizeof(rs->resp.cookies) / sizeof(rs->resp.cookies[0]); i++)
         if (rs->resp.cookies[i][0] != '\0')
             MHD_add_response_header(mr, MHD_HTTP_HEADER_SET_COOKIE, rs->resp.cookies[i]);

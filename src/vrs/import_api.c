@@ -1,8 +1,10 @@
 /*
  * import_api.c - CSV import over the HTTP API (import_api.h).
  *
- * The upload goes: body sink (a queue place and an encrypted spool,
- * before any byte is read) -> handler (the job's id, board slot, row and
+ * The upload goes: body sink (every refusal the headers allow -- no
+ * kind, an import of the tenant already queued or running, a full queue
+ * -- then a queue place and an encrypted spool, before any byte is read)
+ * -> handler (the job's id, board slot, row and
  * acceptance audit event, then the runner's queue) -> runner thread
  * (import_runner.c).  GET answers from the job row and, while the job
  * runs, from the shared board; a job whose worker is gone is stored as
@@ -180,7 +182,7 @@ const struct param_rule import_problem_params[] = {
     { NULL, 0, NULL },
 };
 
-/* ---- the upload's sink: a queue place and an encrypted spool ------------------------ */
+/* ---- helpers -------------------------------------------------------------------------- */
 
 static struct worker_env *
 wenv(const struct http_request *req)
@@ -196,50 +198,6 @@ job_object(const char *id)
     snprintf(s, sizeof(s), "import:%s", id);
     return json_pack("[s]", s);
 }
-
-/* Called once the session and its permission are checked, before the
- * body: a full queue refuses here, so nothing is read (R2.6). */
-static int
-sink_open(const struct http_request *req, void **sink)
-{
-    struct worker_env *we = wenv(req);
-    char dir[PATH_MAX];
-    struct import_job *j;
-
-    if (we == NULL || we->imports == NULL || import_api_spool_dir(we->cfg, dir, sizeof(dir)) != 0)
-        return -1;
-    if ((j = import_runner_reserve(we->imports, dir)) == NULL) {
-        if (errno == EBUSY &&
-            vrs_audit(req, "resident.import", "refused", "queue_full", NULL, NULL, NULL) != 0)
-            log_warn("audit_refused", "a refused upload is not on the audit record");
-        if (errno != EBUSY)
-            log_error("spool_failed", "cannot make an upload spool in %s: %s", dir,
-                      strerror(errno));
-        return -1;
-    }
-    *sink = j;
-    return 0;
-}
-
-static int
-sink_write(void *sink, const void *data, size_t n)
-{
-    struct import_job *j = sink;
-
-    return spool_write(j->spool, data, n);
-}
-
-static void
-sink_discard(void *sink)
-{
-    import_job_cancel(sink);
-}
-
-static const char *const upload_types[] = { "text/csv", "application/octet-stream", NULL };
-
-const struct body_sink import_upload_sink = {
-    upload_types, sink_open, sink_write, sink_discard,
-};
 
 /* ---- a job as JSON ------------------------------------------------------------------ */
 
@@ -372,22 +330,183 @@ resolve(const struct http_request *req, struct store_tenant *ctx, struct store_i
     snprintf(row->message, sizeof(row->message), "%s", GONE_MSG);
 }
 
-/* ---- POST /v1/imports -------------------------------------------------------------------- */
+/* ---- the upload's sink: every refusal from the headers, then a queue place and a spool -- */
 
-/* The query: kind (required), encoding (utf-8), dry_run (false); the
- * router already checked each value given. */
+/* What the query asks for: kind (required), encoding (utf-8), dry_run
+ * (false).  The route's param rules already checked each value given and
+ * refused anything else; they cannot say "required", so kind is checked
+ * here.  0, or -1 with a 400 in resp. */
+struct upload_query {
+    enum import_kind    kind;
+    enum csvin_encoding encoding;
+    bool                dry_run;
+};
+
 static int
-parse_upload(const struct http_request *req, struct import_job *j, struct http_response *resp)
+parse_upload(const struct http_request *req, struct upload_query *q, struct http_response *resp)
 {
-    if (import_kind_parse(http_param(req, "kind"), &j->kind) != 0) {
+    if (import_kind_parse(http_param(req, "kind"), &q->kind) != 0) {
         reply_error(resp, 400, "invalid_parameter", "The query parameter kind is required: "
                     "residents, vouchers or vaccinations.", "kind");
         return -1;
     }
-    j->encoding = strcmp(http_param(req, "encoding"), "cp932") == 0 ? CSVIN_CP932 : CSVIN_UTF8;
-    j->dry_run = strcmp(http_param(req, "dry_run"), "true") == 0;
+    q->encoding = strcmp(http_param(req, "encoding"), "cp932") == 0 ? CSVIN_CP932 : CSVIN_UTF8;
+    q->dry_run = strcmp(http_param(req, "dry_run"), "true") == 0;
     return 0;
 }
+
+/* A refused upload is on the record like other refused requests. */
+static void
+audit_refusal(const struct http_request *req, const char *reason)
+{
+    if (vrs_audit(req, "resident.import", "refused", reason, NULL, NULL, NULL) != 0)
+        log_warn("audit_refused", "a refused upload is not on the audit record");
+}
+
+static int
+first_active(const struct store_import_job *j, void *arg)
+{
+    struct store_import_job *out = arg;
+
+    if (!store_import_state_active(j->state))
+        return 0;
+    *out = *j;
+    return 1;
+}
+
+/* The tenant's job that is queued or running, if any, into *row: 1, 0 for
+ * none, -1 if the store cannot say.  At most one is (a partial unique
+ * index), and none can be newer, so the newest jobs are enough. */
+static int
+active_job(struct store_tenant *ctx, struct store_import_job *row)
+{
+    row->id[0] = '\0';
+    if (store_import_job_list(ctx, IMPORT_LIST_MAX, first_active, row) != STORE_OK)
+        return -1;
+    return row->id[0] != '\0' ? 1 : 0;
+}
+
+/* 409 import_running; the job in the way (the session's tenant's own,
+ * so its id may be named) when it is known. */
+static void
+reply_running(struct http_response *resp, const struct store_import_job *in_way)
+{
+    json_t *err;
+
+    reply_error(resp, 409, "import_running", "An import for this municipality is already "
+                "queued or running; wait until it has finished, then send the file again.",
+                NULL);
+    err = json_object_get(resp->body, "error");
+    if (in_way != NULL && err != NULL) {
+        char poll[16 + STORE_IMPORT_ID_HEX];
+        snprintf(poll, sizeof(poll), "/v1/imports/%s", in_way->id);
+        json_object_set_new(err, "import_id", json_string(in_way->id));
+        json_object_set_new(err, "poll", json_string(poll));
+    }
+}
+
+/* R2.6: a tenant with an import queued or running gets its 409 from the
+ * headers, not after sending up to 1 GiB.  A job whose worker is gone is
+ * stored as interrupted first, as a GET would, and holds nothing up.
+ * The job row's unique index stays the last word (accept_job): two
+ * uploads at once both pass here.  0, or -1 with resp set. */
+static int
+refuse_if_running(const struct http_request *req, struct http_response *resp)
+{
+    struct store_tenant *ctx = NULL;
+    struct store_import_job row;
+    struct import_board_view v;
+    bool live;
+    int rc = 0, found;
+
+    if (vrs_tenant_open(req, resp, &ctx) != 0)
+        return -1;
+    found = active_job(ctx, &row);
+    if (found < 0) {
+        vrs_reply_unavailable(resp);
+        rc = -1;
+    } else if (found > 0) {
+        resolve(req, ctx, &row, &v, &live);
+        if (store_import_state_active(row.state)) {
+            audit_refusal(req, "import_running");
+            reply_running(resp, &row);
+            rc = -1;
+        }
+    }
+    store_tenant_ctx_close(ctx);
+    return rc;
+}
+
+/* A full queue: 503 with Retry-After, for the queue drains by itself. */
+static void
+reply_queue_full(const struct http_request *req, struct http_response *resp)
+{
+    audit_refusal(req, "queue_full");
+    reply_error(resp, 503, "queue_full", "This server has as many imports waiting as it takes; "
+                "send the file again in a minute or two.", NULL);
+    resp->retry_after = IMPORT_RETRY_AFTER_S;
+}
+
+/*
+ * The sink's open(): called once the session, its permission and the
+ * query's values are checked, before the body.  Every refusal the headers
+ * allow is made here, so nothing is read to be refused (R2.6): a missing
+ * kind (400), the tenant's import already queued or running (409), a full
+ * queue (503).  Then a queue place and an empty encrypted spool.
+ */
+static int
+sink_open(const struct http_request *req, struct http_response *resp, void **sink)
+{
+    struct worker_env *we = wenv(req);
+    struct upload_query q;
+    char dir[PATH_MAX];
+    struct import_job *j;
+
+    if (we == NULL || we->imports == NULL ||
+        import_api_spool_dir(we->cfg, dir, sizeof(dir)) != 0) {
+        vrs_reply_unavailable(resp);
+        return -1;
+    }
+    if (parse_upload(req, &q, resp) != 0 || refuse_if_running(req, resp) != 0)
+        return -1;
+    if ((j = import_runner_reserve(we->imports, dir)) == NULL) {
+        int e = errno;
+        if (e == EBUSY) {
+            reply_queue_full(req, resp);
+        } else {
+            log_error("spool_failed", "cannot make an upload spool in %s: %s", dir, strerror(e));
+            vrs_reply_unavailable(resp);
+        }
+        return -1;
+    }
+    j->kind = q.kind;
+    j->encoding = q.encoding;
+    j->dry_run = q.dry_run;
+    *sink = j;
+    return 0;
+}
+
+static int
+sink_write(void *sink, const void *data, size_t n)
+{
+    struct import_job *j = sink;
+
+    return spool_write(j->spool, data, n);
+}
+
+static void
+sink_discard(void *sink)
+{
+    import_job_cancel(sink);
+}
+
+static const char *const upload_types[] = { "text/csv", "application/octet-stream", NULL };
+
+const struct body_sink import_upload_sink = {
+    upload_types, sink_open, sink_write, sink_discard,
+};
+
+/* ---- POST /v1/imports -------------------------------------------------------------------- */
 
 /* The job's row, from the request and the spool. */
 static void
@@ -402,14 +521,6 @@ row_of(const struct http_request *req, const struct import_job *j, struct store_
     snprintf(row->actor, sizeof(row->actor), "%s", req->user_id);
     snprintf(row->role, sizeof(row->role), "%s", auth_role_name(req->role));
     row->bytes = (int64_t)spool_size(j->spool);
-}
-
-/* A refused upload is on the record like other refused requests. */
-static void
-audit_refusal(const struct http_request *req, const char *reason)
-{
-    if (vrs_audit(req, "resident.import", "refused", reason, NULL, NULL, NULL) != 0)
-        log_warn("audit_refused", "a refused upload is not on the audit record");
 }
 
 static size_t
@@ -468,16 +579,18 @@ accept_job(const struct http_request *req, struct import_job *j, struct http_res
     row_of(req, j, &row);
     st = store_import_job_create(ctx, &row);
     if (st == STORE_EXISTS) {
+        /* Another upload of the tenant got its row in first (both passed
+         * refuse_if_running): name it if it can be found. */
+        struct store_import_job other;
         audit_refusal(req, "import_running");
-        reply_error(resp, 409, "import_running", "An import for this municipality is already "
-                    "queued or running; wait until it has finished, then send the file "
-                    "again.", NULL);
+        reply_running(resp, active_job(ctx, &other) > 0 ? &other : NULL);
     } else if (st == STORE_BUSY) {
         /* SQLite: another tenant's import holds the one write lock for
          * its whole pass 2 (docs/import-export.md). */
         audit_refusal(req, "store_busy");
         reply_error(resp, 503, "store_busy", "The store is busy writing another import; send "
                     "the file again in a few minutes.", NULL);
+        resp->retry_after = IMPORT_RETRY_AFTER_S;
     } else if (st != STORE_OK) {
         log_warn("import_job_unsaved", "an upload's job row: %s", store_strerror(st));
         vrs_reply_unavailable(resp);
@@ -508,9 +621,7 @@ import_h_upload(const struct http_request *req, struct http_response *resp)
         vrs_reply_unavailable(resp);
         return;
     }
-    import_job_identity(&j->who, req);
-    if (parse_upload(req, j, resp) != 0)
-        goto cancel;
+    import_job_identity(&j->who, req);       /* kind, encoding, dry_run: sink_open's */
     if (spool_finish(j->spool) != 0) {
         log_error("spool_failed", "cannot finish an upload spool: %s", strerror(errno));
         vrs_reply_unavailable(resp);

@@ -18,8 +18,13 @@
  * (R1.1).  No answer carries a value from the file: states, counts, line
  * numbers, column names and reasons only.
  *
- * The upload is accepted (202) once it is spooled, its job row written
- * (at most one job queued or running per tenant: 409 otherwise) and its
+ * Refused from the headers, with the connection closed and the body
+ * unread: no session (401), not a supervisor (403), a bad or missing
+ * query parameter (400), an import of the tenant already queued or
+ * running (409 import_running, naming it), a full queue (503 queue_full,
+ * Retry-After).  The upload is accepted (202) once it is spooled, its job
+ * row written (at most one job queued or running per tenant: a 409 still
+ * if another upload of the tenant got there meanwhile) and its
  * acceptance audited; a runner thread of the same worker then imports it
  * (vrs/import_runner.h).  Progress is read from the shared board
  * (vrs/import_board.h); a job whose worker is gone is reported, and
@@ -41,6 +46,9 @@
 #define IMPORT_UPLOAD_MAX ((size_t)1 << 30)
 
 #define IMPORT_LIST_MAX        50     /* jobs in GET /v1/imports */
+/* Retry-After of a 503 queue_full or store_busy: the queue drains as
+ * imports end (100,000 residents take about 10 s, docs/import-export.md). */
+#define IMPORT_RETRY_AFTER_S   60
 #define IMPORT_PROBLEMS_PAGE   100    /* default limit of a problems page */
 #define IMPORT_PROBLEMS_PAGE_MAX 1000 /* largest limit of a problems page */
 

@@ -4,7 +4,9 @@
  * on loopback, with a route table of its own and a counting test sink.
  *
  * What it shows: an unauthenticated upload is refused before the sink is
- * even opened (R6.6); a wrong or missing Content-Type is 415; a body over
+ * even opened (R6.6); a sink's open() that refuses from the headers gets
+ * its own status, message and Retry-After sent before any of the body is
+ * read, the connection closed (R2.6); a wrong or missing Content-Type is 415; a body over
  * the limit is 413 whether declared or chunked; an empty body is 400; a
  * failing sink is 503, or 507 when the disk is full; a client that goes
  * away mid-body has its sink discarded; a complete upload reaches the
@@ -37,6 +39,7 @@
 #include "pki/pki.h"
 
 #define MAX_UP ((size_t)256 * 1024)
+#define MAX_BIG ((size_t)1 << 30)       /* /up/big: as large as an import may be */
 
 /* ---- the test sink: counts everything, hashes what it is given ----------- */
 
@@ -51,15 +54,31 @@ struct t_sink {
     crypto_generichash_state     h;
 };
 
+/* Retry-After of the test sink's "busy" refusal. */
+#define T_RETRY_AFTER 7u
+
 static int
-t_open(const struct http_request *req, void **sink)
+t_open(const struct http_request *req, struct http_response *resp, void **sink)
 {
     const char *fail = http_param(req, "fail");
     struct t_sink *k;
 
     atomic_fetch_add(&n_open, 1);
-    if (strcmp(fail, "open") == 0)
+    if (strcmp(fail, "open") == 0)          /* refuses without an answer: the server's 503 */
         return -1;
+    if (strcmp(fail, "conflict") == 0) {    /* its own answer */
+        reply_error(resp, 409, "t_conflict", "The test sink refuses this upload.", NULL);
+        return -1;
+    }
+    if (strcmp(fail, "busy") == 0) {        /* its own answer, with a Retry-After */
+        reply_error(resp, 503, "t_busy", "The test sink is busy.", NULL);
+        resp->retry_after = T_RETRY_AFTER;
+        return -1;
+    }
+    if (strcmp(fail, "notanerror") == 0) {  /* a refusal that is no error: fail closed */
+        resp->status = 200;
+        return -1;
+    }
     if ((k = calloc(1, sizeof(*k))) == NULL)
         return -1;
     k->fail = strcmp(fail, "write") == 0 ? FAIL_WRITE
@@ -144,12 +163,17 @@ h_json(const struct http_request *req, struct http_response *resp)
 static const char *
 check_fail(const char *v)
 {
-    return strcmp(v, "open") == 0 || strcmp(v, "write") == 0 || strcmp(v, "nospc") == 0
-               ? NULL : "is not a failure this test knows";
+    static const char *const known[] = { "open", "write", "nospc", "conflict", "busy",
+                                         "notanerror", NULL };
+
+    for (const char *const *k = known; *k != NULL; k++)
+        if (strcmp(v, *k) == 0)
+            return NULL;
+    return "is not a failure this test knows";
 }
 
 static const struct param_rule fail_rule[] = {
-    { "fail", 8, check_fail },
+    { "fail", 12, check_fail },
     { NULL, 0, NULL },
 };
 
@@ -163,6 +187,8 @@ static const struct route t_routes[] = {
       &t_sink },
     /* R6.6: needs a staff session, which the public listener never has */
     { "POST", "/up/secure", LISTENER_PUBLIC, PERM_RESIDENT_WRITE, MAX_UP, NULL, NULL, h_take,
+      &t_sink },
+    { "POST", "/up/big", LISTENER_PUBLIC, PERM_ANONYMOUS, MAX_BIG, fail_rule, NULL, h_take,
       &t_sink },
     { "POST", "/up/leave", LISTENER_PUBLIC, PERM_ANONYMOUS, MAX_UP, NULL, NULL, h_leave,
       &t_sink },
@@ -247,7 +273,7 @@ settle(void)
 /* ---- the client ----------------------------------------------------------- */
 
 struct body_src {
-    const uint8_t *data;
+    const uint8_t *data;        /* NULL: len bytes of a pattern, made as they are read */
     size_t         len, off;
     size_t         abort_at;    /* stop the upload here (0: never) */
 };
@@ -264,7 +290,10 @@ read_body(char *buf, size_t size, size_t nitems, void *arg)
         left = b->abort_at - b->off;
     if (want > left)
         want = left;
-    memcpy(buf, b->data + b->off, want);
+    if (b->data != NULL)
+        memcpy(buf, b->data + b->off, want);
+    else
+        memset(buf, 'x', want);
     b->off += want;
     return want;
 }
@@ -274,6 +303,7 @@ struct reply {
     size_t len;
     char   headers[4096];
     size_t hlen;
+    size_t sent;                /* body bytes the client handed to curl */
 };
 
 static size_t
@@ -305,13 +335,17 @@ on_header(char *p, size_t size, size_t n, void *arg)
 }
 
 enum framing { DECLARED, CHUNKED };
+/* or'd into the framing: send the body at once, without waiting for the
+ * server's 100 Continue */
+#define NO_EXPECT 0x10
 
 /* POST `len` bytes of `data` to path; returns the status (0 if the
  * transfer failed) and fills *r. */
 static long
 post(const char *path, const char *content_type, const uint8_t *data, size_t len,
-     enum framing framing, size_t abort_at, struct reply *r)
+     int how, size_t abort_at, struct reply *r)
 {
+    enum framing framing = (how & CHUNKED) != 0 ? CHUNKED : DECLARED;
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
     struct curl_blob ca = { cert_pem, strlen(cert_pem), CURL_BLOB_COPY };
@@ -330,8 +364,11 @@ post(const char *path, const char *content_type, const uint8_t *data, size_t len
         h = curl_slist_append(h, "Content-Type:");
     }
     /* Wait for the server's word before sending the body, so a refusal
-     * from the headers is read rather than lost in a reset. */
-    h = curl_slist_append(h, "Expect: 100-continue");
+     * from the headers is read rather than lost in a reset -- long enough
+     * that a body sent means the server asked for it (100 Continue), not
+     * that curl gave up waiting. */
+    h = curl_slist_append(h, (how & NO_EXPECT) != 0 ? "Expect:" : "Expect: 100-continue");
+    curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 15000L);
     if (framing == CHUNKED)
         h = curl_slist_append(h, "Transfer-Encoding: chunked");
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -352,6 +389,7 @@ post(const char *path, const char *content_type, const uint8_t *data, size_t len
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    r->sent = src.off;
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     settle();
@@ -559,6 +597,68 @@ test_R2_6_sink_failures(void **state)
     free(data);
 }
 
+/* R2.6: open() refuses from the headers with an answer of its own (409,
+ * or 503 with Retry-After); one that refuses without an error answer gets
+ * the server's 503.  Each is sent before the server asks for the body
+ * (the client, waiting for 100 Continue, hands curl not one byte), closes
+ * the connection, and nothing is written, discarded or handled: open()
+ * left nothing open.  A client that sends a big body at once, without
+ * waiting, gets the refusal (or, its unread bytes having reset the
+ * connection, nothing) and never has its body read through. */
+static void
+test_R2_6_open_refusal_before_body(void **state)
+{
+    static const struct {
+        const char *path, *code;
+        long status;
+    } cases[] = {
+        { "/up?fail=conflict", "t_conflict", 409 },
+        { "/up?fail=busy", "t_busy", 503 },
+        { "/up?fail=open", "unavailable", 503 },
+        { "/up?fail=notanerror", "unavailable", 503 },
+    };
+    /* Far past DISCARD_MAX (1 MiB) and past what loopback socket buffers
+     * can hold (tcp_rmem + tcp_wmem maxima: 36 MiB on the CI machine; the
+     * client got 0.2-2.6 MB out there): whatever it sent beyond that the
+     * server would have had to read. */
+    const size_t big = 64 * (size_t)1024 * 1024;
+    uint8_t *data = csv_bytes(100000);
+    struct reply r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int f = DECLARED; f <= CHUNKED; f++) {
+            reset_counters();
+            assert_int_equal(post(cases[i].path, "text/csv", data, 100000, f, 0, &r),
+                             cases[i].status);
+            expect_code(&r, cases[i].code);
+            assert_non_null(strcasestr(r.headers, "connection: close"));
+            assert_null(strcasestr(r.headers, "100 continue"));
+            assert_int_equal(r.sent, 0);
+            assert_int_equal(atomic_load(&n_open), 1);
+            assert_int_equal(atomic_load(&n_write), 0);
+            assert_int_equal(atomic_load(&n_discard), 0);
+            assert_int_equal(atomic_load(&n_handled), 0);
+            if (strcmp(cases[i].code, "t_busy") == 0)
+                assert_non_null(strcasestr(r.headers, "\r\nretry-after: 7\r\n"));
+            else
+                assert_null(strcasestr(r.headers, "retry-after"));
+        }
+    }
+    for (int f = DECLARED; f <= CHUNKED; f++) {
+        long st;
+        reset_counters();
+        st = post("/up/big?fail=conflict", "text/csv", NULL, big, f | NO_EXPECT, 0, &r);
+        if (st != 409 && st != 0)
+            fail_msg("a refused upload sent at once: %ld %s (sent %zu)", st, r.body, r.sent);
+        assert_true(r.sent < big);
+        assert_int_equal(atomic_load(&n_open), 1);
+        assert_int_equal(atomic_load(&n_write), 0);
+        assert_int_equal(atomic_load(&n_handled), 0);
+    }
+    free(data);
+}
+
 /* A client that goes away mid-body: the sink is discarded by the
  * completion callback, the handler never runs (run under ASan: no leak). */
 static void
@@ -590,6 +690,7 @@ main(void)
         cmocka_unit_test(test_R2_6_over_limit_is_413),
         cmocka_unit_test(test_R2_6_empty_body_is_400),
         cmocka_unit_test(test_R2_6_sink_failures),
+        cmocka_unit_test(test_R2_6_open_refusal_before_body),
         cmocka_unit_test(test_R2_6_cut_off_upload_is_discarded),
     };
 

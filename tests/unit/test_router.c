@@ -944,9 +944,10 @@ static const struct param_rule unchecked_query_rule[] = {
 
 /* A sink for the invariant checker only: never called. */
 static int
-t_sink_open(const struct http_request *req, void **sink)
+t_sink_open(const struct http_request *req, struct http_response *resp, void **sink)
 {
     (void)req;
+    (void)resp;
     *sink = NULL;
     return -1;
 }
