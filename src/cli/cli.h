@@ -130,6 +130,21 @@ int cli_terminal_make(const char *who, const char *dir, const char *name,
  * '-' (it becomes a file name and a certificate CN). */
 bool cli_terminal_name_ok(const char *name);
 
+/* Revoke terminal certificates in the revocation list file `path`, as
+ * `mamori terminal revoke` does (R6.2; cmd_terminal.c): under an exclusive
+ * flock on the list's directory, read the list with mamorid's own parser
+ * (a list it would refuse is an error, a missing file an empty list),
+ * append one "HEX # revoked TIME[: reason]" line for each of the n raw
+ * SHA-256 fingerprints `fps` (n * PKI_FP_LEN bytes) not in it yet, and
+ * replace the file atomically, keeping its mode and owner.  `reason` is
+ * NULL or 1-200 printable ASCII characters.  *added gets the number of
+ * lines appended (0: already all there, nothing written).  Does not tell
+ * mamorid (cli_daemon_reload).  Errors are printed as "mamori <who>: ...".
+ * Returns 0, or -1 with the file unchanged. */
+int cli_revlist_add(const char *who, const char *path, const uint8_t *fps,
+                    size_t n, const char *reason, size_t *added)
+    __attribute__((warn_unused_result));
+
 /* --- helpers shared by the subcommands (cli_util.c) --- */
 
 /* "mamori <who>: <message>" on stderr; cli_err appends ": strerror". */

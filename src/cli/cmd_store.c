@@ -5,7 +5,8 @@
  *
  * R1.3: the operator works on the store and the keys but reads no
  * personal data.  These commands call only the store's operator calls
- * (open, migrate, counts, tenant create / state / erase) and print ids,
+ * (open, migrate, counts, tenant create / state / erase, and the list of
+ * a tenant's terminal fingerprints an erase revokes) and print ids,
  * states, versions and counts.  Key operations go through the keyring,
  * whose hook writes one key_op line per operation (R7.7).
  *
@@ -34,6 +35,8 @@
 #include "crypto/keyring.h"
 #include "ref/lgcode.h"
 #include "store/store.h"
+#include "store/store_auth.h"
+#include "tls/revoke.h"
 
 #define LGCODE_TABLE "municipalities/municipalities_lgcode.csv"
 #define LGCODE_PREFIXES 100000u         /* 5 digits; the 6th is a check */
@@ -650,10 +653,11 @@ out:
 
 /* ---- mamori tenant erase ----------------------------------------------- */
 
-/* R1.4 crypto-shredding: the keys go first, durably, so from then on
- * nothing of the tenant can be decrypted, even if the row deletion
- * below never happens (a crash, the database down); running the command
- * again finishes it. */
+/* R1.4 crypto-shredding: the keys go before the rows, durably, so from
+ * then on nothing of the tenant can be decrypted, even if the row
+ * deletion below never happens (a crash, the database down); running
+ * the command again finishes it.  Only the revocation of its terminals
+ * (erase_terminals), which destroys nothing, comes earlier. */
 static int
 erase_keys(struct cli_session *s, const char *code)
 {
@@ -674,6 +678,78 @@ erase_keys(struct cli_session *s, const char *code)
     printf("tenant %s: keys destroyed: KEK v%u, index key, %s\n", code,
            (unsigned)kv, range);
     return 0;
+}
+
+/* The fingerprints of a tenant's registered terminals, any state. */
+struct fp_vec {
+    uint8_t *fps;                       /* n * PKI_FP_LEN, owned */
+    size_t   n, cap;
+    bool     failed;                    /* a stopped walk is STORE_OK */
+};
+
+static int
+collect_fp(const struct terminal_info *t, void *ctx)
+{
+    struct fp_vec *v = ctx;
+
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        uint8_t *grown;
+
+        if (cap > REVOKE_MAX_ENTRIES ||
+            (grown = realloc(v->fps, cap * PKI_FP_LEN)) == NULL) {
+            v->failed = true;
+            return -1;                  /* stops the walk */
+        }
+        v->fps = grown;
+        v->cap = cap;
+    }
+    memcpy(v->fps + v->n++ * PKI_FP_LEN, t->fingerprint, PKI_FP_LEN);
+    return 0;
+}
+
+/* R6.2, R1.4: before anything is destroyed, every terminal certificate
+ * the tenant registered (active or revoked through the API) goes into
+ * the revocation list mamorid reads.  Its store rows go with the erase,
+ * and with them the store's part of the TLS layer's revoked set, so
+ * without this a certificate revoked through the API would pass the
+ * handshake again.  Fails closed: if the list cannot be written, the
+ * caller erases nothing.  A rerun adds nothing it already holds. */
+static int
+erase_terminals(struct cli_session *s, const char *code, size_t *added)
+{
+    struct fp_vec v = { NULL, 0, 0, false };
+    char reason[48];
+    enum store_status st;
+    int rc = -1;
+
+    *added = 0;
+    st = store_terminal_list(s->st, code, collect_fp, &v);
+    if (st != STORE_OK || v.failed) {
+        cli_errx(s->who, "cannot list the terminals of tenant %s (%s); "
+                 "nothing erased", code, v.failed ?
+                 "too many, or out of memory" : store_strerror(st));
+        goto out;
+    }
+    snprintf(reason, sizeof(reason), "tenant %s erased", code);
+    if (cli_revlist_add(s->who, s->cfg->revocation_list, v.fps, v.n, reason,
+                        added) != 0) {
+        cli_errx(s->who, "cannot add the %zu terminal certificate%s of "
+                 "tenant %s to the revocation list %s; nothing erased",
+                 v.n, v.n == 1 ? "" : "s", code, s->cfg->revocation_list);
+        goto out;
+    }
+    printf("tenant %s: %zu terminal certificate%s revoked in %s", code,
+           *added, *added == 1 ? "" : "s", s->cfg->revocation_list);
+    if (v.n > *added)
+        printf(" (%zu listed already)", v.n - *added);
+    printf("\n");
+    cli_audit_note_int("terminals", (int64_t)v.n);
+    cli_audit_note_int("terminals_revoked", (int64_t)*added);
+    rc = 0;
+out:
+    free(v.fps);
+    return rc;
 }
 
 static int
@@ -702,6 +778,20 @@ erase_rows(struct cli_session *s, const char *code, const char *state)
     return 0;
 }
 
+/* Tell a running mamorid what changed: the keystore (its key holder),
+ * the revocation list (its workers), or both with one SIGHUP. */
+static int
+erase_notify(struct cli_session *s, bool list_changed)
+{
+    if (s->keys_changed && list_changed)
+        return cli_daemon_reload(s->who, s->cfg->pidfile,
+                                 "the keystore and the revocation list");
+    if (list_changed)
+        return cli_daemon_reload(s->who, s->cfg->pidfile,
+                                 "the revocation list");
+    return s->keys_changed ? cli_session_notify(s) : 0;
+}
+
 static int
 tenant_erase(int argc, char **argv)
 {
@@ -710,6 +800,7 @@ tenant_erase(int argc, char **argv)
     struct cli_session s;
     char state[16] = "";
     enum store_status st;
+    size_t revoked = 0;
     bool keys;
     int rc;
 
@@ -747,10 +838,15 @@ tenant_erase(int argc, char **argv)
         rc = CLI_OK;
         goto out;
     }
+    /* The list first (it is what can fail without harm), then the keys,
+     * then the rows. */
+    if (st == STORE_OK && erase_terminals(&s, o.code, &revoked) != 0)
+        goto out;
     if (erase_keys(&s, o.code) != 0)
         goto out;
-    /* The daemon's key holder drops the keys now, not after the rows. */
-    rc = s.keys_changed && cli_session_notify(&s) != 0 ? CLI_FAIL : CLI_OK;
+    /* One SIGHUP: the key holder drops the keys and the workers refuse
+     * the certificates now, not after the rows. */
+    rc = erase_notify(&s, revoked > 0) != 0 ? CLI_FAIL : CLI_OK;
     if (st == STORE_OK && erase_rows(&s, o.code, state) != 0)
         rc = CLI_FAIL;
 out:

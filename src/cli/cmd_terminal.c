@@ -13,6 +13,8 @@
  * lines and lines starting with '#' are ignored.  It is read here with
  * the daemon's own parser (tls/revoke.h), so `list` shows what mamorid
  * enforces and `revoke` never extends a list mamorid would refuse.
+ * `mamori tenant erase` revokes the erased tenant's terminals through
+ * the same code (cli_revlist_add).
  */
 #include "cli/cli.h"
 
@@ -602,28 +604,69 @@ revoke_target(const char *who, const struct revoke_opts *o,
     return rc;
 }
 
-/* The new list: the old bytes, a newline if the last line lacked one,
- * then one entry line.  Returns a malloc'd buffer or NULL. */
-static char *
-revlist_append(const char *old, size_t oldlen, const char *fp,
-               const char *reason, size_t *newlen)
+/* One entry line for fp (raw) into line[]; its length or -1. */
+static int
+revlist_line(char *line, size_t linesz, const uint8_t fp[PKI_FP_LEN],
+             const char *when, const char *reason)
 {
-    char when[21], line[PKI_FP_HEX_LEN + REASON_MAX + 64], *buf;
-    bool nl = oldlen > 0 && old[oldlen - 1] != '\n';
+    char hex[PKI_FP_HEX_LEN + 1];
     int n;
 
-    cli_iso8601(time(NULL), when);
-    n = snprintf(line, sizeof(line), "%s # revoked %s%s%s\n", fp, when,
+    if (util_hex_encode(fp, PKI_FP_LEN, hex, sizeof(hex)) != 0)
+        return -1;
+    n = snprintf(line, linesz, "%s # revoked %s%s%s\n", hex, when,
                  reason != NULL ? ": " : "", reason != NULL ? reason : "");
-    if (n < 0 || (size_t)n >= sizeof(line))
-        return NULL;
-    if ((buf = malloc(oldlen + 1 + (size_t)n + 1)) == NULL)
+    return n < 0 || (size_t)n >= linesz ? -1 : n;
+}
+
+static int
+fp_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, PKI_FP_LEN);
+}
+
+/* The new list: the old bytes, a newline if the last line lacked one
+ * (and something is added), then one entry line per fingerprint of fps
+ * (n, no duplicates) not in `old_set`.  Returns a malloc'd buffer or NULL
+ * (out of memory, or more entries than mamorid takes); *added counts the
+ * lines appended. */
+static char *
+revlist_append(const char *old, size_t oldlen, const struct revoke_set *old_set,
+               const uint8_t *fps, size_t n, const char *reason,
+               size_t *newlen, size_t *added)
+{
+    enum { LINE_MAX_LEN = PKI_FP_HEX_LEN + REASON_MAX + 64 };
+    char when[21], *buf;
+    size_t len = oldlen, fresh = 0;
+
+    /* Count first: memory in proportion to what is added, and never a
+     * list longer than mamorid takes. */
+    for (size_t i = 0; i < n; i++)
+        fresh += !revoke_set_contains(old_set, fps + i * PKI_FP_LEN);
+    *added = 0;
+    if (revoke_set_count(old_set) + fresh > REVOKE_MAX_ENTRIES ||
+        (buf = malloc(oldlen + 1 + fresh * LINE_MAX_LEN + 1)) == NULL)
         return NULL;
     memcpy(buf, old, oldlen);
-    if (nl)
-        buf[oldlen++] = '\n';
-    memcpy(buf + oldlen, line, (size_t)n + 1);
-    *newlen = oldlen + (size_t)n;
+    if (oldlen > 0 && fresh > 0 && old[oldlen - 1] != '\n')
+        buf[len++] = '\n';
+    cli_iso8601(time(NULL), when);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *fp = fps + i * PKI_FP_LEN;
+        int w;
+
+        if (revoke_set_contains(old_set, fp))
+            continue;
+        w = revlist_line(buf + len, LINE_MAX_LEN + 1, fp, when, reason);
+        if (w < 0) {
+            free(buf);
+            return NULL;
+        }
+        len += (size_t)w;
+        (*added)++;
+    }
+    buf[len] = '\0';
+    *newlen = len;
     return buf;
 }
 
@@ -665,48 +708,124 @@ revoke_notify(const char *who, const char *dir)
     return cli_daemon_reload(who, path, "the list");
 }
 
-/* Add fp to the list under an exclusive lock on DIR/revocation, so two
- * concurrent revocations cannot lose one another's line.  Returns 1 if
- * it was already there, 0 if added, -1 on failure. */
+/* Lock the directory that holds `path` (exclusive); the fd or -1. */
 static int
-revlist_add(const char *who, const char *dir, const char *fp,
-            const char *reason)
+revlist_lock(const char *who, const char *path)
 {
-    char path[PATH_MAX], pkidir[PATH_MAX], *old = NULL, *buf = NULL;
-    struct revoke_set *revoked = NULL;
-    struct stat st;
-    size_t oldlen, len;
-    int lockfd, ret = -1;
+    char dir[PATH_MAX];
+    char *slash;
+    int fd;
 
-    if (util_path_join(pkidir, sizeof(pkidir), dir, "revocation") != 0 ||
-        revlist_path(path, sizeof(path), dir) != 0) {
-        cli_errx(who, "path too long: %s", dir);
+    if (util_strcpy(dir, sizeof(dir), path) != 0) {
+        cli_errx(who, "path too long: %s", path);
         return -1;
     }
-    lockfd = open(pkidir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
-        cli_err(who, "cannot lock %s", pkidir);
-        if (lockfd >= 0)
-            close(lockfd);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        cli_err(who, "cannot lock %s", dir);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The new list must read back as mamorid reads it, with every entry
+ * added: a list it would refuse is never written (R6.2). */
+static int
+revlist_check(const char *who, const char *path, const char *buf, size_t len,
+              size_t want)
+{
+    struct revoke_set *set = NULL;
+    unsigned bad = 0;
+    size_t got;
+
+    if (len > REVLIST_MAX || revoke_set_parse(buf, len, &set, &bad) != 0) {
+        cli_errx(who, "%s would not read back as mamorid reads it (too "
+                 "long: at most %u entries; or out of memory); nothing "
+                 "written", path, REVOKE_MAX_ENTRIES);
+        return -1;
+    }
+    got = revoke_set_count(set);
+    revoke_set_free(set);
+    if (got != want) {
+        cli_errx(who, "%s would not hold every entry; nothing written", path);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cli_revlist_add(const char *who, const char *path, const uint8_t *fps,
+                size_t n, const char *reason, size_t *added)
+{
+    char *old = NULL, *buf = NULL;
+    uint8_t *sorted = NULL;
+    struct revoke_set *revoked = NULL;
+    struct stat st;
+    size_t oldlen, len, uniq = 0;
+    int lockfd, ret = -1;
+
+    *added = 0;
+    if (reason != NULL && !reason_ok(reason)) {
+        cli_errx(who, "a revocation reason must be 1-%d printable ASCII "
+                 "characters", REASON_MAX);
+        return -1;
+    }
+    /* Sorted and without duplicates, so a fingerprint given twice makes
+     * one line. */
+    if (n > 0) {
+        if (n > REVOKE_MAX_ENTRIES ||
+            (sorted = malloc(n * PKI_FP_LEN)) == NULL) {
+            cli_errx(who, "too many fingerprints or out of memory");
+            return -1;
+        }
+        memcpy(sorted, fps, n * PKI_FP_LEN);
+        qsort(sorted, n, PKI_FP_LEN, fp_cmp);
+        for (size_t i = 0; i < n; i++)
+            if (uniq == 0 || memcmp(sorted + (uniq - 1) * PKI_FP_LEN,
+                                    sorted + i * PKI_FP_LEN, PKI_FP_LEN) != 0)
+                memmove(sorted + uniq++ * PKI_FP_LEN, sorted + i * PKI_FP_LEN,
+                        PKI_FP_LEN);
+    }
+    /* Under an exclusive lock on the list's directory, so two concurrent
+     * revocations cannot lose one another's line. */
+    if ((lockfd = revlist_lock(who, path)) < 0) {
+        free(sorted);
         return -1;
     }
     if (revlist_load(who, path, &old, &oldlen, &revoked) != 0)
         goto out;
-    if (revlist_has(revoked, fp)) {
-        ret = 1;
+    buf = revlist_append(old, oldlen, revoked, sorted, uniq, reason, &len,
+                         added);
+    if (buf == NULL) {
+        cli_errx(who, "%s cannot take %zu more entries (at most %u) or out "
+                 "of memory; nothing written", path, uniq, REVOKE_MAX_ENTRIES);
         goto out;
     }
-    if ((buf = revlist_append(old, oldlen, fp, reason, &len)) == NULL) {
-        cli_errx(who, "out of memory");
+    if (*added == 0) {
+        ret = 0;                        /* all there already: no write */
         goto out;
     }
-    if (revlist_write(who, path, buf, len,
+    if (revlist_check(who, path, buf, len,
+                      revoke_set_count(revoked) + *added) == 0 &&
+        revlist_write(who, path, buf, len,
                       lstat(path, &st) == 0 ? &st : NULL) == 0)
         ret = 0;
 out:
+    if (ret != 0)
+        *added = 0;
     revoke_set_free(revoked);
     free(old);
     free(buf);
+    free(sorted);
     close(lockfd);                      /* releases the lock */
     return ret;
 }
@@ -716,17 +835,23 @@ terminal_revoke(int argc, char **argv)
 {
     const char *who = "terminal revoke";
     struct revoke_opts o;
-    char fp[PKI_FP_HEX_LEN + 1];
+    char fp[PKI_FP_HEX_LEN + 1], path[PATH_MAX];
+    uint8_t raw[PKI_FP_LEN];
+    size_t added;
     int rc;
 
     if ((rc = revoke_parse(argc, argv, &o)) >= 0)
         return rc;
     if (revoke_target(who, &o, fp) != 0)
         return CLI_FAIL;
-    rc = revlist_add(who, o.dir, fp, o.reason);
-    if (rc < 0)
+    if (revlist_path(path, sizeof(path), o.dir) != 0 ||
+        util_hex_decode(fp, raw, sizeof(raw)) != 0) {
+        cli_errx(who, "path too long: %s", o.dir);
         return CLI_FAIL;
-    if (rc == 1) {
+    }
+    if (cli_revlist_add(who, path, raw, 1, o.reason, &added) != 0)
+        return CLI_FAIL;
+    if (added == 0) {
         printf("%s is already revoked; nothing changed\n", fp);
         return CLI_OK;
     }

@@ -122,6 +122,35 @@ test_key_and_tenant_changes_recorded(void **state)
     assert_int_equal(count("cli.tenant.erase", "refused"), 1);
 }
 
+/* R6.2, R1.4, R7.7: the record of an erase says how many terminal
+ * certificates it revoked (a count: the record takes no fingerprint). */
+static void
+test_erase_records_revoked_terminals(void **state)
+{
+    char cmd[512], line[4096];
+    FILE *p;
+    bool seen = false;
+
+    (void)state;
+    assert_int_equal(run("tenant create -c %s/d/mamorid.conf 011002", dir), 0);
+    assert_int_equal(run("terminal issue -d %s/d sapporo-1", dir), 0);
+    assert_int_equal(run("staff terminal-register -c %s/d/mamorid.conf --tenant 011002 "
+                         "--name sapporo-1 --cert %s/d/terminals/sapporo-1.crt", dir, dir), 0);
+    assert_int_equal(run("tenant erase -c %s/d/mamorid.conf --confirm 011002 011002", dir), 0);
+    snprintf(cmd, sizeof(cmd), "%s/mamori audit query -c %s/d/mamorid.conf "
+             "--action cli.tenant.erase --tenant 011002", MAMORI_TEST_BINARY_DIR, dir);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        if (strstr(line, "\"outcome\":\"success\"") != NULL) {
+            assert_non_null(strstr(line, "\"terminals\":1"));
+            assert_non_null(strstr(line, "\"terminals_revoked\":1"));
+            seen = true;
+        }
+    pclose(p);
+    assert_true(seen);
+}
+
 static void
 test_read_only_commands_not_recorded(void **state)
 {
@@ -204,6 +233,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_terminal_changes_recorded),
         cmocka_unit_test(test_key_and_tenant_changes_recorded),
+        cmocka_unit_test(test_erase_records_revoked_terminals),
         cmocka_unit_test(test_read_only_commands_not_recorded),
         cmocka_unit_test(test_records_owned_by_service_user),
         cmocka_unit_test(test_links_in_audit_dir_not_followed),

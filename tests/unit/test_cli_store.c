@@ -48,6 +48,8 @@
 #include "config/config.h"
 #include "crypto/keyring.h"
 #include "store/store.h"
+#include "store/store_auth.h"
+#include "tls/revoke.h"
 
 #define T1 "131016"                     /* 千代田区 */
 #define T2 "011002"                     /* 札幌市 */
@@ -1136,6 +1138,222 @@ test_daemon_told(void **state)
            f->conf, T2);
 }
 
+/* ---- an erase revokes the tenant's terminals (R6.2, R1.4) ---------------- */
+
+#define T1_TERMINALS 3
+#define T2_TERMINALS 2
+
+/* Register `n` terminals with random fingerprints (fps: n * 32 bytes)
+ * for `tenant` in the store; revoke the first one there if `revoke_first`
+ * (as the API does). */
+static void
+terminals_register(struct fx *f, const char *tenant, size_t n, uint8_t *fps,
+                   bool revoke_first)
+{
+    struct view v;
+
+    view_open(f, &v);
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+
+        randombytes_buf(fps + i * 32, 32);
+        snprintf(name, sizeof(name), "pc-%s-%zu", tenant, i);
+        assert_int_equal(store_terminal_register(v.st, tenant, fps + i * 32,
+                                                 name), STORE_OK);
+    }
+    if (revoke_first)
+        assert_int_equal(store_terminal_revoke(v.st, fps), STORE_OK);
+    view_close(&v);
+}
+
+static int
+count_terminal(const struct terminal_info *t, void *ctx)
+{
+    (void)t;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static size_t
+terminals_in_store(struct fx *f, const char *tenant)
+{
+    struct view v;
+    size_t n = 0;
+
+    view_open(f, &v);
+    assert_int_equal(store_terminal_list(v.st, tenant, count_terminal, &n),
+                     STORE_OK);
+    view_close(&v);
+    return n;
+}
+
+/* The list file as mamorid reads it (revoke_set_load). */
+static struct revoke_set *
+revlist(struct fx *f)
+{
+    struct revoke_set *set = NULL;
+    char err[512];
+
+    if (revoke_set_load(f->cfg.revocation_list, &set, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    return set;
+}
+
+static void
+revlist_put(struct fx *f, const char *text)
+{
+    assert_int_equal(util_write_file_atomic(f->cfg.revocation_list, text,
+                                            strlen(text), 0644), 0);
+}
+
+/* Make the row deletion of an erase fail (the terminals of every tenant
+ * cannot be deleted), or let it work again. */
+static void
+block_row_erase(struct fx *f, bool on)
+{
+    if (backend == STORE_BACKEND_SQLITE)
+        raw_exec(f, on ? "CREATE TRIGGER block_erase BEFORE DELETE ON "
+                 "terminals BEGIN SELECT RAISE(ABORT, 'blocked'); END"
+                 : "DROP TRIGGER block_erase");
+    else if (on)
+        raw_exec(f, "CREATE FUNCTION block_erase() RETURNS trigger "
+                 "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'blocked'; "
+                 "END $$; CREATE TRIGGER block_erase BEFORE DELETE ON "
+                 "terminals FOR EACH ROW EXECUTE FUNCTION block_erase()");
+    else
+        raw_exec(f, "DROP TRIGGER block_erase ON terminals; "
+                 "DROP FUNCTION block_erase()");
+}
+
+/* The tenant's keys, rows and terminal registrations are all still
+ * there: the erase refused before destroying anything. */
+static void
+assert_nothing_erased(struct fx *f, const char *tenant)
+{
+    char st[16];
+
+    assert_true(has_keys(f, tenant));
+    assert_int_equal(state_of(f, tenant, st), STORE_OK);
+    assert_string_equal(st, "active");
+    assert_int_equal(counts(f, tenant).residents, 1);
+    assert_int_equal(terminals_in_store(f, tenant), T1_TERMINALS);
+}
+
+/* R6.2, R1.4: `tenant erase` puts every terminal certificate the tenant
+ * registered - active, and revoked through the API - into the revocation
+ * list before it destroys anything, and none of another tenant's; if the
+ * list cannot be written or mamorid would refuse it, nothing is erased;
+ * a rerun adds no line twice; a running mamorid gets one SIGHUP for the
+ * keys and the list together. */
+static void
+test_R6_2_erase_revokes_terminals(void **state)
+{
+    BEGIN_CASE(f);
+    uint8_t t1[T1_TERMINALS * 32], t2[T2_TERMINALS * 32];
+    char hex[65], head[200], want[PATH_MAX + 128], moved[PATH_MAX + 8];
+    char dir[PATH_MAX];
+    char *before, *after, *out, *err;
+    struct revoke_set *set;
+    int64_t id;
+    size_t len;
+    int rfd;
+    pid_t pid;
+
+    migrated(f);
+    created(f, T1);
+    created(f, T2);
+    put(f, T1, 1, &id);
+    terminals_register(f, T1, T1_TERMINALS, t1, true);
+    terminals_register(f, T2, T2_TERMINALS, t2, false);
+    /* One of T1's is in the list already (revoked by hand earlier). */
+    assert_int_equal(util_hex_encode(t1 + 32, 32, hex, sizeof(hex)), 0);
+    snprintf(head, sizeof(head), "# terminals\n%s # lost\n", hex);
+    revlist_put(f, head);
+    pid = fake_daemon(f, "mamorid", &rfd);
+    assert_int_equal(read_byte(rfd, 5000), 'r');
+    write_pidfile(f, pid);
+
+    /* Fail closed: the list's directory is gone, so it cannot be written. */
+    assert_int_equal(util_strcpy(dir, sizeof(dir), f->cfg.revocation_list), 0);
+    *strrchr(dir, '/') = '\0';
+    snprintf(moved, sizeof(moved), "%s.off", dir);
+    assert_int_equal(rename(dir, moved), 0);
+    EXPECT(CLI_FAIL, 'e', "to the revocation list", "tenant", "erase", "-c",
+           f->conf, "--confirm", T1, T1);
+    EXPECT(CLI_FAIL, 'e', "nothing erased", "tenant", "erase", "-c", f->conf,
+           "--confirm", T1, T1);
+    assert_int_equal(rename(moved, dir), 0);
+    assert_nothing_erased(f, T1);
+    /* ... and a list mamorid would refuse is not extended. */
+    revlist_put(f, "not a fingerprint\n");
+    EXPECT(CLI_FAIL, 'e', "mamorid refuses the whole list", "tenant", "erase",
+           "-c", f->conf, "--confirm", T1, T1);
+    assert_nothing_erased(f, T1);
+    before = slurp_path(f->cfg.revocation_list, NULL);
+    assert_string_equal(before, "not a fingerprint\n");
+    free(before);
+    assert_int_equal(read_byte(rfd, 300), 0);           /* no signal */
+    revlist_put(f, head);
+
+    /* The rows cannot go this time: the list and the keys are done
+     * first, and mamorid is told once about both. */
+    block_row_erase(f, true);
+    assert_int_equal(RUN(&out, &err, "tenant", "erase", "-c", f->conf,
+                         "--confirm", T1, T1), CLI_FAIL);
+    snprintf(want, sizeof(want), "tenant 131016: 2 terminal certificates "
+             "revoked in %s (1 listed already)\n", f->cfg.revocation_list);
+    assert_contains(out, want);
+    assert_contains(out, "it reloads the keystore and the revocation list "
+                    "now");
+    assert_contains(err, "run mamori tenant erase again");
+    /* The list before the keys: nothing is destroyed unless it is done. */
+    assert_true(strstr(out, "terminal certificates revoked") <
+                strstr(out, "keys destroyed"));
+    free(out);
+    free(err);
+    assert_int_equal(read_byte(rfd, 5000), 'h');
+    assert_int_equal(read_byte(rfd, 300), 0);           /* one SIGHUP */
+    assert_false(has_keys(f, T1));
+    assert_int_equal(terminals_in_store(f, T1), T1_TERMINALS);
+    block_row_erase(f, false);
+
+    set = revlist(f);
+    assert_int_equal(revoke_set_count(set), T1_TERMINALS);
+    for (size_t i = 0; i < T1_TERMINALS; i++)
+        assert_true(revoke_set_contains(set, t1 + i * 32));
+    for (size_t i = 0; i < T2_TERMINALS; i++)
+        assert_false(revoke_set_contains(set, t2 + i * 32));
+    revoke_set_free(set);
+    before = slurp_path(f->cfg.revocation_list, &len);
+    assert_int_equal(strncmp(before, head, strlen(head)), 0);   /* kept */
+    assert_non_null(strstr(before, ": tenant 131016 erased\n"));
+
+    /* Again: it finishes the rows, adds no line, and has nothing new to
+     * tell mamorid (the keys were gone, the list is unchanged). */
+    assert_int_equal(RUN(&out, NULL, "tenant", "erase", "-c", f->conf,
+                         "--confirm", T1, T1), CLI_OK);
+    snprintf(want, sizeof(want), "tenant 131016: 0 terminal certificates "
+             "revoked in %s (3 listed already)\n", f->cfg.revocation_list);
+    assert_contains(out, want);
+    assert_contains(out, "state erased");
+    assert_null(strstr(out, "SIGHUP"));
+    free(out);
+    assert_int_equal(read_byte(rfd, 300), 0);
+    after = slurp_path(f->cfg.revocation_list, NULL);
+    assert_string_equal(after, before);
+    free(after);
+    assert_int_equal(terminals_in_store(f, T1), 0);
+    assert_int_equal(terminals_in_store(f, T2), T2_TERMINALS);
+    /* And once it is erased, a third run changes nothing either. */
+    EXPECT(CLI_OK, 'o', "already erased", "tenant", "erase", "-c", f->conf,
+           "--confirm", T1, T1);
+    after = slurp_path(f->cfg.revocation_list, NULL);
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+    stop(f, rfd);
+}
+
 /* ---- the built binary ----------------------------------------------------- */
 
 /* Run MAMORI_TEST_BINARY_DIR/mamori with `args`; capture both streams. */
@@ -1301,6 +1519,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_erase_interrupted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_daemon_told, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_R6_2_erase_revokes_terminals,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
     };
     const char *ci = getenv("CI");
