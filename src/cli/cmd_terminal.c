@@ -4,9 +4,10 @@
  *
  * A terminal is a registered internal workstation.  Its certificate is
  * issued by the terminal CA in DIR/pki; revoking it adds the SHA-256
- * fingerprint of its DER to DIR/revocation/terminals.txt and tells a
- * running mamorid to reload that file, so the revocation takes effect at
- * once.
+ * fingerprint of its DER to the list DIR/mamorid.conf names
+ * (internal.revocation_list; DIR/revocation/terminals.txt when DIR has
+ * no mamorid.conf) and tells a running mamorid to reload that file, so
+ * the revocation takes effect at once.
  *
  * terminals.txt format: one entry per line, 64 lower-case hex
  * characters, optionally followed by whitespace and "# comment"; blank
@@ -303,10 +304,52 @@ terminal_csr(int argc, char **argv)
 
 /* ---- the revocation list ---- */
 
+/* DIR/mamorid.conf, loaded once per command into a static (the struct
+ * is large).  Returns 1 and sets *cfg when DIR has one, 0 when it has
+ * none, -1 (reported) when it exists but does not load. */
 static int
-revlist_path(char *out, size_t outsz, const char *dir)
+dir_config(const char *who, const char *dir, const struct mamori_config **cfg)
 {
-    return util_path_join(out, outsz, dir, "revocation/terminals.txt");
+    static struct mamori_config conf;
+    char path[PATH_MAX], err[512];
+    struct stat st;
+
+    *cfg = NULL;
+    if (util_path_join(path, sizeof(path), dir, "mamorid.conf") != 0) {
+        cli_errx(who, "path too long: %s", dir);
+        return -1;
+    }
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return 0;
+    if (config_load(path, &conf, err, sizeof(err)) != 0) {
+        cli_errx(who, "%s", err);
+        return -1;
+    }
+    *cfg = &conf;
+    return 1;
+}
+
+/* R6.2: the list mamorid enforces is the one DIR/mamorid.conf names
+ * (internal.revocation_list, which `mamori tenant erase` writes too);
+ * DIR/revocation/terminals.txt only when DIR has no mamorid.conf.  A
+ * mamorid.conf that does not load is an error rather than a fallback:
+ * a revocation written where mamorid does not look would not take
+ * effect, and `list` would show the wrong verdicts. */
+static int
+revlist_path(const char *who, const char *dir, char *out, size_t outsz)
+{
+    const struct mamori_config *cfg;
+    int rc = dir_config(who, dir, &cfg);
+
+    if (rc < 0)
+        return -1;
+    if ((rc > 0 ? util_strcpy(out, outsz, cfg->revocation_list)
+                : util_path_join(out, outsz, dir,
+                                 "revocation/terminals.txt")) != 0) {
+        cli_errx(who, "path too long: %s", dir);
+        return -1;
+    }
+    return 0;
 }
 
 /* Read and parse the list as mamorid does; a missing file is an empty
@@ -475,7 +518,7 @@ terminal_list(int argc, char **argv)
         cli_usage("terminal list -d DIR");
         return CLI_USAGE;
     }
-    if (revlist_path(path, sizeof(path), dir) != 0 ||
+    if (revlist_path(who, dir, path, sizeof(path)) != 0 ||
         revlist_load(who, path, &text, &len, &revoked) != 0)
         return CLI_FAIL;
     free(text);
@@ -697,12 +740,11 @@ revlist_write(const char *who, const char *path, const char *buf, size_t len,
 static int
 revoke_notify(const char *who, const char *dir)
 {
-    static struct mamori_config cfg;     /* large: not on the stack */
-    char path[PATH_MAX], conf[PATH_MAX], err[256];
+    const struct mamori_config *cfg;
+    char path[PATH_MAX];
 
-    if (util_path_join(conf, sizeof(conf), dir, "mamorid.conf") == 0 &&
-        config_load(conf, &cfg, err, sizeof(err)) == 0)
-        return cli_daemon_reload(who, cfg.pidfile, "the list");
+    if (dir_config(who, dir, &cfg) > 0)
+        return cli_daemon_reload(who, cfg->pidfile, "the list");
     if (util_path_join(path, sizeof(path), dir, "run/mamorid.pid") != 0)
         return -1;
     return cli_daemon_reload(who, path, "the list");
@@ -844,9 +886,10 @@ terminal_revoke(int argc, char **argv)
         return rc;
     if (revoke_target(who, &o, fp) != 0)
         return CLI_FAIL;
-    if (revlist_path(path, sizeof(path), o.dir) != 0 ||
-        util_hex_decode(fp, raw, sizeof(raw)) != 0) {
-        cli_errx(who, "path too long: %s", o.dir);
+    if (revlist_path(who, o.dir, path, sizeof(path)) != 0)
+        return CLI_FAIL;
+    if (util_hex_decode(fp, raw, sizeof(raw)) != 0) {
+        cli_errx(who, "bad fingerprint: %s", fp);
         return CLI_FAIL;
     }
     if (cli_revlist_add(who, path, raw, 1, o.reason, &added) != 0)
@@ -855,7 +898,7 @@ terminal_revoke(int argc, char **argv)
         printf("%s is already revoked; nothing changed\n", fp);
         return CLI_OK;
     }
-    printf("revoked %s in %s/revocation/terminals.txt\n", fp, o.dir);
+    printf("revoked %s in %s\n", fp, path);
     return revoke_notify(who, o.dir) == 0 ? CLI_OK : CLI_FAIL;
 }
 

@@ -649,6 +649,87 @@ test_revoke_list_as_daemon_reads_it(void **state)
     free(before);
 }
 
+/* Point DIR/mamorid.conf's internal.revocation_list at `list`. */
+static void
+set_revocation_list(const struct tmp *t, const char *list)
+{
+    const char *key = "internal.revocation_list = revocation/terminals.txt\n";
+    char path[PATH_MAX], *conf, *at, *text;
+
+    join(path, t->data, "mamorid.conf");
+    conf = slurp(t->data, "mamorid.conf");
+    at = strstr(conf, key);
+    assert_non_null(at);
+    *at = '\0';
+    assert_true(asprintf(&text, "%sinternal.revocation_list = %s\n%s", conf,
+                         list, at + strlen(key)) > 0);
+    assert_int_equal(util_write_file_atomic(path, text, strlen(text), 0600),
+                     0);
+    free(text);
+    free(conf);
+}
+
+/* R6.2: revoke and list use the list mamorid.conf names (the one mamorid
+ * enforces and `tenant erase` writes), not a fixed path; the default only
+ * when DIR has no mamorid.conf; a mamorid.conf that does not load stops
+ * both, with nothing written anywhere. */
+static void
+test_R6_2_revoke_uses_configured_list(void **state)
+{
+    struct tmp *t = *state;
+    char fp[PKI_FP_HEX_LEN + 1], got[PKI_FP_HEX_LEN + 1], path[PATH_MAX];
+    char altdir[PATH_MAX], conf[PATH_MAX], *deflt, *text, *out;
+
+    assert_int_equal(init_default(t), CLI_OK);
+    fp_of_file(t->data, "terminals/demo.crt", fp);
+    join(altdir, t->base, "elsewhere");
+    assert_int_equal(mkdir(altdir, 0700), 0);
+    join(path, altdir, "revoked.txt");
+    set_revocation_list(t, path);
+    deflt = slurp(t->data, "revocation/terminals.txt");
+
+    assert_int_equal(RUN(&out, "terminal", "revoke", "-d", t->data, "demo"),
+                     CLI_OK);
+    assert_non_null(strstr(out, path));             /* says where */
+    free(out);
+    text = slurp(altdir, "revoked.txt");
+    assert_int_equal(count_entries(text, got), 1);
+    assert_string_equal(got, fp);
+    free(text);
+    text = slurp(t->data, "revocation/terminals.txt");
+    assert_string_equal(text, deflt);               /* untouched */
+    free(text);
+    assert_int_equal(RUN(&out, "terminal", "list", "-d", t->data), CLI_OK);
+    assert_non_null(strstr(out, "revoked"));        /* read from there */
+    assert_null(strstr(out, "active"));
+    free(out);
+
+    /* A mamorid.conf that does not load: no guess, nothing written. */
+    join(conf, t->data, "mamorid.conf");
+    assert_int_equal(util_write_file_atomic(conf, "no such key = 1\n", 16,
+                                            0600), 0);
+    assert_int_equal(RUN(NULL, "terminal", "issue", "-d", t->data, "x"),
+                     CLI_OK);
+    assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data, "x"),
+                     CLI_FAIL);
+    assert_int_equal(RUN(NULL, "terminal", "list", "-d", t->data), CLI_FAIL);
+    out = slurp(t->data, "revocation/terminals.txt");
+    assert_string_equal(out, deflt);
+    free(out);
+    out = slurp(altdir, "revoked.txt");
+    assert_int_equal(count_entries(out, got), 1);
+    free(out);
+
+    /* No mamorid.conf at all: the default list. */
+    assert_int_equal(unlink(conf), 0);
+    assert_int_equal(RUN(NULL, "terminal", "revoke", "-d", t->data, "x"),
+                     CLI_OK);
+    text = slurp(t->data, "revocation/terminals.txt");
+    assert_int_equal(count_entries(text, got), 1);
+    free(text);
+    free(deflt);
+}
+
 static volatile sig_atomic_t got_hup;
 
 static void
@@ -787,6 +868,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_signals_daemon, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_R6_2_revoke_uses_configured_list,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
