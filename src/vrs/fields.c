@@ -22,6 +22,8 @@
 /* Reasons: static text, never the value; arrays, so that one reason is
  * one address and may be compared by pointer. */
 static const char R_CONTROL[] = "must not contain line breaks or other control characters";
+static const char R_FORMAT[] =
+    "must not contain invisible formatting characters (zero-width spaces, direction marks)";
 static const char R_BLANK[] = "has no letters once spaces are removed";
 static const char R_NAME_STORED[] =
     "must be 1 to 8 parts (family name, given names) separated by one full-width space each";
@@ -54,6 +56,32 @@ has_control(const char *s, size_t n)
     return false;
 }
 
+/* Invisible formatting characters (Unicode category Cf): zero-width
+ * spaces and joiners, the byte-order mark, direction marks and overrides
+ * (U+200B..U+200F, U+202A..U+202E, U+2066..U+2069, U+FEFF ...).  A name
+ * holding them looks like another on screen and on paper (and a direction
+ * override can make a line read backwards), yet is a different value with
+ * a different search key; no 住基 field has any.  Variation selectors
+ * (Mn, the IVS of 髙-type variants) are not Cf and stay allowed. */
+static bool
+has_format(const char *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s, *end = p + n;
+
+    while (p < end) {
+        ucs4_t c;
+        int len = u8_mbtouc(&c, p, (size_t)(end - p));
+
+        /* CJK and kana (U+3000..U+FDFF), most of any Japanese text,
+         * hold no Cf: skip the table lookup there. */
+        if (c >= 0x80 && (c < 0x3000 || c >= 0xfe00) &&
+            uc_is_general_category(c, UC_CATEGORY_Cf))
+            return true;
+        p += len > 0 ? len : 1;
+    }
+    return false;
+}
+
 /* "is longer than N bytes" for the store's limits: fixed text, so a
  * reason needs no buffer. */
 static const char *
@@ -74,13 +102,15 @@ vrs_field_text(const char *s, size_t n, size_t max)
 {
     if (n > max)
         return too_long(max);
-    return has_control(s, n) ? R_CONTROL : NULL;
+    if (has_control(s, n))
+        return R_CONTROL;
+    return has_format(s, n) ? R_FORMAT : NULL;
 }
 
 const char *
 vrs_check_text(const char *v)
 {
-    return has_control(v, strlen(v)) ? R_CONTROL : NULL;
+    return vrs_field_text(v, strlen(v), SIZE_MAX);
 }
 
 const char *

@@ -184,6 +184,43 @@ import_file_refuses(enum import_kind kind, const char *file, const char *column,
 
 /* ---- control characters (R2.1) -------------------------------------------------------- */
 
+/* R2.1, R2.8: invisible formatting characters (Cf) are refused by both
+ * ways in: a zero-width space, a right-to-left override, a BOM, a soft
+ * hyphen -- a name with one looks like another but is a different value
+ * with a different search key.  A variation selector (IVS, category Mn)
+ * is not one: 葛 with U+E0100 is a real 住基 spelling and passes. */
+static void
+test_R2_1_format_characters_refused_by_both(void **state)
+{
+    static const char *const bad[] = {
+        "山田\xe2\x80\x8b太郎",      /* U+200B zero-width space */
+        "山田\xe2\x80\xae太郎",      /* U+202E right-to-left override */
+        "山田\xef\xbb\xbf太郎",      /* U+FEFF byte-order mark */
+        "山田\xc2\xad太郎",           /* U+00AD soft hyphen */
+        "山田\xe2\x81\xa6太郎",      /* U+2066 left-to-right isolate */
+    };
+    char field[32], name[64], body[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = vrs_check_text(bad[i]);
+
+        assert_non_null(why);
+        assert_non_null(strstr(why, "invisible formatting"));
+        snprintf(name, sizeof(name), "%s　一郎", bad[i]);
+        assert_int_equal(api_create(name, NULL, field), -1);
+        assert_string_equal(field, "name");
+        import_refuses(name, "", "name");
+    }
+    snprintf(body, sizeof(body), "{\"address_no\":\"F002\",\"name\":\"山田　太郎\","
+             "\"birth_date\":\"1980-01-01\",\"sex\":\"1\",\"address\":\"千代田\xe2\x80\xae" "1-1\"}");
+    assert_int_equal(api_validate("/v1/residents", body, field), -1);
+    assert_string_equal(field, "address");
+    /* positive control: an ideographic variation sequence is a letter */
+    assert_null(vrs_check_text("\xe8\x91\x9b\xf3\xa0\x84\x80飾"));
+    assert_int_equal(api_create("\xe8\x91\x9b\xf3\xa0\x84\x80西　太郎", NULL, field), 0);
+}
+
 /* R2.1: C0, DEL and C1 are refused by the primitive, by the API (the
  * field named) and by the import (the column named); a no-break space,
  * whose UTF-8 also starts with c2, is not a control. */
@@ -662,6 +699,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_R2_1_control_characters_refused_by_both),
+        cmocka_unit_test(test_R2_1_format_characters_refused_by_both),
         cmocka_unit_test(test_R2_8_name_of_em_spaces_refused_by_both),
         cmocka_unit_test(test_R2_1_typed_names_become_the_stored_form),
         cmocka_unit_test(test_R2_1_R2_6_name_and_kana_rules_of_each_side),
