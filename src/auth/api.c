@@ -12,6 +12,7 @@
 #include "auth/api.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,25 +154,102 @@ body_str(const struct http_request *req, const char *name)
     return s ? s : "";
 }
 
-/*
- * One audit event through the audit writer (R6.9, R7.7): acknowledged
- * only once it is durable.  -1 if the writer refuses or does not answer:
- * the caller then fails the operation (fail closed).
- */
+/* One event text to the audit writer: 0 once it is acknowledged, i.e.
+ * durable. */
 static int
-audit(const struct http_request *req, const char *action, const char *outcome,
-      const char *actor, const char *tenant, const char *role, const char *reason,
-      json_t *info)
+audit_send(struct worker_env *env, const char *text)
 {
-    struct worker_env *env = wenv(req);
-    json_t *ev = json_pack("{s:s,s:s}", "action", action, "outcome", outcome);
-    char hex[65], *text;
     uint8_t reply[64];
     struct ipc_hdr rh;
+
+    return env != NULL &&
+           ipc_call(&env->audit, IPC_AUDIT_APPEND, text, strlen(text), &rh, reply,
+                    sizeof(reply), AUDIT_TIMEOUT_MS) == 0 &&
+           rh.type == IPC_AUDIT_ACK ? 0 : -1;
+}
+
+/*
+ * R6.3, R7.1: account locks whose auth.lock event the writer did not
+ * take.  A lock is the one change that lands before its event: it only
+ * protects, and refusing it while the log is down would let a guesser
+ * go on.  Its event then waits here (this worker's memory), marked late
+ * with the time of the lock, and goes to the writer before any other
+ * event of this worker, so no later event of the worker is recorded
+ * while the lock is not.  Bounded; a worker that exits loses what is
+ * here, which is why the lock is also reported at once in the
+ * operational log (auth_lock_unaudited).  The mutex is held over the
+ * writer's answer so two threads never send one event twice.
+ */
+#define UNAUDITED_MAX 64
+static pthread_mutex_t unaudited_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *unaudited[UNAUDITED_MAX];  /* owned: json_dumps text, oldest first */
+static size_t unaudited_n;
+
+/* Send the waiting lock events, oldest first; -1 (the rest still
+ * waiting) if the writer does not take one. */
+static int
+unaudited_flush(struct worker_env *env)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&unaudited_mu);
+    while (unaudited_n > 0) {
+        if (audit_send(env, unaudited[0]) != 0) {
+            rc = -1;
+            break;
+        }
+        free(unaudited[0]);
+        memmove(unaudited, unaudited + 1, --unaudited_n * sizeof(unaudited[0]));
+    }
+    pthread_mutex_unlock(&unaudited_mu);
+    return rc;
+}
+
+/* Keep `text` (taken) for unaudited_flush; -1 (text freed) when full. */
+static int
+unaudited_keep(char *text)
+{
     int rc = -1;
 
-    if (ev == NULL)
-        goto out;
+    pthread_mutex_lock(&unaudited_mu);
+    if (unaudited_n < UNAUDITED_MAX) {
+        unaudited[unaudited_n++] = text;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&unaudited_mu);
+    if (rc != 0)
+        free(text);
+    return rc;
+}
+
+/* Send `ev` after any waiting lock events: 0 once all are durable. */
+static int
+audit_ev_send(struct worker_env *env, json_t *ev)
+{
+    char *text;
+    int rc;
+
+    if (unaudited_flush(env) != 0 || (text = json_dumps(ev, JSON_COMPACT)) == NULL)
+        return -1;
+    rc = audit_send(env, text);
+    free(text);
+    return rc;
+}
+
+/* Build one event of `req` (the caller decrefs it; takes `info`); NULL
+ * when out of memory. */
+static json_t *
+audit_event(const struct http_request *req, const char *action, const char *outcome,
+            const char *actor, const char *tenant, const char *role, const char *reason,
+            json_t *info)
+{
+    json_t *ev = json_pack("{s:s,s:s}", "action", action, "outcome", outcome);
+    char hex[65];
+
+    if (ev == NULL) {
+        json_decref(info);
+        return NULL;
+    }
     if (actor != NULL && actor[0] != '\0')
         json_object_set_new(ev, "actor", json_string(actor));
     if (tenant != NULL && tenant[0] != '\0')
@@ -193,19 +271,64 @@ audit(const struct http_request *req, const char *action, const char *outcome,
             json_object_set_new(ev, "session", json_string(ref));
     }
     if (info != NULL)
-        json_object_set(ev, "info", info);
-    text = json_dumps(ev, JSON_COMPACT);
-    if (text != NULL && env != NULL &&
-        ipc_call(&env->audit, IPC_AUDIT_APPEND, text, strlen(text), &rh, reply,
-                 sizeof(reply), AUDIT_TIMEOUT_MS) == 0 && rh.type == IPC_AUDIT_ACK)
-        rc = 0;
-    else
+        json_object_set_new(ev, "info", info);
+    return ev;
+}
+
+/*
+ * One audit event through the audit writer (R6.9, R7.7): acknowledged
+ * only once it is durable.  -1 if the writer refuses or does not answer:
+ * the caller then fails the operation (fail closed).  Takes `info`.
+ */
+static int
+audit(const struct http_request *req, const char *action, const char *outcome,
+      const char *actor, const char *tenant, const char *role, const char *reason,
+      json_t *info)
+{
+    json_t *ev = audit_event(req, action, outcome, actor, tenant, role, reason, info);
+    int rc = ev != NULL ? audit_ev_send(wenv(req), ev) : -1;
+
+    if (rc != 0)
         log_error("audit_refused", "audit event %s not recorded: operation refused", action);
-    free(text);
-out:
     json_decref(ev);
-    json_decref(info);
     return rc;
+}
+
+/*
+ * R6.3, R7.1: the auth.lock event of a lock that has landed.  `try` is
+ * false when the writer has just refused an event of this request.  If
+ * the writer does not take it, the event waits (unaudited_keep) marked
+ * late with the time of the lock, and the operational log says so
+ * at once (the tenant only: the account is in the event).  -1 when the
+ * event is not durable yet.
+ */
+static int
+audit_lock(const struct http_request *req, const struct staff_account *acct, bool try)
+{
+    json_t *ev = audit_event(req, "auth.lock", "success", acct->user_id, acct->tenant,
+                             acct->role, "consecutive_failures",
+                             json_pack("{s:I}", "failures", (json_int_t)LOCK_AFTER));
+    json_t *info = json_object_get(ev, "info");
+    json_int_t when = (json_int_t)auth_now();
+    char *text = NULL;
+    bool kept = false;
+
+    if (ev != NULL && try && audit_ev_send(wenv(req), ev) == 0) {
+        json_decref(ev);
+        return 0;
+    }
+    /* info takes integers and lower-case codes only (docs/audit.md):
+     * late = 1, locked_at = UTC seconds since the epoch. */
+    if (json_is_object(info) &&
+        json_object_set_new(info, "late", json_integer(1)) == 0 &&
+        json_object_set_new(info, "locked_at", json_integer(when)) == 0 &&
+        (text = json_dumps(ev, JSON_COMPACT)) != NULL)
+        kept = unaudited_keep(text) == 0;
+    log_event(LOG_LVL_ERROR, "auth_lock_unaudited",
+              json_pack("{s:s,s:I,s:b}", "tenant", acct->tenant, "locked_at", when,
+                        "kept", kept));
+    json_decref(ev);
+    return -1;
 }
 
 static void
@@ -409,6 +532,7 @@ auth_h_login(const struct http_request *req, struct http_response *resp)
     bool found = st == STORE_OK, have_secret = false, locked_now = false;
     bool term_ok, pw_ok, code_ok, counted;
     const char *why = NULL;
+    int rc;
 
     if (st != STORE_OK && st != STORE_NOTFOUND) {
         store_failed(resp);
@@ -475,16 +599,17 @@ auth_h_login(const struct http_request *req, struct http_response *resp)
                  auth_password_expired(a->profile, acct.pw_changed_at, now));
         return;
     }
-    if (audit(req, "auth.login", "failure", found ? acct.user_id : NULL,
-              found ? acct.tenant : ttenant, found ? acct.role : NULL, why, NULL) != 0 ||
-        (counted && locked_now &&
-         audit(req, "auth.lock", "success", acct.user_id, acct.tenant, acct.role,
-               "consecutive_failures", json_pack("{s:I}", "failures",
-                                                 (json_int_t)LOCK_AFTER)) != 0)) {
+    /* R6.3, R7.1: a lock has landed already (store_staff_fail) and stays
+     * even when the log cannot record it: see audit_lock.  The login
+     * itself still fails closed with 503, as every failure does then. */
+    rc = audit(req, "auth.login", "failure", found ? acct.user_id : NULL,
+               found ? acct.tenant : ttenant, found ? acct.role : NULL, why, NULL);
+    if (counted && locked_now && audit_lock(req, &acct, rc == 0) != 0)
+        rc = -1;
+    if (rc != 0)
         audit_failed(resp);
-        return;
-    }
-    login_failed(resp);
+    else
+        login_failed(resp);
 }
 
 /* ---- the per-request session check --------------------------------------------------- */

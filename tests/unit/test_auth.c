@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 
+#include "audit/event.h"
 #include "auth/api.h"
 #include "auth/password.h"
 #include "auth/session.h"
@@ -1156,6 +1157,162 @@ test_R7_1_login_session_audited_first(void **state)
     free(x);
 }
 
+/* `user` one failed login short of the lock (R6.3: the sixth locks). */
+static void
+five_failures(struct hx *x, const char *user)
+{
+    bool locked = true;
+
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(store_staff_fail(x->f->st, user, 6, &locked), STORE_OK);
+        assert_false(locked);
+    }
+}
+
+/* A wrong password for `user` (its password is not Kz8#vq2mTn). */
+static void
+bad_login(struct hx *x, const uint8_t fp[32], const char *user,
+          const uint8_t secret[TOTP_SECRET_LEN], struct script_writer *w,
+          struct http_response *resp)
+{
+    struct http_request req;
+
+    login_request(&req, x, fp, user, secret, auth_now());
+    with_writer(auth_h_login, &req, resp, w);
+    json_decref(req.body);
+}
+
+static bool
+is_locked(struct fx *f, const char *user)
+{
+    struct staff_account a;
+
+    assert_int_equal(store_staff_get(f->st, user, &a), STORE_OK);
+    return a.locked;
+}
+
+/* The late auth.lock event of `user`, with the time of the lock. */
+static void
+assert_late_lock(const char *text, const char *user)
+{
+    char actor[64];
+
+    snprintf(actor, sizeof(actor), "\"actor\":\"%s\"", user);
+    assert_non_null(strstr(text, "\"action\":\"auth.lock\""));
+    assert_non_null(strstr(text, actor));
+    assert_non_null(strstr(text, "\"late\":1"));
+    assert_non_null(strstr(text, "\"locked_at\":"));
+    assert_non_null(strstr(text, "\"failures\":6"));
+    /* as the real writer checks it: info holds integers and codes only */
+    {
+        json_t *ev = json_loads(text, 0, NULL);
+        json_t *info = json_object_get(ev, "info");
+        int64_t at = (int64_t)json_integer_value(json_object_get(info, "locked_at"));
+        char err[128];
+
+        if (audit_event_validate(ev, err, sizeof(err)) != 0)
+            fail_msg("the writer would refuse the late lock event: %s", err);
+
+        assert_true(json_is_integer(json_object_get(info, "late")));
+        assert_true(json_is_integer(json_object_get(info, "locked_at")));
+        assert_true(at > auth_now() - 60 && at <= auth_now());
+        json_decref(ev);
+    }
+}
+
+/* A staff.create of T1 by its admin (another request of the worker). */
+static void
+other_event(struct hx *x, const char *user, struct script_writer *w, struct http_response *resp)
+{
+    struct http_request req;
+
+    admin_request(&req, &x->env, json_pack("{s:s,s:s}", "user", user, "role", "clerk"));
+    with_writer(auth_h_staff_create, &req, resp, w);
+    json_decref(req.body);
+}
+
+/*
+ * R6.3, R7.1: what fail closed means for a lock.  A lock protects, so it
+ * lands even when the log cannot record it (refusing it would let a
+ * guesser go on); the login still gets 503.  Its auth.lock event then
+ * waits, marked late with the time of the lock, and the worker's next
+ * event is recorded only after it: a writer that refuses the waiting
+ * event refuses the next change too (fail closed), one that takes it
+ * gets it first.  Both ways of losing it: the lock event refused, and
+ * the login event refused (the lock event then not even tried).
+ */
+static void
+test_R7_1_lock_lands_and_its_event_follows(void **state)
+{
+    BEGIN_CASE(f);
+    struct hx *x = hx_new(f);
+    struct http_response resp;
+    struct script_writer w;
+    uint8_t fp[32], secret[TOTP_SECRET_LEN];
+    struct staff_account a;
+
+    terminal(x, fp);
+    active(x, "ito", "Other#pw42x", secret);
+    active(x, "abe", "Other#pw42x", secret);
+    five_failures(x, "ito");
+    five_failures(x, "abe");
+
+    /* positive control: both events taken, on time */
+    active(x, "ueda", "Other#pw42x", secret);
+    five_failures(x, "ueda");
+    w = (struct script_writer){ .answers = "aa" };
+    bad_login(x, fp, "ueda", secret, &w, &resp);
+    assert_int_equal(resp.status, 401);
+    assert_int_equal(w.events, 2);
+    assert_non_null(strstr(w.text[1], "\"action\":\"auth.lock\""));
+    assert_null(strstr(w.text[1], "\"late\""));
+    assert_true(is_locked(f, "ueda"));
+    json_decref(resp.body);
+
+    /* the lock event refused: locked all the same, 503 */
+    w = (struct script_writer){ .answers = "ar" };
+    bad_login(x, fp, "ito", secret, &w, &resp);
+    assert_int_equal(resp.status, 503);
+    assert_string_equal(error_code(&resp), "audit_unavailable");
+    assert_int_equal(w.events, 2);
+    assert_true(is_locked(f, "ito"));
+    json_decref(resp.body);
+    /* the login event refused: the lock event is kept without a try */
+    w = (struct script_writer){ .answers = "r" };
+    bad_login(x, fp, "abe", secret, &w, &resp);
+    assert_int_equal(resp.status, 503);
+    assert_int_equal(w.events, 1);
+    assert_true(is_locked(f, "abe"));
+    json_decref(resp.body);
+
+    /* The writer refuses the first waiting event: the next change is
+     * refused too, before its own event is sent, and not made. */
+    w = (struct script_writer){ .answers = "r" };
+    other_event(x, "kudo", &w, &resp);
+    assert_audit_refused(&resp, &w);
+    assert_late_lock(w.text[0], "ito");
+    assert_int_equal(store_staff_get(f->st, "kudo", &a), STORE_NOTFOUND);
+    json_decref(resp.body);
+
+    /* It takes them: both locks first, in order, then the change. */
+    w = (struct script_writer){ .answers = NULL };
+    other_event(x, "kudo", &w, &resp);
+    assert_int_equal(resp.status, 201);
+    assert_int_equal(w.events, 3);
+    assert_late_lock(w.text[0], "ito");
+    assert_late_lock(w.text[1], "abe");
+    assert_non_null(strstr(w.text[2], "\"action\":\"staff.create\""));
+    json_decref(resp.body);
+
+    /* Delivered once: the worker's next event goes alone. */
+    w = (struct script_writer){ .answers = NULL };
+    other_event(x, "noda", &w, &resp);
+    assert_int_equal(resp.status, 201);
+    assert_int_equal(w.events, 1);
+    json_decref(resp.body);
+    free(x);
+}
+
 /* A signed-in clerk of T1 with the session `h`. */
 static void
 session_request(struct http_request *req, struct hx *x, const char *user,
@@ -1337,6 +1494,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_R7_1_login_session_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R7_1_logout_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R7_1_password_change_audited_first, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_R7_1_lock_lands_and_its_event_follows, setup,
                                         teardown),
     };
     int failed;
