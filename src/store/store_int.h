@@ -118,6 +118,11 @@ struct store_ops {
      * extra table. */
     enum store_status (*rec_ids)(void *c, const char *t, enum rec_table table,
                                  size_t n, int64_t *ids);
+    /* SQL that matches an integer column against $2, a list of row ids
+     * as text ("3,5,8"), so a batch is one statement instead of one per
+     * row (the retention purge, R2.10): the other dialect difference,
+     * PostgreSQL reading an array, SQLite a JSON array (json_each). */
+    const char *id_in;
     /* Optional: bracket many res_insert calls so a backend can pipeline
      * them (results, and the first error, come back at batch_end). */
     enum store_status (*batch_begin)(void *c);

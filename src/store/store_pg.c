@@ -1184,6 +1184,7 @@ const struct store_ops store_pg_ops = {
     .idem_put = pg_idem_put,
     .next_ids = pg_next_ids,
     .rec_ids = pg_rec_ids,
+    .id_in = "= ANY (CAST(string_to_array($2, ',') AS bigint[]))",
     .batch_begin = pg_batch_begin,
     .batch_end = pg_batch_end,
     .res_insert = pg_res_insert,

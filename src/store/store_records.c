@@ -4,8 +4,9 @@
  *
  * SQL is written once for both backends over the generic query, as in
  * store_auth.c: $n placeholders, integers and blobs only compared.  The
- * one dialect difference, drawing new row ids, is the rec_ids op
- * (store_int.h says why).  Fields are sealed with the store's codec
+ * dialect differences are drawing new row ids, the rec_ids op, and
+ * matching a batch's list of ids, the id_in fragment (store_int.h says
+ * why).  Fields are sealed with the store's codec
  * (store_seal / store_unseal: tenant, table, column, row id and key
  * version in the AD), never with a cipher of our own.  Nothing here
  * logs: statuses carry no field value.
@@ -1226,40 +1227,82 @@ purge_row(void *p)
     return 0;
 }
 
+/* The batch's ids as "3,5,8" for the backend's id_in ($2).  The caller
+ * owns the string (free). */
+static char *
+purge_ids(const struct purge *w)
+{
+    size_t sz = w->n * 21 + 1, off = 0;     /* 20 digits and a comma each */
+    char *s = malloc(sz);
+
+    if (s == NULL)
+        return NULL;
+    s[0] = '\0';
+    for (size_t i = 0; i < w->n; i++)
+        off += (size_t)snprintf(s + off, sz - off, "%s%lld", i > 0 ? "," : "",
+                                (long long)w->ids[i]);
+    return s;
+}
+
+/* One statement over the whole batch: `head` + the backend's id_in
+ * ($2: the ids) + `tail`.  With want > 0 it must touch exactly that many
+ * rows, else STORE_BUSY. */
+static enum store_status
+purge_stmt(struct store_tenant *ctx, void *c, const struct qarg *a, size_t na,
+           const char *head, const char *tail, int64_t want)
+{
+    char sql[512];
+    int64_t changes = 0;
+    int len = snprintf(sql, sizeof(sql), "%s%s%s", head, OPS(ctx)->id_in, tail);
+    enum store_status rc;
+
+    if (len < 0 || (size_t)len >= sizeof(sql))
+        return STORE_ERROR;
+    rc = query(ctx, c, sql, a, na, NULL, 0, NULL, &changes);
+    return rc == STORE_OK && want > 0 && changes != want ? STORE_BUSY : rc;
+}
+
 /*
- * Delete one expired resident and everything that names it.  The first
- * statement locks the row and checks it is still expired (PostgreSQL: a
- * correction committed since the selection wins, and the whole call
- * stops with STORE_BUSY rather than delete a resident it should not).
+ * Delete the selected residents and everything that names them, a
+ * statement per table for the whole batch (PostgreSQL: 8 round trips, not
+ * 8 per resident).  The first statement locks the rows and checks they
+ * are all still expired (PostgreSQL: a correction committed since the
+ * selection wins, and the whole call stops with STORE_BUSY rather than
+ * delete a resident it should not); the last must delete every one.
  */
 static enum store_status
-purge_one(struct store_tenant *ctx, void *c, int64_t id, const char *before)
+purge_rows(struct store_tenant *ctx, void *c, const struct purge *w, const char *before)
 {
-    static const char *const del[] = {
-        ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_VAC "' AND "
-         "row_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
-         "resident_id = $2)"),
-        ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" STORE_IDEM_RES "' AND "
-         "row_id = $2"),
-        ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'vaccination' AND "
-         "object_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
-         "resident_id = $2)"),
-        ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'resident' AND "
-         "object_id = $2"),
-        "DELETE FROM vaccinations WHERE tenant_id = $1 AND resident_id = $2",
-        "DELETE FROM vouchers WHERE tenant_id = $1 AND resident_id = $2",
+    static const char *const del[][2] = {
+        { ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" IDEM_VAC "' AND "
+           "row_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 AND "
+           "resident_id "), ")" },
+        { ("DELETE FROM idempotency WHERE tenant_id = $1 AND op = '" STORE_IDEM_RES "' "
+           "AND row_id "), "" },
+        { ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'vaccination' AND "
+           "object_id IN (SELECT vaccination_id FROM vaccinations WHERE tenant_id = $1 "
+           "AND resident_id "), ")" },
+        { ("DELETE FROM corrections WHERE tenant_id = $1 AND object = 'resident' AND "
+           "object_id "), "" },
+        { "DELETE FROM vaccinations WHERE tenant_id = $1 AND resident_id ", "" },
+        { "DELETE FROM vouchers WHERE tenant_id = $1 AND resident_id ", "" },
     };
-    const struct qarg a[] = { TXT(ctx->tenant), INT(id), TXT(before) };
-    enum store_status rc = change1(ctx, c, "UPDATE residents SET ceased_ym = ceased_ym "
-                                   "WHERE tenant_id = $1 AND resident_id = $2 AND "
-                                   "ceased_ym IS NOT NULL AND ceased_ym < $3", a, 3,
-                                   STORE_BUSY);
+    char *ids = purge_ids(w);
+    const struct qarg a[] = { TXT(ctx->tenant), TXT(ids), TXT(before) };
+    const int64_t n = (int64_t)w->n;
+    enum store_status rc;
 
+    if (ids == NULL)
+        return STORE_ERROR;
+    rc = purge_stmt(ctx, c, a, 3, "UPDATE residents SET ceased_ym = ceased_ym WHERE "
+                    "tenant_id = $1 AND ceased_ym IS NOT NULL AND ceased_ym < $3 AND "
+                    "resident_id ", "", n);
     for (size_t i = 0; i < NELEM(del) && rc == STORE_OK; i++)
-        rc = query(ctx, c, del[i], a, 2, NULL, 0, NULL, NULL);
+        rc = purge_stmt(ctx, c, a, 2, del[i][0], del[i][1], 0);
     if (rc == STORE_OK)
-        rc = change1(ctx, c, "DELETE FROM residents WHERE tenant_id = $1 AND "
-                     "resident_id = $2", a, 2, STORE_BUSY);
+        rc = purge_stmt(ctx, c, a, 2, "DELETE FROM residents WHERE tenant_id = $1 AND "
+                        "resident_id ", "", n);
+    free(ids);
     return rc;
 }
 
@@ -1278,8 +1321,8 @@ purge_tx(struct store_tenant *ctx, void *c, const char *before, struct purge *w,
                                            "resident_id LIMIT $3", a, 3, cols, 2, NULL,
                                            NULL, purge_row, w);
 
-    for (size_t i = 0; i < w->n && rc == STORE_OK; i++)
-        rc = purge_one(ctx, c, w->ids[i], before);
+    if (rc == STORE_OK && w->n > 0)
+        rc = purge_rows(ctx, c, w, before);
     /* Deleted but not yet committed: the caller records each one now, and
      * may still stop it (R2.10: no deletion without its record). */
     for (size_t i = 0; i < w->n && rc == STORE_OK; i++)

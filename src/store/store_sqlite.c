@@ -1013,6 +1013,7 @@ const struct store_ops store_sqlite_ops = {
     .idem_put = sq_idem_put,
     .next_ids = sq_next_ids,
     .rec_ids = sq_rec_ids,
+    .id_in = "IN (SELECT value FROM json_each('[' || $2 || ']'))",
     .res_insert = sq_res_insert,
     .res_update = sq_res_update,
     .res_load = sq_res_load,
