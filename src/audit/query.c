@@ -833,8 +833,12 @@ count_of(const json_t *report, const char *k)
 int
 audit_review_csv(const json_t *report, char **out, size_t *len)
 {
-    const char *key;
-    json_t *v;
+    return audit_review_csv_tables(report, AUDIT_CSV_RECORDS, out, len);
+}
+
+int
+audit_review_csv_tables(const json_t *report, unsigned tables, char **out, size_t *len)
+{
     FILE *f;
     int rc = 0;
 
@@ -852,15 +856,20 @@ audit_review_csv(const json_t *report, char **out, size_t *len)
         csv_entries(f, report, "off_hours_entries", "off_hours") != 0 ||
         csv_entries(f, report, "failure_entries", "failure") != 0 ||
         csv_entries(f, report, "refusal_entries", "refusal") != 0 ||
-        fputs("\nrecord,accesses\n", f) == EOF)
+        ((tables & AUDIT_CSV_RECORDS) && fputs("\nrecord,accesses\n", f) == EOF))
         rc = -1;
-    json_object_foreach(json_object_get(report, "records"), key, v) {
-        if (rc == 0 && (csvcell_fwrite(f, key) != 0 ||
-                        fprintf(f, ",%lld\n", (long long)json_integer_value(v)) < 0))
-            rc = -1;
+    if (tables & AUDIT_CSV_RECORDS) {
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(json_object_get(report, "records"), key, v) {
+            if (rc == 0 && (csvcell_fwrite(f, key) != 0 ||
+                            fprintf(f, ",%lld\n", (long long)json_integer_value(v)) < 0))
+                rc = -1;
+        }
     }
     /* Reads that name no record (exports, R7.5): a table of their own,
-     * so the summary row stays the CLI's. */
+     * so the summary row keeps its columns. */
     if (rc == 0 && fprintf(f, "\nbulk_reads,bulk_records\n%lld,%lld\n",
                            count_of(report, "bulk_reads"), count_of(report, "bulk_records")) < 0)
         rc = -1;

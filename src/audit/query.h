@@ -88,14 +88,22 @@ int audit_review_page(const char *dir, const char *actor, const struct audit_que
                       const struct audit_bounds *b, json_t **report, struct audit_progress *p)
     __attribute__((warn_unused_result));
 
-/* The review as CSV (what `mamori audit review --format csv` prints, plus
- * the records touched): a summary row, then one row per listed entry,
- * then one per record, then the bulk reads (count, records).  Every
- * cell is quoted (libcsv), and a cell a
- * spreadsheet would run as a formula (first character = + - @, tab or
- * carriage return) gets a leading apostrophe.  *out is malloc'd and
- * owned by the caller.  0 or -1. */
+/* The review as CSV, as GET /v1/audit/review?format=csv answers it: a
+ * summary row, then one row per listed entry, then one per record
+ * touched, then the bulk reads (count, records).  Every cell is quoted
+ * (libcsv), and a cell a spreadsheet would run as a formula (first
+ * character = + - @, tab or carriage return) gets a leading apostrophe.
+ * *out is malloc'd and owned by the caller.  0 or -1. */
 int audit_review_csv(const json_t *report, char **out, size_t *len)
+    __attribute__((warn_unused_result));
+
+/* Optional tables of audit_review_csv_tables. */
+#define AUDIT_CSV_RECORDS 0x1u  /* record,accesses: one row per record touched */
+
+/* The same writer with a choice of the optional tables (`tables`, a mask
+ * of AUDIT_CSV_*); the summary, entries and bulk-read tables are always
+ * there.  `mamori audit review --format csv` passes 0 (R7.5). */
+int audit_review_csv_tables(const json_t *report, unsigned tables, char **out, size_t *len)
     __attribute__((warn_unused_result));
 
 /* Is `action` one the system records, or "ns.*" for a namespace of

@@ -232,39 +232,21 @@ print_rows_csv(json_t *rows)
     return rc != 0 ? -1 : 0;
 }
 
-/* The review's first two tables (the HTTP API's audit_review_csv adds a
- * third, record,accesses).  0, or -1 if a cell could not be written. */
+/* The review as CSV: the writer of the HTTP API (audit_review_csv_tables,
+ * one writer for both, R7.5) without the per-record table.  0, or -1 if
+ * it could not be made or written. */
 static int
-print_review_csv(const char *actor, json_t *rep)
+print_review_csv(const json_t *rep)
 {
-    static const char *const kinds[] = { "off_hours_entries", "failure_entries",
-                                         "refusal_entries" };
-    static const char *const cols[] = { "time", "action", "objects", "reason", "terminal" };
+    char *csv;
+    size_t len;
     int rc;
 
-    printf("actor,events,records_touched,off_hours,failures,refusals\n");
-    rc = csvcell_fwrite(stdout, actor);
-    printf(",%lld,%lld,%lld,%lld,%lld\n",
-           (long long)json_integer_value(json_object_get(rep, "events")),
-           (long long)json_integer_value(json_object_get(rep, "records_touched")),
-           (long long)json_integer_value(json_object_get(rep, "off_hours")),
-           (long long)json_integer_value(json_object_get(rep, "failures")),
-           (long long)json_integer_value(json_object_get(rep, "refusals")));
-    printf("\nkind,seq,time,action,objects,reason,terminal\n");
-    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(rep, kinds[k]), i, e) {
-            printf("%.*s,%lld", (int)(strlen(kinds[k]) - 8), kinds[k],
-                   (long long)json_integer_value(json_object_get(e, "seq")));
-            for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
-                putchar(',');
-                rc |= csv_value(stdout, json_object_get(e, cols[c]));
-            }
-            putchar('\n');
-        }
-    }
-    return rc != 0 ? -1 : 0;
+    if (audit_review_csv_tables(rep, 0, &csv, &len) != 0)
+        return -1;
+    rc = fwrite(csv, 1, len, stdout) == len ? 0 : -1;
+    free(csv);
+    return rc;
 }
 
 struct qopts {
@@ -384,7 +366,7 @@ audit_review_cmd(int argc, char **argv)
         return CLI_FAIL;
     }
     if (strcmp(o.format, "csv") == 0) {
-        written = print_review_csv(o.q.actor, rep);
+        written = print_review_csv(rep);
     } else {
         char *t = json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (t != NULL)

@@ -18,6 +18,12 @@
 
 #include <cmocka.h>
 
+#include "audit/event.h"
+#include "audit/query.h"
+#include "audit/writer.h"
+#include "common/util.h"
+#include "config/config.h"
+
 static char dir[64];
 
 static int
@@ -227,6 +233,109 @@ test_links_in_audit_dir_not_followed(void **state)
     assert_int_equal(unlink(link), 0);
 }
 
+/* Append `ev` (taken) to the log `w`. */
+static void
+append(struct audit_writer *w, json_t *ev)
+{
+    char err[256];
+    uint64_t seq;
+
+    assert_non_null(ev);
+    assert_int_equal(audit_writer_begin(w), 0);
+    if (audit_writer_append(w, ev, &seq, err, sizeof(err)) != 0)
+        fail_msg("append: %s", err);
+    assert_int_equal(audit_writer_commit(w), 0);
+    json_decref(ev);
+}
+
+static json_t *
+clerk_event(const char *action, enum audit_outcome o)
+{
+    json_t *ev = audit_event_new(action, o);
+
+    assert_non_null(ev);
+    assert_int_equal(audit_event_set(ev, AUDIT_F_TENANT, "131016"), 0);
+    assert_int_equal(audit_event_set(ev, AUDIT_F_ACTOR, "clerk-1"), 0);
+    return ev;
+}
+
+/*
+ * R7.5: `mamori audit review --format csv` prints what the report's own
+ * CSV writer makes (audit_review_csv_tables without the per-record
+ * table), byte for byte, so the CLI has the tables the HTTP API has:
+ * here the bulk-read table, which the CLI's own copy of the layout
+ * lacked (an export names no record, so only that table shows it).
+ */
+static void
+test_R7_5_review_csv_one_writer(void **state)
+{
+    struct audit_writer_opts o = { .segment_max_bytes = 1u << 26, .archive_days = 366,
+                                   .retention_days = 1827, .no_rotate = true };
+    struct audit_query q = { .actor = "clerk-1" };
+    static struct mamori_config cfg;
+    struct audit_writer *w;
+    char base[128], adir[160], conf[160], text[256], cmd[512], err[256];
+    char *got = NULL, *want, *all;
+    size_t gotlen = 0, wantlen, alllen;
+    uint64_t cut;
+    json_t *ev, *rep;
+    FILE *p;
+    int n;
+
+    (void)state;
+    snprintf(base, sizeof(base), "%s/review", dir);
+    snprintf(adir, sizeof(adir), "%s/audit", base);
+    snprintf(conf, sizeof(conf), "%s/mamorid.conf", base);
+    n = snprintf(text, sizeof(text), "datadir = %s\n", base);
+    assert_int_equal(mkdir(base, 0700), 0);
+    assert_int_equal(mkdir(adir, 0700), 0);
+    assert_int_equal(util_write_file_atomic(conf, text, (size_t)n, 0600), 0);
+    o.dir = adir;
+    if (audit_writer_open(&o, &w, &cut, err, sizeof(err)) != 0)
+        fail_msg("open: %s", err);
+    ev = clerk_event("resident.export", AUDIT_SUCCESS);
+    assert_int_equal(audit_event_info_int(ev, "rows", 250), 0);
+    append(w, ev);
+    ev = clerk_event("resident.read", AUDIT_SUCCESS);
+    assert_int_equal(audit_event_add_object(ev, "resident:1"), 0);
+    append(w, ev);
+    ev = clerk_event("auth.login", AUDIT_FAILURE);
+    assert_int_equal(audit_event_set(ev, AUDIT_F_REASON, "bad_password"), 0);
+    append(w, ev);
+    audit_writer_close(w);
+
+    snprintf(cmd, sizeof(cmd), "%s/mamori audit review -c %s --actor clerk-1 --format csv",
+             MAMORI_TEST_BINARY_DIR, conf);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    {
+        FILE *m = open_memstream(&got, &gotlen);
+        int c;
+
+        assert_non_null(m);
+        while ((c = fgetc(p)) != EOF)
+            fputc(c, m);
+        fclose(m);
+    }
+    assert_int_equal(pclose(p), 0);
+
+    assert_int_equal(config_load(conf, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(audit_review(adir, "clerk-1", &q, cfg.audit_office_start,
+                                  cfg.audit_office_end, &rep), 0);
+    assert_int_equal(audit_review_csv_tables(rep, 0, &want, &wantlen), 0);
+    assert_int_equal(audit_review_csv(rep, &all, &alllen), 0);
+    json_decref(rep);
+    assert_string_equal(got, want);
+    assert_non_null(strstr(got, "\nbulk_reads,bulk_records\n1,250\n"));
+    assert_non_null(strstr(got, "\nfailure,"));
+    assert_null(strstr(got, "record,accesses"));
+    /* the API's CSV: the same plus the per-record table */
+    assert_non_null(strstr(all, "\nrecord,accesses\n\"resident:1\",1\n"));
+    free(got);
+    free(want);
+    free(all);
+}
+
 int
 main(void)
 {
@@ -237,6 +346,7 @@ main(void)
         cmocka_unit_test(test_read_only_commands_not_recorded),
         cmocka_unit_test(test_records_owned_by_service_user),
         cmocka_unit_test(test_links_in_audit_dir_not_followed),
+        cmocka_unit_test(test_R7_5_review_csv_one_writer),
     };
     return cmocka_run_group_tests_name("mamori commands are audited (R7.7)", tests,
                                        setup, teardown);
