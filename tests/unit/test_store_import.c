@@ -27,64 +27,21 @@
 #include "common/log.h"
 #include "crypto/keyring.h"
 #include "store/store_import.h"
+#include "store_fixture.h"
 
 #define T1 "131016"
 #define T2 "131024"
 
-static enum store_backend backend;
-static const char *pg_base;     /* MAMORI_TEST_PG */
-
-struct fx {
-    bool                skip;
-    char                dir[64];
-    char                mk[128];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct keyring     *kr;
-    struct key_provider kp;
-    struct store       *st;
-    struct store_config cfg;
-    struct store_tenant *c1, *c2;
-};
+static const char *const tenants[] = { T1, T2 };
 
 /* ---- database behind the store's back ---------------------------------------------- */
 
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static PGconn *
-pg_connect(const char *conninfo)
-{
-    PGconn *c = PQconnectdb(conninfo);
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    return c;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = pg_connect(conninfo);
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
 static int64_t
-raw_int(struct fx *f, const char *sql)
+raw_int(struct store_fx *f, const char *sql)
 {
     int64_t v = -1;
 
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (f->backend == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
@@ -94,7 +51,7 @@ raw_int(struct fx *f, const char *sql)
         sqlite3_finalize(s);
         sqlite3_close(db);
     } else {
-        PGconn *c = pg_connect(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->conninfo);
         PGresult *r = PQexec(c, sql);
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -105,7 +62,7 @@ raw_int(struct fx *f, const char *sql)
 }
 
 static int64_t
-count_of(struct fx *f, const char *table, const char *tenant)
+count_of(struct store_fx *f, const char *table, const char *tenant)
 {
     char sql[160];
 
@@ -119,73 +76,19 @@ count_of(struct fx *f, const char *table, const char *tenant)
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
-
-    assert_non_null(f);
-    *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-sij-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(keyring_open(f->mk, f->dir, NULL, &f->kr), 0);
-    keyring_provider(f->kr, &f->kp);
-    assert_int_equal(keyring_tenant_create(f->kr, T1), 0);
-    assert_int_equal(keyring_tenant_create(f->kr, T2), 0);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "i_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'", pg_base,
-                 f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, T2), STORE_OK);
-    assert_int_equal(store_tenant_ctx_open(f->st, T1, &f->kp, &f->c1), STORE_OK);
-    assert_int_equal(store_tenant_ctx_open(f->st, T2, &f->kp, &f->c2), STORE_OK);
+    *state = store_fx_new("sij", tenants, 2, STORE_FX_CTX);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (!f->skip) {
-        char cmd[128];
-        store_tenant_ctx_close(f->c1);
-        store_tenant_ctx_close(f->c2);
-        store_close(f->st);
-        keyring_close(f->kr);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
-    struct fx *f = *state; \
+    struct store_fx *f = *state; \
     do { \
         if ((f)->skip) \
             skip(); \
@@ -262,10 +165,10 @@ test_R2_6_job_life(void **state)
 
     new_job(&j, "residents");
     j.dry_run = true;
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_OK);
     assert_int_equal(j.state, STORE_IMPORT_QUEUED);
     assert_int_equal(strlen(j.created_at), 24);
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_string_equal(got.id, j.id);
     assert_string_equal(got.kind, "residents");
     assert_string_equal(got.encoding, "utf-8");
@@ -277,9 +180,9 @@ test_R2_6_job_life(void **state)
     assert_string_equal(got.started_at, "");
     assert_string_equal(got.finished_at, "");
 
-    assert_int_equal(store_import_job_start(f->c1, j.id, "worker-0.123"), STORE_OK);
-    assert_int_equal(store_import_job_start(f->c1, j.id, "worker-1.456"), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_start(f->ctx[0], j.id, "worker-0.123"), STORE_OK);
+    assert_int_equal(store_import_job_start(f->ctx[0], j.id, "worker-1.456"), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_int_equal(got.state, STORE_IMPORT_RUNNING);
     assert_string_equal(got.runner, "worker-0.123");
     assert_int_equal(strlen(got.started_at), 24);
@@ -291,9 +194,9 @@ test_R2_6_job_life(void **state)
     j.rows = 10;
     j.bad_lines = 2;
     j.problems = 5;                     /* more found than kept */
-    assert_int_equal(store_import_job_finish(f->c1, &j, kept, 3), STORE_OK);
-    assert_int_equal(store_import_job_finish(f->c1, &j, kept, 3), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, kept, 3), STORE_OK);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, kept, 3), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_int_equal(got.state, STORE_IMPORT_REFUSED);
     assert_int_equal(got.rows, 10);
     assert_int_equal(got.bad_lines, 2);
@@ -301,7 +204,7 @@ test_R2_6_job_life(void **state)
     assert_int_equal(got.problems_kept, 3);
     assert_int_equal(strlen(got.finished_at), 24);
 
-    assert_int_equal(store_import_job_problems(f->c1, j.id, 0, 2, take, &pg), STORE_OK);
+    assert_int_equal(store_import_job_problems(f->ctx[0], j.id, 0, 2, take, &pg), STORE_OK);
     assert_int_equal(pg.n, 2);
     assert_int_equal(pg.p[0].seq, 1);
     assert_int_equal(pg.p[0].line, 2);
@@ -310,13 +213,13 @@ test_R2_6_job_life(void **state)
     assert_int_equal(pg.p[1].seq, 2);
     assert_string_equal(pg.p[1].column, "birth_date");
     pg.n = 0;
-    assert_int_equal(store_import_job_problems(f->c1, j.id, 2, 100, take, &pg), STORE_OK);
+    assert_int_equal(store_import_job_problems(f->ctx[0], j.id, 2, 100, take, &pg), STORE_OK);
     assert_int_equal(pg.n, 1);
     assert_int_equal(pg.p[0].seq, 3);
     assert_int_equal(pg.p[0].line, 9);
     assert_string_equal(pg.p[0].column, "");
     pg.n = 0;
-    assert_int_equal(store_import_job_problems(f->c1, j.id, 3, 100, take, &pg), STORE_OK);
+    assert_int_equal(store_import_job_problems(f->ctx[0], j.id, 3, 100, take, &pg), STORE_OK);
     assert_int_equal(pg.n, 0);
 }
 
@@ -331,18 +234,18 @@ test_R2_6_one_active_per_tenant(void **state)
     new_job(&a, "residents");
     new_job(&b, "vouchers");
     new_job(&c, "vaccinations");
-    assert_int_equal(store_import_job_create(f->c1, &a), STORE_OK);
-    assert_int_equal(store_import_job_create(f->c1, &b), STORE_EXISTS);
-    assert_int_equal(store_import_job_create(f->c2, &c), STORE_OK);
-    assert_int_equal(store_import_job_start(f->c1, a.id, "worker-0.1"), STORE_OK);
-    assert_int_equal(store_import_job_create(f->c1, &b), STORE_EXISTS);     /* running too */
+    assert_int_equal(store_import_job_create(f->ctx[0], &a), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &b), STORE_EXISTS);
+    assert_int_equal(store_import_job_create(f->ctx[1], &c), STORE_OK);
+    assert_int_equal(store_import_job_start(f->ctx[0], a.id, "worker-0.1"), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &b), STORE_EXISTS);     /* running too */
     a.state = STORE_IMPORT_IMPORTED;
     a.rows = 3;
-    assert_int_equal(store_import_job_finish(f->c1, &a, NULL, 0), STORE_OK);
-    assert_int_equal(store_import_job_create(f->c1, &b), STORE_OK);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &a, NULL, 0), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &b), STORE_OK);
     /* the same id twice is refused too */
-    assert_int_equal(store_import_job_interrupt(f->c1, b.id, "stopped"), STORE_OK);
-    assert_int_equal(store_import_job_create(f->c1, &b), STORE_EXISTS);
+    assert_int_equal(store_import_job_interrupt(f->ctx[0], b.id, "stopped"), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &b), STORE_EXISTS);
 }
 
 /* R1.1: another tenant's job is not found, started, ended, interrupted,
@@ -357,24 +260,24 @@ test_R1_1_other_tenant(void **state)
     struct names l = { .n = 0 };
 
     new_job(&j, "residents");
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_OK);
     new_job(&fake, "residents");        /* an id nobody has */
-    assert_int_equal(store_import_job_get(f->c2, j.id, &got), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_get(f->c2, fake.id, &got), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_start(f->c2, j.id, "worker-0.1"), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_interrupt(f->c2, j.id, "stopped"), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_get(f->ctx[1], j.id, &got), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_get(f->ctx[1], fake.id, &got), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_start(f->ctx[1], j.id, "worker-0.1"), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_interrupt(f->ctx[1], j.id, "stopped"), STORE_NOTFOUND);
     problem(&p, 1, "name", "is empty");
     j.state = STORE_IMPORT_REFUSED;
     j.problems = 1;
-    assert_int_equal(store_import_job_finish(f->c2, &j, &p, 1), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_problems(f->c2, j.id, 0, 10, take, &pg), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_list(f->c2, 10, take_job, &l), STORE_OK);
+    assert_int_equal(store_import_job_finish(f->ctx[1], &j, &p, 1), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_problems(f->ctx[1], j.id, 0, 10, take, &pg), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_list(f->ctx[1], 10, take_job, &l), STORE_OK);
     assert_int_equal(l.n, 0);
     /* and the owner's job is untouched by all of that */
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_int_equal(got.state, STORE_IMPORT_QUEUED);
     assert_int_equal(count_of(f, "import_job_problems", T1), 0);
-    assert_int_equal(store_import_job_list(f->c1, 10, take_job, &l), STORE_OK);
+    assert_int_equal(store_import_job_list(f->ctx[0], 10, take_job, &l), STORE_OK);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.id[0], j.id);
 }
@@ -389,19 +292,19 @@ test_R2_6_interrupted(void **state)
     struct store_import_job j, got;
 
     new_job(&j, "vaccinations");
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_OK);
-    assert_int_equal(store_import_job_start(f->c1, j.id, "worker-2.99"), STORE_OK);
-    assert_int_equal(store_import_job_interrupt(f->c1, j.id, "send the file again"), STORE_OK);
-    assert_int_equal(store_import_job_interrupt(f->c1, j.id, "again"), STORE_NOTFOUND);
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_OK);
+    assert_int_equal(store_import_job_start(f->ctx[0], j.id, "worker-2.99"), STORE_OK);
+    assert_int_equal(store_import_job_interrupt(f->ctx[0], j.id, "send the file again"), STORE_OK);
+    assert_int_equal(store_import_job_interrupt(f->ctx[0], j.id, "again"), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_int_equal(got.state, STORE_IMPORT_INTERRUPTED);
     assert_string_equal(got.message, "send the file again");
     assert_int_equal(strlen(got.finished_at), 24);
-    assert_int_equal(store_import_job_start(f->c1, j.id, "worker-2.99"), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_start(f->ctx[0], j.id, "worker-2.99"), STORE_NOTFOUND);
     j.state = STORE_IMPORT_IMPORTED;
     j.rows = 42;
-    assert_int_equal(store_import_job_finish(f->c1, &j, NULL, 0), STORE_OK);
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, NULL, 0), STORE_OK);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_int_equal(got.state, STORE_IMPORT_IMPORTED);
     assert_int_equal(got.rows, 42);
 }
@@ -420,39 +323,39 @@ test_refused_input(void **state)
     memset(&p, 0, sizeof(p));
     new_job(&j, "residents");
     snprintf(j.kind, sizeof(j.kind), "staff");
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_INVALID);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_INVALID);
     new_job(&j, "residents");
     snprintf(j.encoding, sizeof(j.encoding), "latin1");
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_INVALID);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_INVALID);
     new_job(&j, "residents");
     j.id[5] = 'G';
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_INVALID);
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_INVALID);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_NOTFOUND);
     new_job(&j, "residents");
     snprintf(j.actor, sizeof(j.actor), "sa to");
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_INVALID);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_INVALID);
     new_job(&j, "residents");
-    assert_int_equal(store_import_job_create(f->c1, &j), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_OK);
     j.state = STORE_IMPORT_RUNNING;
-    assert_int_equal(store_import_job_finish(f->c1, &j, NULL, 0), STORE_INVALID);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, NULL, 0), STORE_INVALID);
     j.state = STORE_IMPORT_REFUSED;
     j.problems = STORE_IMPORT_PROBLEMS_MAX + 5;
-    assert_int_equal(store_import_job_finish(f->c1, &j, &p, STORE_IMPORT_PROBLEMS_MAX + 1),
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, &p, STORE_IMPORT_PROBLEMS_MAX + 1),
                      STORE_INVALID);
     problem(&p, 3, "name", "is empty");
     j.problems = 0;
-    assert_int_equal(store_import_job_finish(f->c1, &j, &p, 1), STORE_INVALID);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, &p, 1), STORE_INVALID);
     j.problems = 1;
     problem(&p, 3, "name", "bad\nreason");
-    assert_int_equal(store_import_job_finish(f->c1, &j, &p, 1), STORE_INVALID);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, &p, 1), STORE_INVALID);
     problem(&p, 3, "Name;", "is empty");
-    assert_int_equal(store_import_job_finish(f->c1, &j, &p, 1), STORE_INVALID);
+    assert_int_equal(store_import_job_finish(f->ctx[0], &j, &p, 1), STORE_INVALID);
     /* nothing of the refused ends landed */
-    assert_int_equal(store_import_job_get(f->c1, j.id, &got), STORE_OK);
+    assert_int_equal(store_import_job_get(f->ctx[0], j.id, &got), STORE_OK);
     assert_int_equal(got.state, STORE_IMPORT_QUEUED);
-    assert_int_equal(store_import_job_problems(f->c1, j.id, 0, 10, take, &pg), STORE_OK);
+    assert_int_equal(store_import_job_problems(f->ctx[0], j.id, 0, 10, take, &pg), STORE_OK);
     assert_int_equal(pg.n, 0);
-    assert_int_equal(store_import_job_problems(f->c1, j.id, 0, 0, take, &pg), STORE_INVALID);
+    assert_int_equal(store_import_job_problems(f->ctx[0], j.id, 0, 0, take, &pg), STORE_INVALID);
 }
 
 /* STORE_IMPORT_PROBLEMS_MAX problems are kept in one transaction; the
@@ -471,14 +374,14 @@ test_R2_6_bounds(void **state)
     for (size_t i = 0; i < STORE_IMPORT_PROBLEMS_MAX; i++)
         problem(&kept[i], (int64_t)i + 2, "address_no", "is not an address number");
     new_job(&first, "residents");
-    assert_int_equal(store_import_job_create(f->c1, &first), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &first), STORE_OK);
     first.state = STORE_IMPORT_REFUSED;
     first.problems = 2 * STORE_IMPORT_PROBLEMS_MAX;
-    assert_int_equal(store_import_job_finish(f->c1, &first, kept, STORE_IMPORT_PROBLEMS_MAX),
+    assert_int_equal(store_import_job_finish(f->ctx[0], &first, kept, STORE_IMPORT_PROBLEMS_MAX),
                      STORE_OK);
     free(kept);
     assert_int_equal(count_of(f, "import_job_problems", T1), STORE_IMPORT_PROBLEMS_MAX);
-    assert_int_equal(store_import_job_problems(f->c1, first.id, STORE_IMPORT_PROBLEMS_MAX - 1,
+    assert_int_equal(store_import_job_problems(f->ctx[0], first.id, STORE_IMPORT_PROBLEMS_MAX - 1,
                                                10, take, &pg), STORE_OK);
     assert_int_equal(pg.n, 1);
     assert_int_equal(pg.p[0].seq, STORE_IMPORT_PROBLEMS_MAX);
@@ -487,12 +390,12 @@ test_R2_6_bounds(void **state)
     for (int i = 0; i < STORE_IMPORT_JOBS_KEEP; i++) {
         nanosleep(&ms, NULL);           /* created_at has millisecond steps */
         new_job(&j, "vouchers");
-        assert_int_equal(store_import_job_create(f->c1, &j), STORE_OK);
+        assert_int_equal(store_import_job_create(f->ctx[0], &j), STORE_OK);
         j.state = STORE_IMPORT_CHECKED;
-        assert_int_equal(store_import_job_finish(f->c1, &j, NULL, 0), STORE_OK);
+        assert_int_equal(store_import_job_finish(f->ctx[0], &j, NULL, 0), STORE_OK);
     }
     assert_int_equal(count_of(f, "import_jobs", T1), STORE_IMPORT_JOBS_KEEP);
-    assert_int_equal(store_import_job_get(f->c1, first.id, &j), STORE_NOTFOUND);
+    assert_int_equal(store_import_job_get(f->ctx[0], first.id, &j), STORE_NOTFOUND);
     assert_int_equal(count_of(f, "import_job_problems", T1), 0);
 }
 
@@ -506,15 +409,15 @@ test_R1_4_erase(void **state)
 
     new_job(&a, "residents");
     new_job(&b, "residents");
-    assert_int_equal(store_import_job_create(f->c1, &a), STORE_OK);
-    assert_int_equal(store_import_job_create(f->c2, &b), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[0], &a), STORE_OK);
+    assert_int_equal(store_import_job_create(f->ctx[1], &b), STORE_OK);
     problem(&p, 4, "sex", "must be 1, 2 or 9");
     a.state = b.state = STORE_IMPORT_REFUSED;
     a.problems = b.problems = 1;
-    assert_int_equal(store_import_job_finish(f->c1, &a, &p, 1), STORE_OK);
-    assert_int_equal(store_import_job_finish(f->c2, &b, &p, 1), STORE_OK);
-    store_tenant_ctx_close(f->c1);
-    f->c1 = NULL;
+    assert_int_equal(store_import_job_finish(f->ctx[0], &a, &p, 1), STORE_OK);
+    assert_int_equal(store_import_job_finish(f->ctx[1], &b, &p, 1), STORE_OK);
+    store_tenant_ctx_close(f->ctx[0]);
+    f->ctx[0] = NULL;
     assert_int_equal(store_tenant_erase(f->st, T1), STORE_OK);
     assert_int_equal(count_of(f, "import_jobs", T1), 0);
     assert_int_equal(count_of(f, "import_job_problems", T1), 0);
@@ -556,14 +459,6 @@ main(void)
     if (sodium_init() < 0)
         return 1;
     log_setup("test_store_import", LOG_TO_STDERR, LOG_LVL_ERROR);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed = cmocka_run_group_tests_name("store-import/sqlite", tests, NULL, NULL);
-    if (pg_base == NULL)
-        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("store-import/postgresql", tests, NULL, NULL);
+    failed = STORE_FX_RUN("store-import/sqlite", "store-import/postgresql", tests, 0);
     return failed;
 }
