@@ -37,13 +37,11 @@
 #include "store/store_records.h"
 #include "store/store_site.h"
 #include "store/store_transfer.h"
+#include "store_fixture.h"
 
 #define TA "131016"     /* the tenant erased */
 #define TB "011002"     /* the tenant that stays */
 #define NTABLES 64
-
-static enum store_backend backend;
-static const char *pg_base;     /* MAMORI_TEST_PG */
 
 /* Tables whose rows are owned through another column than tenant_id
  * (NULL: no tenant's rows at all). */
@@ -54,19 +52,6 @@ static const struct {
     { "schema_migrations", NULL },
     { "staff_ids_retired", NULL },              /* IDs only, checked below (R6.1) */
     { "transfer_undelivered", "from_tenant" },  /* the sender's record (R3.4) */
-};
-
-struct fx {
-    bool                skip;
-    char                dir[64];
-    char                mk[128];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct keyring     *kr;
-    struct key_provider kp;
-    struct store       *st;
-    struct store_config cfg;
 };
 
 /* What one tenant was given, to look it up again after the erase. */
@@ -85,46 +70,17 @@ struct table {
 
 /* ---- raw access, behind the store's back ------------------------------------ */
 
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static PGconn *
-pg_connect(const char *conninfo)
-{
-    PGconn *c = PQconnectdb(conninfo);
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    return c;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = pg_connect(conninfo);
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
 typedef void (*row_fn)(int ncol, const char *const *v, const int *len, void *arg);
 
 /* Run a query and hand each row to fn, as text (PostgreSQL's text form:
  * bytea as \x hex) or SQLite's bytes. */
 static void
-raw_rows(struct fx *f, const char *sql, row_fn fn, void *arg)
+raw_rows(struct store_fx *f, const char *sql, row_fn fn, void *arg)
 {
     const char *v[64];
     int len[64];
 
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (f->backend == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         sqlite3_stmt *s;
         int rc;
@@ -146,7 +102,7 @@ raw_rows(struct fx *f, const char *sql, row_fn fn, void *arg)
         sqlite3_finalize(s);
         sqlite3_close(db);
     } else {
-        PGconn *c = pg_connect(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->conninfo);
         PGresult *r = PQexec(c, sql);
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             fail_msg("%s: %s", sql, PQerrorMessage(c));
@@ -176,7 +132,7 @@ take_count(int ncol, const char *const *v, const int *len, void *arg)
 }
 
 static long
-raw_count(struct fx *f, const char *table, const char *where)
+raw_count(struct store_fx *f, const char *table, const char *where)
 {
     char sql[512];
     long n = -1;
@@ -208,7 +164,7 @@ take_table(int ncol, const char *const *v, const int *len, void *arg)
 /* Every table of the schema; the owner column from the schema (tenant_id)
  * or from other_owner, and a table that has neither fails the test. */
 static void
-schema_tables(struct fx *f, struct tables *ts)
+schema_tables(struct store_fx *f, struct tables *ts)
 {
     static const char *const sq =
         "SELECT m.name, (SELECT count(*) FROM pragma_table_info(m.name) p "
@@ -222,7 +178,7 @@ schema_tables(struct fx *f, struct tables *ts)
         "ORDER BY t.table_name";
 
     ts->n = 0;
-    raw_rows(f, backend == STORE_BACKEND_SQLITE ? sq : pg, take_table, ts);
+    raw_rows(f, f->backend == STORE_BACKEND_SQLITE ? sq : pg, take_table, ts);
     assert_true(ts->n >= 20);
     for (size_t i = 0; i < ts->n; i++) {
         bool known = false;
@@ -273,7 +229,7 @@ cmp32(const void *a, const void *b)
 }
 
 static void
-rows_digest(struct fx *f, const struct table *t, const char *tenant, uint8_t out[32],
+rows_digest(struct store_fx *f, const struct table *t, const char *tenant, uint8_t out[32],
             size_t *n)
 {
     static struct rowset rs;    /* 8 KiB: off the stack */
@@ -293,69 +249,21 @@ rows_digest(struct fx *f, const struct table *t, const char *tenant, uint8_t out
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
+    static const char *const tenants[] = { TA, TB };
 
-    assert_non_null(f);
-    *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-erase-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(keyring_open(f->mk, f->dir, NULL, &f->kr), 0);
-    keyring_provider(f->kr, &f->kp);
-    assert_int_equal(keyring_tenant_create(f->kr, TA), 0);
-    assert_int_equal(keyring_tenant_create(f->kr, TB), 0);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "e_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'",
-                 pg_base, f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    assert_int_equal(store_tenant_create(f->st, TA), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, TB), STORE_OK);
+    *state = store_fx_new("erase", tenants, 2, 0);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (!f->skip) {
-        char cmd[128];
-        store_close(f->st);
-        keyring_close(f->kr);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
-    struct fx *f = *state; \
+    struct store_fx *f = *state; \
     do { \
         if ((f)->skip) \
             skip(); \
@@ -436,7 +344,7 @@ fill_records(struct store_tenant *ctx, unsigned seed)
 /* Identity: a staff account with a session from an active terminal, a
  * revoked terminal, a site device. */
 static void
-fill_identity(struct fx *f, const char *tenant, struct filled *o)
+fill_identity(struct store_fx *f, const char *tenant, struct filled *o)
 {
     uint8_t enrol[AUTH_HASH_LEN];
     struct staff_session s;
@@ -471,8 +379,8 @@ fill_identity(struct fx *f, const char *tenant, struct filled *o)
  * inquiry sent to it, a provision answering it, an undelivered message
  * to it, a bulk job whose row asks it. */
 static void
-fill_transfer(struct fx *f, struct store_tenant *ctx, const char *tenant, const char *other,
-              unsigned seed, int64_t rid, struct filled *o)
+fill_transfer(struct store_fx *f, struct store_tenant *ctx, const char *tenant,
+              const char *other, unsigned seed, int64_t rid, struct filled *o)
 {
     struct transfer_consent c;
     struct transfer_inquiry_rec q;
@@ -569,7 +477,7 @@ fill_import_job(struct store_tenant *ctx)
 }
 
 static void
-fill(struct fx *f, const char *tenant, const char *other, unsigned seed, struct filled *o)
+fill(struct store_fx *f, const char *tenant, const char *other, unsigned seed, struct filled *o)
 {
     struct store_tenant *ctx = NULL;
     int64_t rid;
@@ -594,7 +502,7 @@ struct snapshot {
 /* B's rows of every table, and a check that both tenants have rows in
  * every table that can hold them (else this test does not cover it). */
 static void
-snapshot_before(struct fx *f, struct snapshot *s)
+snapshot_before(struct store_fx *f, struct snapshot *s)
 {
     schema_tables(f, &s->ts);
     for (size_t i = 0; i < s->ts.n; i++) {
@@ -750,25 +658,11 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_R1_4_erase_again_changes_nothing, setup, teardown),
     };
-    const char *ci = getenv("CI");
     int failed;
 
     if (sodium_init() < 0)
         return 1;
     log_setup("test_store_erase", LOG_TO_STDERR, LOG_LVL_ERROR);
-    backend = STORE_BACKEND_SQLITE;
-    failed = cmocka_run_group_tests_name("erase/sqlite", cases, NULL, NULL);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    if (pg_base == NULL) {
-        if (ci != NULL && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI\n");
-            return failed + 1;
-        }
-        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-    }
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("erase/postgresql", cases, NULL, NULL);
+    failed = STORE_FX_RUN("erase/sqlite", "erase/postgresql", cases, STORE_FX_PG_IN_CI);
     return failed;
 }
