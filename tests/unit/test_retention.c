@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <sodium.h>
 
@@ -38,6 +37,7 @@
 #include "store/store.h"
 #include "store/store_records.h"
 #include "vrs/retention.h"
+#include "store_fixture.h"
 
 #define TA "011002"
 #define TB "131016"
@@ -202,9 +202,6 @@ test_R2_10_schedule_config(void **state)
 
 /* ---- the job against a real store and audit log ---------------------------------- */
 
-static enum store_backend backend;
-static const char *pg_base;
-
 struct sink {
     char            dir[96];
     pthread_mutex_t mu;
@@ -213,17 +210,8 @@ struct sink {
 };
 
 struct fx {
-    bool                skip;
-    char                dir[64];
-    char                mk[128];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct keyring     *kr;
-    struct key_provider kp;
-    struct store_config cfg;
-    struct store       *st;
-    struct sink         sink;
+    struct store_fx      s;         /* keyring and store of TA, TB, TN, TE */
+    struct sink          sink;
     struct retention_env env;
 };
 
@@ -258,74 +246,22 @@ sink_count(struct sink *s)
     return n;
 }
 
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r;
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
 static int
 setup(void **state)
 {
     static const char *const tenants[] = { TA, TB, TN, TE };
     struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
 
     assert_non_null(f);
     *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
+    store_fx_open(&f->s, "ret", tenants, sizeof(tenants) / sizeof(tenants[0]), 0);
+    if (f->s.skip)
         return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-ret-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    snprintf(f->sink.dir, sizeof(f->sink.dir), "%s/audit", f->dir);
+    snprintf(f->sink.dir, sizeof(f->sink.dir), "%s/audit", f->s.dir);
     assert_int_equal(mkdir(f->sink.dir, 0700), 0);
     pthread_mutex_init(&f->sink.mu, NULL);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(keyring_open(f->mk, f->dir, NULL, &f->kr), 0);
-    keyring_provider(f->kr, &f->kp);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "r_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'", pg_base,
-                 f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    for (size_t i = 0; i < sizeof(tenants) / sizeof(tenants[0]); i++) {
-        assert_int_equal(keyring_tenant_create(f->kr, tenants[i]), 0);
-        assert_int_equal(store_tenant_create(f->st, tenants[i]), STORE_OK);
-    }
-    assert_int_equal(store_tenant_erase(f->st, TE), STORE_OK);
-    f->env = (struct retention_env){ f->st, &f->kp, sink_audit, &f->sink, 5, 150,
+    assert_int_equal(store_tenant_erase(f->s.st, TE), STORE_OK);
+    f->env = (struct retention_env){ f->s.st, &f->s.kp, sink_audit, &f->sink, 5, 150,
                                      RETENTION_RATE };
     return 0;
 }
@@ -335,18 +271,9 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    if (!f->skip) {
-        char cmd[128];
-        store_close(f->st);
-        keyring_close(f->kr);
+    if (!f->s.skip)
         pthread_mutex_destroy(&f->sink.mu);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    store_fx_close(&f->s);
     free(f);
     return 0;
 }
@@ -362,7 +289,7 @@ add_residents(struct fx *f, const char *tenant, const char *prefix, size_t n,
     int64_t ids[64];
 
     assert_non_null(r);
-    assert_int_equal(store_tenant_ctx_open(f->st, tenant, &f->kp, &ctx), STORE_OK);
+    assert_int_equal(store_tenant_ctx_open(f->s.st, tenant, &f->s.kp, &ctx), STORE_OK);
     for (size_t done = 0; done < n;) {
         size_t k = n - done;
         if (k > 64)
@@ -391,7 +318,7 @@ residents(struct fx *f, const char *tenant)
 {
     struct store_counts c;
 
-    assert_int_equal(store_counts(f->st, tenant, &c), STORE_OK);
+    assert_int_equal(store_counts(f->s.st, tenant, &c), STORE_OK);
     return c.residents;
 }
 
@@ -402,7 +329,7 @@ has_resident(struct fx *f, const char *tenant, const char *address_no)
     int64_t id;
     enum store_status st;
 
-    assert_int_equal(store_tenant_ctx_open(f->st, tenant, &f->kp, &ctx), STORE_OK);
+    assert_int_equal(store_tenant_ctx_open(f->s.st, tenant, &f->s.kp, &ctx), STORE_OK);
     st = store_resident_id(ctx, address_no, &id);
     store_tenant_ctx_close(ctx);
     assert_true(st == STORE_OK || st == STORE_NOTFOUND);
@@ -491,7 +418,7 @@ test_R2_10_job_runs_every_tenant_once_a_day(void **state)
     struct retention_sched *s = NULL, *again = NULL;
     json_t *rows;
 
-    if (f->skip)
+    if (f->s.skip)
         skip();
     add_residents(f, TA, "A-OLD", 70, "2015-05-01");       /* two batches: 64 + 6 */
     add_residents(f, TA, "A-EDGE-OUT", 1, "2021-05-31");   /* the last day before the cutoff */
@@ -590,11 +517,11 @@ test_R2_10_one_run_per_tenant_and_day_across_processes(void **state)
     struct ticker t[2];
     pthread_t th[2];
 
-    if (f->skip)
+    if (f->s.skip)
         skip();
     add_residents(f, TA, "A-OLD", 130, "2015-05-01");
     add_residents(f, TB, "B-OLD", 5, "2015-05-01");
-    assert_int_equal(store_open(&f->cfg, 0, &st2), STORE_OK);
+    assert_int_equal(store_open(&f->s.cfg, 0, &st2), STORE_OK);
     assert_int_equal(retention_sched_new(&f->env, &s[0]), 0);
     struct retention_env env2 = f->env;
     env2.store = st2;
@@ -627,7 +554,7 @@ test_R2_10_job_fails_closed(void **state)
     struct retention_sched *s = NULL;
     json_t *rows;
 
-    if (f->skip)
+    if (f->s.skip)
         skip();
     add_residents(f, TA, "A-OLD", 3, "2015-05-01");
     f->sink.refuse_purge = true;
@@ -659,7 +586,7 @@ test_R2_10_stop_finishes_the_batch(void **state)
     json_t *rows;
     json_int_t deleted;
 
-    if (f->skip)
+    if (f->s.skip)
         skip();
     add_residents(f, TA, "A-OLD", 64 * 6, "2015-05-01");
     add_residents(f, TB, "B-OLD", 1, "2015-05-01");
@@ -699,17 +626,17 @@ test_R2_10_claims(void **state)
 {
     struct fx *f = *state;
 
-    if (f->skip)
+    if (f->s.skip)
         skip();
-    assert_int_equal(store_retention_claim(f->st, TA, "2026-06-16"), STORE_OK);
-    assert_int_equal(store_retention_claim(f->st, TA, "2026-06-16"), STORE_EXISTS);
-    assert_int_equal(store_retention_claim(f->st, TB, "2026-06-16"), STORE_OK);
-    assert_int_equal(store_retention_claim(f->st, TA, "2026-06-17"), STORE_OK);
-    assert_int_equal(store_retention_claim(f->st, TA, "2026-06-17"), STORE_EXISTS);
-    assert_int_equal(store_retention_claim(f->st, TA, "2026-6-17"), STORE_INVALID);
-    assert_int_equal(store_retention_claim(f->st, TA, "2026-02-30"), STORE_INVALID);
-    assert_int_equal(store_retention_claim(f->st, "123456", "2026-06-17"), STORE_INVALID);
-    assert_int_not_equal(store_retention_claim(f->st, "472018", "2026-06-17"), STORE_OK);
+    assert_int_equal(store_retention_claim(f->s.st, TA, "2026-06-16"), STORE_OK);
+    assert_int_equal(store_retention_claim(f->s.st, TA, "2026-06-16"), STORE_EXISTS);
+    assert_int_equal(store_retention_claim(f->s.st, TB, "2026-06-16"), STORE_OK);
+    assert_int_equal(store_retention_claim(f->s.st, TA, "2026-06-17"), STORE_OK);
+    assert_int_equal(store_retention_claim(f->s.st, TA, "2026-06-17"), STORE_EXISTS);
+    assert_int_equal(store_retention_claim(f->s.st, TA, "2026-6-17"), STORE_INVALID);
+    assert_int_equal(store_retention_claim(f->s.st, TA, "2026-02-30"), STORE_INVALID);
+    assert_int_equal(store_retention_claim(f->s.st, "123456", "2026-06-17"), STORE_INVALID);
+    assert_int_not_equal(store_retention_claim(f->s.st, "472018", "2026-06-17"), STORE_OK);
 }
 
 int
@@ -737,14 +664,6 @@ main(void)
         return 1;
     log_setup("test_retention", LOG_TO_STDERR, LOG_LVL_ERROR);
     failed = cmocka_run_group_tests_name("retention", pure, NULL, NULL);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed += cmocka_run_group_tests_name("retention-store/sqlite", stored, NULL, NULL);
-    if (pg_base == NULL)
-        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("retention-store/postgresql", stored, NULL, NULL);
+    failed += STORE_FX_RUN("retention-store/sqlite", "retention-store/postgresql", stored, 0);
     return failed;
 }
