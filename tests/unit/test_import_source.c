@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #include "synth/synth.h"
 #include "vrs/export.h"
 #include "vrs/import.h"
+#include "store_fixture.h"
 
 #define NAMES_CSV  MAMORI_TEST_SOURCE_DIR "/data/names/names.csv"
 #define LGCODE_CSV MAMORI_TEST_SOURCE_DIR "/data/municipalities/municipalities_lgcode.csv"
@@ -41,102 +41,22 @@
 #define TODAY      "2024-03-31"
 #define RESIDENTS  1500u                /* ~300 KB: five spool messages */
 
-static enum store_backend backend;
-static const char *pg_base;
 static char *residents_csv;             /* synthetic, made once */
 static size_t residents_len;
 
 /* ---- one store of one tenant ------------------------------------------------ */
 
-struct db {
-    char                 dir[64];
-    char                 mk[128];
-    char                 path[128];
-    char                 schema[40];
-    char                 conninfo[1200];
-    struct keyring      *kr;
-    struct key_provider  kp;
-    struct store        *st;
-    struct store_config  cfg;
-    struct store_tenant *ctx;
-};
-
+/* A store of T1 with its context (ctx[0]). */
 static void
-no_notice(void *arg, const char *msg)
+db_open(struct store_fx *d)
 {
-    (void)arg;
-    (void)msg;
-}
+    static const char *const tenants[] = { T1 };
 
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r;
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static void
-db_open(struct db *d)
-{
-    int v1, v2;
-
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof(d->dir), "/tmp/mamori-impsrc-XXXXXX");
-    assert_non_null(mkdtemp(d->dir));
-    snprintf(d->mk, sizeof(d->mk), "%s/master.key", d->dir);
-    assert_int_equal(keyring_master_key_create(d->mk), 0);
-    assert_int_equal(keyring_open(d->mk, d->dir, NULL, &d->kr), 0);
-    keyring_provider(d->kr, &d->kp);
-    assert_int_equal(keyring_tenant_create(d->kr, T1), 0);
-    d->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(d->path, sizeof(d->path), "%s/store.db", d->dir);
-        d->cfg.path = d->path;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(d->schema, sizeof(d->schema), "s_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", d->schema);
-        pg_exec(pg_base, sql);
-        snprintf(d->conninfo, sizeof(d->conninfo), "%s options='-csearch_path=%s'",
-                 pg_base, d->schema);
-        d->cfg.conninfo = d->conninfo;
-    }
-    assert_int_equal(store_open(&d->cfg, STORE_OPEN_MIGRATE, &d->st), STORE_OK);
-    assert_int_equal(store_migrate(d->st, &v1, &v2), STORE_OK);
-    assert_int_equal(store_tenant_create(d->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_ctx_open(d->st, T1, &d->kp, &d->ctx), STORE_OK);
-}
-
-static void
-db_close(struct db *d)
-{
-    char cmd[128];
-
-    store_tenant_ctx_close(d->ctx);
-    store_close(d->st);
-    keyring_close(d->kr);
-    if (d->schema[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", d->schema);
-        pg_exec(pg_base, cmd);
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", d->dir);
-    assert_int_equal(system(cmd), 0);
+    store_fx_open(d, "impsrc", tenants, 1, STORE_FX_CTX);
 }
 
 static uint64_t
-residents_in(struct db *d)
+residents_in(struct store_fx *d)
 {
     struct store_counts c;
 
@@ -242,7 +162,7 @@ on_progress(void *arg, const struct import_progress *p)
 }
 
 static int
-file_import(struct db *d, struct import_result *res)
+file_import(struct store_fx *d, struct import_result *res)
 {
     char path[160];
     struct import_opts o;
@@ -253,13 +173,13 @@ file_import(struct db *d, struct import_result *res)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, residents_csv, residents_len), (ssize_t)residents_len);
     opts_for(&o);
-    rc = import_run(d->ctx, fd, &o, res);
+    rc = import_run(d->ctx[0], fd, &o, res);
     close(fd);
     return rc;
 }
 
 static int
-spool_import(struct db *d, struct spool_src *p, struct import_result *res,
+spool_import(struct store_fx *d, struct spool_src *p, struct import_result *res,
              struct progress_seen *ps)
 {
     struct import_source src = { src_read, src_rewind, spool_size(p->s), p };
@@ -268,7 +188,7 @@ spool_import(struct db *d, struct spool_src *p, struct import_result *res,
     opts_for(&o);
     o.progress = on_progress;
     o.progress_arg = ps;
-    return import_run_source(d->ctx, &src, &o, res);
+    return import_run_source(d->ctx[0], &src, &o, res);
 }
 
 /* The whole replica of a store's residents, as CSV. */
@@ -294,14 +214,14 @@ buf_write(void *arg, const void *data, size_t n)
 }
 
 static void
-replica(struct db *d, struct buf *b)
+replica(struct store_fx *d, struct buf *b)
 {
     struct export_opts o = { .kind = EXPORT_RESIDENTS, .encoding = CSVOUT_UTF8 };
     struct export_stats st;
     char err[256];
 
     memset(b, 0, sizeof(*b));
-    if (export_run(d->ctx, &o, buf_write, b, &st, err, sizeof(err)) != 0)
+    if (export_run(d->ctx[0], &o, buf_write, b, &st, err, sizeof(err)) != 0)
         fail_msg("export: %s", err);
     assert_int_equal(st.rows, RESIDENTS);
 }
@@ -314,14 +234,14 @@ replica(struct db *d, struct buf *b)
 static void
 test_R2_6_spool_source_imports_like_the_file(void **state)
 {
-    struct db a, b;
+    struct store_fx a, b;
     struct spool_src p;
     struct import_result rf, rs, again;
     struct progress_seen ps = { 0, { 0, 0, 0 } };
     struct buf xa, xb;
 
     (void)state;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL)
+    if (store_fx_pg_missing())
         skip();
     db_open(&a);
     db_open(&b);
@@ -352,8 +272,8 @@ test_R2_6_spool_source_imports_like_the_file(void **state)
     free(xa.p);
     free(xb.p);
     spool_free(p.s);
-    db_close(&a);
-    db_close(&b);
+    store_fx_close(&a);
+    store_fx_close(&b);
 }
 
 /* R2.6: a spool whose file was changed -- before the import (caught by the
@@ -363,7 +283,7 @@ test_R2_6_spool_source_imports_like_the_file(void **state)
 static void
 test_R2_6_tampered_spool_imports_nothing(void **state)
 {
-    struct db d;
+    struct store_fx d;
     struct import_result res, ok;
     struct progress_seen ps;
     uint8_t sha[32];
@@ -375,7 +295,7 @@ test_R2_6_tampered_spool_imports_nothing(void **state)
     };
 
     (void)state;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL)
+    if (store_fx_pg_missing())
         skip();
     db_open(&d);
     crypto_hash_sha256(sha, (const unsigned char *)residents_csv, residents_len);
@@ -389,7 +309,7 @@ test_R2_6_tampered_spool_imports_nothing(void **state)
         assert_int_equal(res.outcome, IMPORT_FAILED);
         assert_non_null(strstr(res.error, "cannot be read"));
         assert_int_equal(residents_in(&d), 0);
-        assert_int_equal(store_import_seen(d.ctx, sha, when), STORE_NOTFOUND);
+        assert_int_equal(store_import_seen(d.ctx[0], sha, when), STORE_NOTFOUND);
         spool_free(p.s);
     }
     /* Cut short by a message: the stream never reaches FINAL. */
@@ -413,28 +333,28 @@ test_R2_6_tampered_spool_imports_nothing(void **state)
         assert_int_equal(residents_in(&d), RESIDENTS);
         spool_free(p.s);
     }
-    db_close(&d);
+    store_fx_close(&d);
 }
 
 /* A source without read or rewind is refused, not called. */
 static void
 test_R2_6_incomplete_source_refused(void **state)
 {
-    struct db d;
+    struct store_fx d;
     struct import_source none = { NULL, NULL, 0, NULL };
     struct import_opts o;
     struct import_result res;
 
     (void)state;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL)
+    if (store_fx_pg_missing())
         skip();
     db_open(&d);
     opts_for(&o);
-    assert_int_equal(import_run_source(d.ctx, &none, &o, &res), -1);
+    assert_int_equal(import_run_source(d.ctx[0], &none, &o, &res), -1);
     assert_int_equal(res.outcome, IMPORT_FAILED);
-    assert_int_equal(import_run_source(d.ctx, NULL, &o, &res), -1);
+    assert_int_equal(import_run_source(d.ctx[0], NULL, &o, &res), -1);
     assert_int_equal(res.outcome, IMPORT_FAILED);
-    db_close(&d);
+    store_fx_close(&d);
 }
 
 /* ---- set-up ----------------------------------------------------------------- */
@@ -481,27 +401,13 @@ main(void)
         cmocka_unit_test(test_R2_6_tampered_spool_imports_nothing),
         cmocka_unit_test(test_R2_6_incomplete_source_refused),
     };
-    const char *ci = getenv("CI");
     int failed;
 
     if (sodium_init() < 0 || make_residents() != 0)
         return 1;
     log_setup("test_import_source", LOG_TO_STDERR, LOG_LVL_ERROR);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed = cmocka_run_group_tests_name("import source sqlite", tests, NULL, NULL);
-    if (pg_base == NULL) {
-        if (ci != NULL && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI\n");
-            failed++;
-        } else {
-            fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-        }
-    }
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("import source postgresql", tests, NULL, NULL);
+    failed = STORE_FX_RUN("import source sqlite", "import source postgresql", tests,
+                          STORE_FX_PG_IN_CI);
     free(residents_csv);
     return failed != 0;
 }
