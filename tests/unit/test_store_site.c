@@ -8,106 +8,33 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <libpq-fe.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "store/store_site.h"
+#include "store_fixture.h"
 
 #define T1 "131016"
 #define T2 "131024"
 #define DEV1 "sd-abcdefghijklmnop"
 #define DEV2 "sd-qrstuvwxyzabcdef"
 
-static enum store_backend backend;
-static const char *pg_base;
-
-struct fx {
-    bool                skip;
-    char                dir[64];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct store       *st;
-    struct store_config cfg;
-};
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r;
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
+    static const char *const tenants[] = { T1, T2 };
 
-    assert_non_null(f);
-    *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-site-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-        snprintf(f->schema, sizeof(f->schema), "s_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'",
-                 pg_base, f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, T2), STORE_OK);
+    *state = store_fx_new("site", tenants, 2, 0);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (!f->skip) {
-        char path[160];
-        store_close(f->st);
-        if (f->schema[0] != '\0') {
-            char sql[80];
-            snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, sql);
-        }
-        snprintf(path, sizeof(path), "%s-wal", f->db);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s-shm", f->db);
-        unlink(path);
-        unlink(f->db);
-        rmdir(f->dir);
-    }
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
@@ -124,7 +51,7 @@ count_row(const struct site_device *d, void *p)
 static void
 test_create_find_revoke(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     uint8_t h1[SITE_TOKEN_HASH_LEN], h2[SITE_TOKEN_HASH_LEN];
     struct site_device d;
     int n = 0;
@@ -158,7 +85,7 @@ test_create_find_revoke(void **state)
 static void
 test_tenant_bound(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     uint8_t h[SITE_TOKEN_HASH_LEN];
     struct site_device d;
     int n = 0;
@@ -183,7 +110,7 @@ test_tenant_bound(void **state)
 static void
 test_erased_tenant(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     uint8_t h[SITE_TOKEN_HASH_LEN];
     struct site_device d;
 
@@ -209,14 +136,6 @@ main(void)
     if (sodium_init() < 0)
         return 1;
     log_setup("test_store_site", LOG_TO_STDERR, LOG_LVL_ERROR);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed = cmocka_run_group_tests_name("store-site/sqlite", tests, NULL, NULL);
-    if (pg_base == NULL)
-        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("store-site/postgresql", tests, NULL, NULL);
+    failed = STORE_FX_RUN("store-site/sqlite", "store-site/postgresql", tests, 0);
     return failed;
 }
