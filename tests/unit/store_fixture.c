@@ -27,6 +27,12 @@ store_fx_backend(void)
     return current;
 }
 
+const char *
+store_fx_pg_base(void)
+{
+    return pg_base;
+}
+
 bool
 store_fx_pg_missing(void)
 {
@@ -63,7 +69,8 @@ store_fx_pg_exec(const char *conninfo, const char *sql)
 }
 
 /* A fresh schema "<tag>_<12 hex>" and a conninfo whose search_path is it,
- * so cases never see each other's tables. */
+ * so cases never see each other's tables; it is also the application_name,
+ * so a test can find the store's own sessions in pg_stat_activity. */
 static void
 pg_schema(struct store_fx *f, const char *tag)
 {
@@ -75,7 +82,8 @@ pg_schema(struct store_fx *f, const char *tag)
     snprintf(f->schema, sizeof(f->schema), "%.8s_%s", tag, hex);
     snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
     store_fx_pg_exec(pg_base, sql);
-    snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'", pg_base,
+    snprintf(f->conninfo, sizeof(f->conninfo),
+             "%s options='-csearch_path=%s' application_name=%s", pg_base, f->schema,
              f->schema);
     f->cfg.conninfo = f->conninfo;
 }
@@ -124,13 +132,17 @@ store_fx_close(struct store_fx *f)
 {
     char cmd[128];
 
-    if (f->skip || f->st == NULL)
-        return;
+    if (f->skip || f->dir[0] == '\0')
+        return;         /* skipped, or already closed */
     for (size_t i = 0; i < STORE_FX_TENANTS; i++)
         if (f->ctx[i] != NULL)
             store_tenant_ctx_close(f->ctx[i]);
-    store_close(f->st);
-    keyring_close(f->kr);
+    /* A case may have closed and reopened the store or keyring itself. */
+    if (f->st != NULL)
+        store_close(f->st);
+    if (f->kr != NULL)
+        keyring_close(f->kr);
+    memset(f->ctx, 0, sizeof(f->ctx));
     f->st = NULL;
     f->kr = NULL;
     if (f->schema[0] != '\0') {
@@ -139,6 +151,8 @@ store_fx_close(struct store_fx *f)
     }
     snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
+    f->dir[0] = '\0';
+    f->schema[0] = '\0';
 }
 
 struct store_fx *
@@ -174,7 +188,8 @@ store_fx_run(const char *sqlite_name, const char *pg_name, const struct CMUnitTe
     failed = _cmocka_run_group_tests(sqlite_name, tests, ntests, NULL, NULL);
     if (pg_base == NULL) {
         if ((flags & STORE_FX_PG_IN_CI) != 0 && ci != NULL && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI\n");
+            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI: the PostgreSQL "
+                    "backend was not tested\n");
             failed++;
         } else {
             fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");

@@ -22,6 +22,8 @@
 
 #define STORE_FX_TENANTS 4
 
+struct CMUnitTest;
+
 struct store_fx {
     bool                 skip;          /* PostgreSQL case without MAMORI_TEST_PG */
     enum store_backend   backend;
@@ -29,7 +31,8 @@ struct store_fx {
     char                 mk[128];       /* master key file */
     char                 db[128];       /* SQLite file ("" on PostgreSQL) */
     char                 schema[40];    /* PostgreSQL schema ("" on SQLite) */
-    char                 conninfo[1200];/* PostgreSQL, search_path = schema */
+    char                 conninfo[1200];/* PostgreSQL: search_path and
+                                           application_name = schema */
     struct keyring      *kr;            /* owned */
     struct key_provider  kp;
     struct store_config  cfg;
@@ -65,6 +68,9 @@ void store_fx_free(struct store_fx *f);
  * (PostgreSQL without MAMORI_TEST_PG). */
 enum store_backend store_fx_backend(void);
 bool store_fx_pg_missing(void);
+
+/* MAMORI_TEST_PG (the database, not a fixture's schema); NULL if unset. */
+const char *store_fx_pg_base(void);
 
 /* A connection that drops notices, and one statement on a new one (a
  * command or a query; anything else fails the case). */

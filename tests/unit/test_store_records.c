@@ -33,26 +33,11 @@
 #include "crypto/keyring.h"
 #include "store/store.h"
 #include "store/store_records.h"
+#include "store_fixture.h"
 
 #define T1 "131016"
 #define T2 "011002"
 #define PGBIN "/usr/lib/postgresql/15/bin"
-
-static enum store_backend backend;
-static const char *pg_base;     /* MAMORI_TEST_PG */
-
-struct fx {
-    bool                skip;
-    char                dir[64];
-    char                mk[128];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct keyring     *kr;
-    struct key_provider kp;
-    struct store       *st;
-    struct store_config cfg;
-};
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -120,40 +105,11 @@ fake_voucher(struct voucher *v, int64_t rid, unsigned no, const char *issued)
     snprintf(v->issued_date, sizeof(v->issued_date), "%s", issued);
 }
 
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static PGconn *
-pg_connect(const char *conninfo)
-{
-    PGconn *c = PQconnectdb(conninfo);
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    return c;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = pg_connect(conninfo);
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
 /* Run SQL directly on the database, behind the store's back. */
 static void
-raw_exec(struct fx *f, const char *sql)
+raw_exec(struct store_fx *f, const char *sql)
 {
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         char *err = NULL;
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
@@ -161,16 +117,16 @@ raw_exec(struct fx *f, const char *sql)
             fail_msg("%s: %s", sql, err);
         sqlite3_close(db);
     } else
-        pg_exec(f->conninfo, sql);
+        store_fx_pg_exec(f->conninfo, sql);
 }
 
 /* The one integer a query answers, read behind the store's back. */
 static int64_t
-raw_int(struct fx *f, const char *sql)
+raw_int(struct store_fx *f, const char *sql)
 {
     int64_t v = -1;
 
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
@@ -180,7 +136,7 @@ raw_int(struct fx *f, const char *sql)
         sqlite3_finalize(s);
         sqlite3_close(db);
     } else {
-        PGconn *c = pg_connect(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->conninfo);
         PGresult *r = PQexec(c, sql);
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         assert_int_equal(PQntuples(r), 1);
@@ -192,7 +148,7 @@ raw_int(struct fx *f, const char *sql)
 }
 
 static int64_t
-rows_of(struct fx *f, const char *table, const char *tenant)
+rows_of(struct store_fx *f, const char *table, const char *tenant)
 {
     char sql[160];
 
@@ -206,76 +162,28 @@ rows_of(struct fx *f, const char *table, const char *tenant)
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
+    static const char *const tenants[] = { T1, T2 };
 
-    assert_non_null(f);
-    *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-recs-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(keyring_open(f->mk, f->dir, NULL, &f->kr), 0);
-    keyring_provider(f->kr, &f->kp);
-    assert_int_equal(keyring_tenant_create(f->kr, T1), 0);
-    assert_int_equal(keyring_tenant_create(f->kr, T2), 0);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "r_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s' "
-                 "application_name=%s", pg_base, f->schema, f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, T2), STORE_OK);
+    *state = store_fx_new("recs", tenants, 2, 0);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (!f->skip) {
-        char cmd[128];
-        store_close(f->st);
-        keyring_close(f->kr);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
-    struct fx *f = *state; \
+    struct store_fx *f = *state; \
     do { \
         if ((f)->skip) \
             skip(); \
     } while (0)
 
 static struct store_tenant *
-ctx_open(struct fx *f, const char *tenant)
+ctx_open(struct store_fx *f, const char *tenant)
 {
     struct store_tenant *ctx = NULL;
 
@@ -868,7 +776,7 @@ test_R1_4_records_not_plaintext(void **state)
     assert_int_equal(store_vaccination_correct(ctx, vid, &v, "staff.admin", "回数の誤記",
                                                NULL), STORE_OK);
     store_tenant_ctx_close(ctx);
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         const char *files[] = { "store.db", "store.db-wal" };
         bool probe = false;
         for (size_t i = 0; i < 2; i++) {
@@ -882,8 +790,8 @@ test_R1_4_records_not_plaintext(void **state)
     } else {
         char cmd[1600];
         snprintf(path, sizeof(path), "%s/dump.sql", f->dir);
-        snprintf(cmd, sizeof(cmd), PGBIN "/pg_dump -d \"%s\" -n %s -f %s", pg_base,
-                 f->schema, path);
+        snprintf(cmd, sizeof(cmd), PGBIN "/pg_dump -d \"%s\" -n %s -f %s",
+                 store_fx_pg_base(), f->schema, path);
         assert_int_equal(system(cmd), 0);
         assert_int_equal(util_read_file(path, 1u << 30, &buf, &len), 0);
         assert_true(contains(buf, len, "covid-comirnaty"));
@@ -1098,7 +1006,7 @@ now_s(void)
 /* Private memory (RssAnon: shared buffers not counted) of the store's
  * PostgreSQL backend, in KiB; -1 if /proc does not tell us. */
 static long
-pg_backend_rss(struct fx *f)
+pg_backend_rss(struct store_fx *f)
 {
     char sql[200], path[64], line[128];
     long pid, kb = -1;
@@ -1144,21 +1052,21 @@ test_R2_6_bulk_large(void **state)
         for (size_t i = 0; i < k; i++)
             fake_vac(&vs[i], ids[i], "covid-comirnaty", 1, "2021-06-01");
         assert_int_equal(store_vaccination_insert_batch(ctx, vs, k, NULL), STORE_OK);
-        if (backend == STORE_BACKEND_POSTGRESQL && (base / batch) % 50 == 0) {
+        if (store_fx_backend() == STORE_BACKEND_POSTGRESQL && (base / batch) % 50 == 0) {
             long rss = pg_backend_rss(f);
             rss_first = base == 0 ? rss : rss_first;
             rss_max = rss > rss_max ? rss : rss_max;
         }
     }
-    if (backend == STORE_BACKEND_SQLITE)
+    if (store_fx_backend() == STORE_BACKEND_SQLITE)
         wal = file_size(f->dir, "store.db-wal");
     t1 = now_s();
     assert_int_equal(store_bulk_commit(ctx), STORE_OK);
     fprintf(stderr, "bulk %s: %zu residents + %zu vaccinations in one transaction: "
             "%.1f s writing (%.0f rows/s), commit %.1f s",
-            backend == STORE_BACKEND_SQLITE ? "sqlite" : "postgresql", total, total,
+            store_fx_backend() == STORE_BACKEND_SQLITE ? "sqlite" : "postgresql", total, total,
             t1 - t0, 2.0 * (double)total / (t1 - t0), now_s() - t1);
-    if (backend == STORE_BACKEND_SQLITE)
+    if (store_fx_backend() == STORE_BACKEND_SQLITE)
         fprintf(stderr, ", WAL before commit %lld MiB, after %lld bytes, db %lld MiB\n",
                 (long long)wal >> 20, (long long)file_size(f->dir, "store.db-wal"),
                 (long long)file_size(f->dir, "store.db") >> 20);
@@ -1167,7 +1075,7 @@ test_R2_6_bulk_large(void **state)
                 "%ld KiB at most\n", rss_first, rss_max);
     assert_int_equal(rows_of(f, "residents", T1), (int64_t)total);
     assert_int_equal(rows_of(f, "vaccinations", T1), (int64_t)total);
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         assert_true(wal > 0);
         assert_int_equal(file_size(f->dir, "store.db-wal"), 0);
     }
@@ -1498,11 +1406,11 @@ is_v2(const char *name)
  * object a later migration made (tables, indexes, sequences, views,
  * triggers and functions, whoever's migration it was). */
 static void
-back_to_v2(struct fx *f)
+back_to_v2(struct store_fx *f)
 {
     char sql[64 + 16 + 1024];   /* "DROP <type> IF EXISTS <name>" */
 
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         sqlite3_stmt *s;
         char names[64][64], types[64][16];
@@ -1530,7 +1438,7 @@ back_to_v2(struct fx *f)
         }
         sqlite3_close(db);
     } else {
-        PGconn *c = pg_connect(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->conninfo);
         /* Functions first: CASCADE takes their triggers along. */
         PGresult *r = PQexec(c, "SELECT proname, 'f' FROM pg_proc WHERE pronamespace = "
                              "current_schema()::regnamespace UNION ALL SELECT relname, "
@@ -1609,29 +1517,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_R1_4_erase_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
     };
-    const char *ci = getenv("CI");
     int failed;
 
     if (sodium_init() < 0)
         return 1;
     log_setup("test_store_records", LOG_TO_STDERR, LOG_LVL_ERROR);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed = cmocka_run_group_tests_name("store_records/sqlite", tests, NULL, NULL);
-    if (pg_base == NULL) {
-        if (ci != NULL && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI: the PostgreSQL "
-                    "backend was not tested\n");
-            return failed + 1;
-        }
-        fprintf(stderr, "\n***************************************************\n"
-                "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n"
-                "*** export MAMORI_TEST_PG=\"$(scripts/pg-cluster.sh start DIR)\"\n"
-                "***************************************************\n\n");
-    }
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("store_records/postgresql", tests, NULL, NULL);
+    failed = STORE_FX_RUN("store_records/sqlite", "store_records/postgresql", tests,
+                          STORE_FX_PG_IN_CI);
     return failed;
 }
