@@ -763,6 +763,18 @@ store_idem_ok(const char *k)
     return true;
 }
 
+struct qarg
+store_opt_text(const char *v)
+{
+    struct qarg a = { .t = QT_NULL };
+
+    if (v != NULL && v[0] != '\0') {
+        a.t = QT_TEXT;
+        a.s = v;
+    }
+    return a;
+}
+
 /* 1..STORE_ACTOR_MAX-1 printable ASCII, no space. */
 bool
 store_actor_ok(const char *s)

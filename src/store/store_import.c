@@ -128,19 +128,6 @@ query(struct store_tenant *ctx, void *c, const char *sql, const struct qarg *a, 
     return OPS(ctx)->query(c, sql, a, na, NULL, 0, NULL, changes, NULL, NULL);
 }
 
-/* NULL in the table when empty. */
-static struct qarg
-opt_text(const char *v)
-{
-    struct qarg a = { .t = QT_NULL };
-
-    if (v != NULL && v[0] != '\0') {
-        a.t = QT_TEXT;
-        a.s = v;
-    }
-    return a;
-}
-
 /* The result columns of JOB_COLS into *o; dry_run and state go through
  * the integers and text in `raw` first. */
 struct job_raw {
@@ -298,7 +285,8 @@ store_import_job_finish(struct store_tenant *ctx, const struct store_import_job 
     const struct qarg a[] = { TXT(ctx->tenant), TXT(job->id),
                               TXT(store_import_state_name(job->state)), INT(job->rows),
                               INT(job->bad_lines), INT(job->problems), INT((int64_t)n),
-                              opt_text(job->already_at), opt_text(job->message), TXT(now) };
+                              store_opt_text(job->already_at), store_opt_text(job->message),
+                              TXT(now) };
     const struct qarg b[] = { TXT(ctx->tenant), TXT(job->id) };
     if ((rc = store_write_begin(ctx, &c)) != STORE_OK)
         return rc;

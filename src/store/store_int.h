@@ -76,6 +76,10 @@ struct qcol {
 #define NULLARG { .t = QT_NULL }
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+/* An optional text argument: SQL NULL when v is NULL or "", so an absent
+ * value reads back as absent on both backends.  Borrows v. */
+struct qarg store_opt_text(const char *v);
+
 /*
  * One backend.  `c` is a connection used by one thread at a time.  Every
  * function returns a store status; errors that put durability in doubt

@@ -84,19 +84,8 @@ read1(struct store_tenant *ctx, const char *sql, const struct qarg *a, size_t na
     return rc;
 }
 
-/* Optional arguments: NULL in the table when absent. */
-static struct qarg
-opt_text(const char *v)
-{
-    struct qarg a = { .t = QT_NULL };
-
-    if (v != NULL && v[0] != '\0') {
-        a.t = QT_TEXT;
-        a.s = v;
-    }
-    return a;
-}
-
+/* Optional arguments: NULL in the table when absent (store_opt_text for
+ * text). */
 static struct qarg
 opt_int(int64_t v)
 {
@@ -470,7 +459,7 @@ store_inquiry_add(struct store_tenant *ctx, const char *mynumber,
     const struct qarg a[] = {
         TXT(ctx->tenant), TXT(r->id), TXT(r->to_tenant), TXT(r->affair), TXT(r->consent_id),
         BLB(subject, BIDX_LEN), INT(r->resident_id), TXT(r->actor), TXT(r->mode),
-        opt_text(r->job_id),
+        store_opt_text(r->job_id),
         TXT(r->sent_at), TXT(r->answered_at), TXT(r->outcome), TXT(r->items),
         INT((int64_t)ans->n), INT((int64_t)ctx->cur->version), BLB(ct, ctlen) };
     rc = write1(ctx, "INSERT INTO transfer_inquiries (tenant_id, inquiry_id, to_tenant, affair, "
@@ -665,7 +654,7 @@ job_row_insert(struct store_tenant *ctx, void *c, const char *job_id,
     const struct qarg a[] = {
         TXT(ctx->tenant), TXT(job_id), INT(r->row_no), TXT(r->prev_code), TXT(r->address_no),
         TXT(r->consent_id), opt_blob(pending, ct, ctlen),
-        opt_text(pending ? NULL : r->outcome) };
+        store_opt_text(pending ? NULL : r->outcome) };
     if (rc == STORE_OK)
         rc = query(ctx, c, "INSERT INTO transfer_job_rows (tenant_id, job_id, row_no, "
                    "prev_code, address_no, consent_id, mynumber_ct, outcome) VALUES ($1, $2, "
@@ -836,7 +825,7 @@ store_job_row_done(struct store_tenant *ctx, const char *job_id,
         return store_write_refuse(ctx, STORE_INVALID);
     const struct qarg a[] = {
         TXT(ctx->tenant), TXT(job_id), INT(r->row_no), TXT(r->outcome),
-        opt_text(r->inquiry_id),
+        store_opt_text(r->inquiry_id),
         INT(r->doses) };
     if ((rc = store_write_begin(ctx, &c)) != STORE_OK)
         return rc;
