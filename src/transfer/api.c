@@ -11,44 +11,24 @@
 
 #include "common/log.h"
 #include "http/reply.h"
-#include "ipc/ipc.h"
 #include "ref/lgcode.h"
 #include "ref/mynumber.h"
 #include "store/store_records.h"
 #include "vrs/api.h"
+#include "worker/audit_sink.h"
 #include "worker/worker.h"
 
-#define AUDIT_TIMEOUT_MS 5000
 #define RECORDS_DEFAULT  100
 #define RECORDS_MAX      500
 
 /* ---- environment ------------------------------------------------------------------------ */
-
-/* The audit sink of a worker: one IPC_AUDIT_APPEND, acknowledged once
- * durable. */
-static int
-ipc_audit(void *arg, const json_t *ev)
-{
-    struct worker_env *we = arg;
-    char *text = json_dumps(ev, JSON_COMPACT);
-    uint8_t reply[64];
-    struct ipc_hdr rh;
-    int rc = -1;
-
-    if (text != NULL &&
-        ipc_call(&we->audit, IPC_AUDIT_APPEND, text, strlen(text), &rh, reply, sizeof(reply),
-                 AUDIT_TIMEOUT_MS) == 0 && rh.type == IPC_AUDIT_ACK)
-        rc = 0;
-    free(text);
-    return rc;
-}
 
 static void
 env_of(struct worker_env *we, struct transfer_env *env)
 {
     env->store = we->store;
     env->keys = &we->keys;
-    env->audit = ipc_audit;
+    env->audit = worker_audit_sink;
     env->audit_arg = we;
     env->send = transfer_local_send;    /* every tenant lives in this server */
 }

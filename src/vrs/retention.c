@@ -12,13 +12,12 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "ipc/ipc.h"
 #include "store/store_records.h"
+#include "worker/audit_sink.h"
 #include "worker/worker.h"
 
 #define JST_OFFSET       (9 * 3600)     /* Japan has no daylight saving time */
 #define DAY_S            86400
-#define AUDIT_TIMEOUT_MS 5000
 
 /* ---- the batches -------------------------------------------------------------- */
 
@@ -523,30 +522,12 @@ retention_sched_free(struct retention_sched *s)
 
 /* ---- in mamorid's worker ---------------------------------------------------------- */
 
-/* The worker's audit sink: one IPC_AUDIT_APPEND, acknowledged once durable. */
-static int
-ipc_sink(void *arg, const json_t *ev)
-{
-    struct worker_env *we = arg;
-    char *text = json_dumps(ev, JSON_COMPACT);
-    uint8_t reply[64];
-    struct ipc_hdr rh;
-    int rc = -1;
-
-    if (text != NULL &&
-        ipc_call(&we->audit, IPC_AUDIT_APPEND, text, strlen(text), &rh, reply, sizeof(reply),
-                 AUDIT_TIMEOUT_MS) == 0 && rh.type == IPC_AUDIT_ACK)
-        rc = 0;
-    free(text);
-    return rc;
-}
-
 int
 retention_worker_start(struct worker_env *we, struct retention_sched **out)
 {
     const struct mamori_config *cfg = we->cfg;
     const struct retention_env env = {
-        .store = we->store, .keys = &we->keys, .audit = ipc_sink, .audit_arg = we,
+        .store = we->store, .keys = &we->keys, .audit = worker_audit_sink, .audit_arg = we,
         .years = cfg->records_retention_years, .at = cfg->records_retention_at,
         .rate = RETENTION_RATE,
     };
