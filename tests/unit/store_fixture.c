@@ -116,6 +116,7 @@ store_fx_open(struct store_fx *f, const char *tag, const char *const *tenants,
     }
     assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
     assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
+    assert_int_equal(v1, 0);    /* a fresh store, migrated from nothing */
     assert_int_equal(v2, STORE_SCHEMA_VERSION);
     for (size_t i = 0; i < ntenants; i++) {
         assert_int_equal(keyring_tenant_create(f->kr, tenants[i]), 0);

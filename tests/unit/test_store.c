@@ -31,6 +31,7 @@
 #include "store/store.h"
 #include "store/store_auth.h"
 #include "store/store_records.h"
+#include "store_fixture.h"
 
 #define T1 "131016"
 #define T2 "011002"
@@ -42,22 +43,6 @@
     "birth_date_ct, sex_ct, postcode_ct, address_ct, katagaki_ct, household_no_ct, " \
     "relationship_ct, became_date_ct, ceased_date_ct, movement_type_ct, " \
     "movement_date_ct, prev_address_ct, next_address_ct, alias_ct, created_at"
-
-static enum store_backend backend;
-static const char *pg_base;     /* MAMORI_TEST_PG */
-
-struct fx {
-    bool                skip;
-    char                dir[64];
-    char                mk[128];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct keyring     *kr;
-    struct key_provider kp;
-    struct store       *st;
-    struct store_config cfg;
-};
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -99,7 +84,7 @@ fake(struct resident *r, unsigned i)
 }
 
 static int
-kr_open(struct fx *f)
+kr_open(struct store_fx *f)
 {
     if (keyring_open(f->mk, f->dir, NULL, &f->kr) != 0)
         return -1;
@@ -107,40 +92,11 @@ kr_open(struct fx *f)
     return 0;
 }
 
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static PGconn *
-pg_connect(const char *conninfo)
-{
-    PGconn *c = PQconnectdb(conninfo);
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    return c;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = pg_connect(conninfo);
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
 /* Run SQL directly on the database, behind the store's back. */
 static void
-raw_exec(struct fx *f, const char *sql)
+raw_exec(struct store_fx *f, const char *sql)
 {
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         char *err = NULL;
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
@@ -148,18 +104,18 @@ raw_exec(struct fx *f, const char *sql)
             fail_msg("%s: %s", sql, err);
         sqlite3_close(db);
     } else
-        pg_exec(f->conninfo, sql);
+        store_fx_pg_exec(f->conninfo, sql);
 }
 
 /* BLAKE2b of every stored resident byte, in key order. */
 static void
-raw_digest(struct fx *f, uint8_t out[32])
+raw_digest(struct store_fx *f, uint8_t out[32])
 {
     crypto_generichash_state h;
     const char *sql = "SELECT " ALL_COLS " FROM residents ORDER BY tenant_id, resident_id";
 
     crypto_generichash_init(&h, NULL, 0, 32);
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
@@ -173,7 +129,7 @@ raw_digest(struct fx *f, uint8_t out[32])
         sqlite3_finalize(s);
         sqlite3_close(db);
     } else {
-        PGconn *c = pg_connect(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->conninfo);
         PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 1);
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         for (int row = 0; row < PQntuples(r); row++)
@@ -191,76 +147,28 @@ raw_digest(struct fx *f, uint8_t out[32])
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
+    static const char *const tenants[] = { T1, T2 };
 
-    assert_non_null(f);
-    *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    strcpy(f->dir, "/tmp/mamori-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(kr_open(f), 0);
-    assert_int_equal(keyring_tenant_create(f->kr, T1), 0);
-    assert_int_equal(keyring_tenant_create(f->kr, T2), 0);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "t_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s' "
-                 "application_name=%s", pg_base, f->schema, f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v1, 0);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, T2), STORE_OK);
+    *state = store_fx_new("store", tenants, 2, 0);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (!f->skip) {
-        char cmd[128];
-        store_close(f->st);
-        keyring_close(f->kr);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
-    struct fx *f = *state; \
+    struct store_fx *f = *state; \
     do { \
         if ((f)->skip) \
             skip(); \
     } while (0)
 
 static struct store_tenant *
-ctx_open(struct fx *f, const char *tenant)
+ctx_open(struct store_fx *f, const char *tenant)
 {
     struct store_tenant *ctx = NULL;
 
@@ -390,7 +298,7 @@ test_no_plaintext_at_rest(void **state)
     fake(&r, 3);
     assert_true(strlen(r.mynumber) == 12);
     store_tenant_ctx_close(ctx);
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         const char *files[] = { "store.db", "store.db-wal" };
         for (size_t i = 0; i < 2; i++) {
             snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
@@ -404,7 +312,7 @@ test_no_plaintext_at_rest(void **state)
         char cmd[1600];
         snprintf(path, sizeof(path), "%s/dump.sql", f->dir);
         snprintf(cmd, sizeof(cmd), PGBIN "/pg_dump -d \"%s\" -n %s -f %s",
-                 pg_base, f->schema, path);
+                 store_fx_pg_base(), f->schema, path);
         assert_int_equal(system(cmd), 0);
         assert_int_equal(util_read_file(path, 1u << 30, &buf, &len), 0);
         assert_true(contains(buf, len, "A0000003"));   /* plain address no. */
@@ -539,7 +447,7 @@ test_rewrap_touches_no_row(void **state)
 
 /* The address ciphertext of a T1 row, read behind the store's back. */
 static void
-sqlite_blob(struct fx *f, int64_t id, uint8_t *out, size_t *len)
+sqlite_blob(struct store_fx *f, int64_t id, uint8_t *out, size_t *len)
 {
     sqlite3 *db;
     sqlite3_stmt *s;
@@ -575,14 +483,14 @@ test_erase(void **state)
     (void)put(c1, 3);
     store_tenant_ctx_close(c1);
     /* Keep a copy of the whole database as an attacker would. */
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "cp %s/store.db %s/copy.db && "
                  "(cp %s/store.db-wal %s/copy.db-wal 2>/dev/null || true)",
                  f->dir, f->dir, f->dir, f->dir);
         assert_int_equal(system(cmd), 0);
     }
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         char path[200], *b1, *b2;
         size_t l1, l2;
         sqlite_blob(f, id, ct, &ctlen);
@@ -598,7 +506,7 @@ test_erase(void **state)
     assert_int_equal(keyring_erase(f->kr, T1), 0);
     assert_int_equal(store_tenant_erase(f->st, T1), STORE_OK);
     /* secure_delete + WAL checkpoint: the ciphertext bytes are gone too. */
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         const char *files[] = { "store.db", "store.db-wal" };
         for (size_t i = 0; i < 2; i++) {
             char path[200], *buf;
@@ -623,7 +531,7 @@ test_erase(void **state)
     assert_int_equal(f->kp.index_key(f->kp.arg, T1, &k), -1);
     /* The stolen copy: its rows are there but nothing opens them, even
      * when the store is pointed at it with a fresh tenant context. */
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         struct store *copy;
         struct store_config cc = f->cfg;
         char path[160];
@@ -777,12 +685,12 @@ file_size(const char *dir, const char *name)
 /* Make the next write fail under the store: the database files cannot
  * grow (SQLite), or the server side of the connection is gone (PG). */
 static enum store_status
-failing_batch(struct fx *f, struct store_tenant *ctx, const struct resident *rs,
+failing_batch(struct store_fx *f, struct store_tenant *ctx, const struct resident *rs,
               size_t n, int64_t *ids)
 {
     enum store_status rc;
 
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         struct rlimit old, lim;
         off_t a = file_size(f->dir, "store.db"), b = file_size(f->dir, "store.db-wal");
         assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -796,7 +704,7 @@ failing_batch(struct fx *f, struct store_tenant *ctx, const struct resident *rs,
         char sql[200];
         snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(pid, 5000) FROM "
                  "pg_stat_activity WHERE application_name = '%s'", f->schema);
-        pg_exec(pg_base, sql);
+        store_fx_pg_exec(store_fx_pg_base(), sql);
         rc = store_resident_insert_batch(ctx, rs, n, ids);
     }
     return rc;
@@ -904,7 +812,7 @@ test_wire_provider(void **state)
 }
 
 struct worker_arg {
-    struct fx *f;
+    struct store_fx *f;
     unsigned   base;
     int64_t    ids[25];
     int        fails;
@@ -931,7 +839,7 @@ worker(void *p)
 }
 
 struct same_key_arg {
-    struct fx         *f;
+    struct store_fx         *f;
     pthread_barrier_t *go;
     int64_t            id;
     enum store_status  rc;
@@ -1051,7 +959,7 @@ test_reads_beside_bulk(void **state)
     assert_int_equal(store_staff_get(f->st, "nobody.here", &acct), STORE_NOTFOUND);
     assert_int_equal(store_terminal_list(f->st, T1, count_terminal, &n), STORE_OK);
     assert_int_equal(n, 1);
-    if (backend == STORE_BACKEND_SQLITE)
+    if (store_fx_backend() == STORE_BACKEND_SQLITE)
         assert_int_equal(store_terminal_register(f->st, T1, fp2, "窓口端末2"), STORE_BUSY);
     assert_int_equal(store_bulk_commit(ctx), STORE_OK);
     store_tenant_ctx_close(ctx);
@@ -1078,29 +986,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_wire_provider, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_beside_bulk, setup, teardown),
     };
-    const char *ci = getenv("CI");
     int failed;
 
     if (sodium_init() < 0)
         return 1;
     log_setup("test_store", LOG_TO_STDERR, LOG_LVL_ERROR);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed = cmocka_run_group_tests_name("store/sqlite", tests, NULL, NULL);
-    if (pg_base == NULL) {
-        if (ci != NULL && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI: the PostgreSQL "
-                    "backend was not tested\n");
-            return failed + 1;
-        }
-        fprintf(stderr, "\n***************************************************\n"
-                "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n"
-                "*** export MAMORI_TEST_PG=\"$(scripts/pg-cluster.sh start DIR)\"\n"
-                "***************************************************\n\n");
-    }
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("store/postgresql", tests, NULL, NULL);
+    failed = STORE_FX_RUN("store/sqlite", "store/postgresql", tests, STORE_FX_PG_IN_CI);
     return failed;
 }
