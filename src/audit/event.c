@@ -288,6 +288,17 @@ audit_event_dump(const json_t *ev)
     return json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
+void
+audit_event_put_optional(json_t *ev, const char *reason, json_t *objects, json_t *info)
+{
+    if (reason != NULL)
+        json_object_set_new(ev, "reason", json_string(reason));
+    if (objects != NULL && json_array_size(objects) > 0)
+        json_object_set(ev, "objects", objects);
+    if (info != NULL)
+        json_object_set(ev, "info", info);
+}
+
 /* ---- touching a person's record (R7.4, R7.5) ------------------------------------- */
 
 /* Object kinds that name personal data (docs/records.md, docs/transfer.md

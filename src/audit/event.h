@@ -73,6 +73,13 @@ int audit_event_validate(const json_t *ev, char *err, size_t errlen)
  * event does not validate. */
 char *audit_event_dump(const json_t *ev);
 
+/* The optional members that event builders take as arguments (vrs_audit,
+ * the retention job's job_audit): reason when not NULL, objects when it
+ * holds any, info when not NULL.  Set as given, not checked here: the
+ * writer validates the whole event (audit_event_validate).  objects and
+ * info are borrowed (the event takes its own reference). */
+void audit_event_put_optional(json_t *ev, const char *reason, json_t *objects, json_t *info);
+
 /*
  * What counts as touching a person's record (R7.1, R7.4, R7.5) - the one
  * rule the access review (query.c) and the intrusion rules (detect.c)

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/event.h"
 #include "common/log.h"
 #include "http/reply.h"
 #include "ipc/ipc.h"
@@ -213,12 +214,7 @@ vrs_audit(const struct http_request *req, const char *action, const char *outcom
     }
     if (subject != NULL)
         json_object_set_new(ev, "subject", json_string(subject));
-    if (reason != NULL)
-        json_object_set_new(ev, "reason", json_string(reason));
-    if (objects != NULL && json_array_size(objects) > 0)
-        json_object_set(ev, "objects", objects);
-    if (info != NULL)
-        json_object_set(ev, "info", info);
+    audit_event_put_optional(ev, reason, objects, info);
     text = json_dumps(ev, JSON_COMPACT);
     if (text != NULL &&
         ipc_call(&env->audit, IPC_AUDIT_APPEND, text, strlen(text), &rh, reply,

@@ -235,12 +235,7 @@ job_audit(void *arg, const char *action, const char *outcome, const char *reason
     int rc = -1;
 
     if (ev != NULL) {
-        if (reason != NULL)
-            json_object_set_new(ev, "reason", json_string(reason));
-        if (objects != NULL && json_array_size(objects) > 0)
-            json_object_set(ev, "objects", objects);
-        if (info != NULL)
-            json_object_set(ev, "info", info);
+        audit_event_put_optional(ev, reason, objects, info);
         rc = ja->s->env.audit(ja->s->env.audit_arg, ev);
     }
     if (rc != 0)
