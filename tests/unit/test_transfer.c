@@ -39,6 +39,7 @@
 #include "transfer/exchange.h"
 #include "transfer/job.h"
 #include "transfer/message.h"
+#include "store_fixture.h"
 
 #define TA "131016"
 #define TB "011002"
@@ -237,28 +238,15 @@ test_R3_3_bulk_file(void **state)
 
 /* ---- the store and the exchange on both backends --------------------------------------- */
 
-static enum store_backend backend;
-static const char *pg_base;
-
 struct sink {
     json_t *events;
     bool    refuse;
 };
 
 struct fx {
-    bool                skip;
-    char                dir[64];
-    char                mk[128];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct keyring     *kr;
-    struct key_provider kp;
-    struct store       *st;
-    struct store_config cfg;
+    struct store_fx     s;      /* TA, TB, TC with contexts ctx[0..2] */
     struct sink         sink;
     struct transfer_env env;
-    struct store_tenant *a, *b, *c;
     /* what travelled (a transport that keeps copies) */
     char                sent[8][TRANSFER_MSG_MAX + 1];
     size_t              nsent;
@@ -289,45 +277,23 @@ keeping_send(const struct transfer_env *env, const char *text, size_t len, char 
     return transfer_local_send(env, text, len, answer);
 }
 
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r;
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
 /* The one integer a query answers, read behind the store's back. */
 static int64_t
 raw_int(struct fx *f, const char *sql)
 {
     int64_t v = -1;
 
-    if (backend == STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
         sqlite3_stmt *s;
-        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_open(f->s.db, &db), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
         v = sqlite3_column_int64(s, 0);
         sqlite3_finalize(s);
         sqlite3_close(db);
     } else {
-        PGconn *c = PQconnectdb(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->s.conninfo);
         PGresult *r = PQexec(c, sql);
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -349,51 +315,17 @@ count(struct fx *f, const char *table, const char *where)
 static int
 setup(void **state)
 {
+    static const char *const tenants[] = { TA, TB, TC };
     struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
 
     assert_non_null(f);
     *state = f;
     cur = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
+    store_fx_open(&f->s, "xfer", tenants, 3, STORE_FX_CTX);
+    if (f->s.skip)
         return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-xfer-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(keyring_open(f->mk, f->dir, NULL, &f->kr), 0);
-    keyring_provider(f->kr, &f->kp);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "x_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'", pg_base,
-                 f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    static const char *const tenants[] = { TA, TB, TC };
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(keyring_tenant_create(f->kr, tenants[i]), 0);
-        assert_int_equal(store_tenant_create(f->st, tenants[i]), STORE_OK);
-    }
-    assert_int_equal(store_tenant_ctx_open(f->st, TA, &f->kp, &f->a), STORE_OK);
-    assert_int_equal(store_tenant_ctx_open(f->st, TB, &f->kp, &f->b), STORE_OK);
-    assert_int_equal(store_tenant_ctx_open(f->st, TC, &f->kp, &f->c), STORE_OK);
     f->sink.events = json_array();
-    f->env = (struct transfer_env){ f->st, &f->kp, sink_audit, &f->sink, keeping_send };
+    f->env = (struct transfer_env){ f->s.st, &f->s.kp, sink_audit, &f->sink, keeping_send };
     return 0;
 }
 
@@ -402,28 +334,16 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    if (!f->skip) {
-        char cmd[128];
-        store_tenant_ctx_close(f->a);
-        store_tenant_ctx_close(f->b);
-        store_tenant_ctx_close(f->c);
-        store_close(f->st);
-        keyring_close(f->kr);
+    if (!f->s.skip)
         json_decref(f->sink.events);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    store_fx_close(&f->s);
     free(f);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
     struct fx *f = *state; \
-    if (f->skip) { skip(); return; }
+    if (f->s.skip) { skip(); return; }
 
 /* A resident of ctx; ceased "" or a date of moving out. */
 static int64_t
@@ -494,7 +414,7 @@ ask(struct fx *f, const char *to, const char *mn, const char *consent, const cha
 {
     const struct transfer_request rq = { to, mn, consent, addrno, TRANSFER_SINGLE, "" };
 
-    return transfer_inquire(&f->env, f->a, &clerk_a, &rq, out);
+    return transfer_inquire(&f->env, f->s.ctx[0], &clerk_a, &rq, out);
 }
 
 /* Events of an action, in order. */
@@ -543,11 +463,11 @@ test_R3_1_R3_2_happy_path_and_records_on_both_sides(void **state)
     json_t *ev = NULL;
 
     make_mynumber(11, mn);
-    rb_id = add_resident(f->b, "B1", mn, "2024-03-31");
-    add_dose(f->b, rb_id, "covid-comirnaty", 2, "2021-07-01", "LOTZQX2");
-    add_dose(f->b, rb_id, "covid-comirnaty", 1, "2021-06-10", "LOTZQX1");
-    ra_id = add_resident(f->a, "A1", mn, "");
-    add_consent(f->a, mn, 0, consent);
+    rb_id = add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_dose(f->s.ctx[1], rb_id, "covid-comirnaty", 2, "2021-07-01", "LOTZQX2");
+    add_dose(f->s.ctx[1], rb_id, "covid-comirnaty", 1, "2021-06-10", "LOTZQX1");
+    ra_id = add_resident(f->s.ctx[0], "A1", mn, "");
+    add_consent(f->s.ctx[0], mn, 0, consent);
 
     assert_int_equal(ask(f, TB, mn, consent, "A1", &out), TRANSFER_OK);
     assert_true(out.answer.found);
@@ -564,8 +484,10 @@ test_R3_1_R3_2_happy_path_and_records_on_both_sides(void **state)
     assert_null(strstr(f->sent[0], "LOTZQX"));
 
     /* Both sides: A an inquiry record, B a provision record, each only its own. */
-    assert_int_equal(store_transfer_records(f->a, STORE_XFER_INQUIRIES | STORE_XFER_PROVISIONS,
-                                            0, "", 100, keep_rec, &ra), STORE_OK);
+    assert_int_equal(store_transfer_records(f->s.ctx[0],
+                                            STORE_XFER_INQUIRIES | STORE_XFER_PROVISIONS, 0,
+                                            "", 100, keep_rec, &ra),
+                     STORE_OK);
     assert_int_equal(ra.n, 1);
     assert_string_equal(ra.r[0].side, "inquiry");
     assert_string_equal(ra.r[0].other_tenant, TB);
@@ -573,8 +495,10 @@ test_R3_1_R3_2_happy_path_and_records_on_both_sides(void **state)
     assert_string_equal(ra.r[0].actor, "clerk.a");
     assert_string_equal(ra.r[0].items, TRANSFER_ITEMS);
     assert_int_equal(ra.r[0].resident_id, ra_id);
-    assert_int_equal(store_transfer_records(f->b, STORE_XFER_INQUIRIES | STORE_XFER_PROVISIONS,
-                                            0, "", 100, keep_rec, &rb), STORE_OK);
+    assert_int_equal(store_transfer_records(f->s.ctx[1],
+                                            STORE_XFER_INQUIRIES | STORE_XFER_PROVISIONS, 0,
+                                            "", 100, keep_rec, &rb),
+                     STORE_OK);
     assert_int_equal(rb.n, 1);
     assert_string_equal(rb.r[0].side, "provision");
     assert_string_equal(rb.r[0].other_tenant, TA);
@@ -584,7 +508,7 @@ test_R3_1_R3_2_happy_path_and_records_on_both_sides(void **state)
     assert_int_equal(rb.r[0].doses, 2);
     /* R9.5: B can show the person who asked for their data. */
     memset(&rb, 0, sizeof(rb));
-    assert_int_equal(store_transfer_records(f->b, STORE_XFER_PROVISIONS, rb_id, "", 100,
+    assert_int_equal(store_transfer_records(f->s.ctx[1], STORE_XFER_PROVISIONS, rb_id, "", 100,
                                             keep_rec, &rb), STORE_OK);
     assert_int_equal(rb.n, 1);
     assert_string_equal(rb.r[0].other_tenant, TA);
@@ -606,11 +530,11 @@ test_R3_1_R3_2_happy_path_and_records_on_both_sides(void **state)
     /* The stored answer opens again, the same. */
     struct transfer_inquiry_rec rec;
     struct transfer_answer back;
-    assert_int_equal(store_inquiry_get(f->a, out.inquiry_id, &rec, &back), STORE_OK);
+    assert_int_equal(store_inquiry_get(f->s.ctx[0], out.inquiry_id, &rec, &back), STORE_OK);
     assert_int_equal(back.n, 2);
     assert_memory_equal(back.doses, out.answer.doses, 2 * sizeof(back.doses[0]));
     /* ... and only by A. */
-    assert_int_equal(store_inquiry_get(f->b, out.inquiry_id, &rec, &back), STORE_NOTFOUND);
+    assert_int_equal(store_inquiry_get(f->s.ctx[1], out.inquiry_id, &rec, &back), STORE_NOTFOUND);
 }
 
 /* R3.2: no match, a wrong municipality (a tenant where the person never
@@ -627,12 +551,12 @@ test_R3_2_uniform_no_record(void **state)
 
     make_mynumber(21, mn);
     make_mynumber(22, other);
-    rb_id = add_resident(f->b, "B1", mn, "2024-03-31");
-    add_dose(f->b, rb_id, "covid-comirnaty", 1, "2021-06-10", "L1");
-    add_resident(f->a, "A1", mn, "");
-    add_resident(f->a, "A2", other, "");
-    add_consent(f->a, mn, 0, c1);
-    add_consent(f->a, other, 0, c2);
+    rb_id = add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_dose(f->s.ctx[1], rb_id, "covid-comirnaty", 1, "2021-06-10", "L1");
+    add_resident(f->s.ctx[0], "A1", mn, "");
+    add_resident(f->s.ctx[0], "A2", other, "");
+    add_consent(f->s.ctx[0], mn, 0, c1);
+    add_consent(f->s.ctx[0], other, 0, c2);
 
     assert_int_equal(ask(f, TB, other, c2, "A2", &o[0]), TRANSFER_OK);  /* unknown number */
     assert_int_equal(ask(f, TC, mn, c1, "A1", &o[1]), TRANSFER_OK);     /* wrong tenant */
@@ -723,18 +647,18 @@ test_R3_2_no_record_paths_ask_the_same_keys(void **state)
 {
     BEGIN_CASE(f);
     char mn[13], other[13], c1[17], c2[17];
-    struct counting_kp ck = { &f->kp, 0 };
+    struct counting_kp ck = { &f->s.kp, 0 };
     const struct key_provider counted = { count_current, count_data, count_index, &ck };
     struct transfer_outcome o;
     unsigned asked[4];
 
     make_mynumber(23, mn);
     make_mynumber(24, other);
-    add_resident(f->b, "B1", mn, "2024-03-31");
-    add_resident(f->a, "A1", mn, "");
-    add_resident(f->a, "A2", other, "");
-    add_consent(f->a, mn, 0, c1);
-    add_consent(f->a, other, 0, c2);
+    add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_resident(f->s.ctx[0], "A1", mn, "");
+    add_resident(f->s.ctx[0], "A2", other, "");
+    add_consent(f->s.ctx[0], mn, 0, c1);
+    add_consent(f->s.ctx[0], other, 0, c2);
     f->env.keys = &counted;
 
     assert_int_equal(ask(f, TB, other, c2, "A2", &o), TRANSFER_OK);    /* unknown number */
@@ -746,16 +670,16 @@ test_R3_2_no_record_paths_ask_the_same_keys(void **state)
     assert_int_equal(ask(f, NT, mn, c1, "A1", &o), TRANSFER_OK);       /* no tenant */
     assert_false(o.answer.found);
     asked[2] = ck.asked - asked[0] - asked[1];
-    store_tenant_ctx_close(f->c);
-    f->c = NULL;
-    assert_int_equal(keyring_erase(f->kr, TC), 0);
-    assert_int_equal(store_tenant_erase(f->st, TC), STORE_OK);
+    store_tenant_ctx_close(f->s.ctx[2]);
+    f->s.ctx[2] = NULL;
+    assert_int_equal(keyring_erase(f->s.kr, TC), 0);
+    assert_int_equal(store_tenant_erase(f->s.st, TC), STORE_OK);
     assert_int_equal(ask(f, TC, mn, c1, "A1", &o), TRANSFER_OK);       /* erased tenant */
     assert_false(o.answer.found);
     assert_int_equal(o.answer.n, 0);
     assert_true(o.answer.complete);
     asked[3] = ck.asked - asked[0] - asked[1] - asked[2];
-    f->env.keys = &f->kp;
+    f->env.keys = &f->s.kp;
 
     assert_true(asked[0] > 0);
     assert_int_equal(asked[1], asked[0]);
@@ -780,12 +704,12 @@ test_R3_1_no_consent_no_inquiry(void **state)
 
     make_mynumber(31, mn);
     make_mynumber(32, other);
-    add_resident(f->b, "B1", mn, "2024-03-31");
-    add_resident(f->a, "A1", mn, "");
-    add_consent(f->a, other, 0, c_other);         /* another person's */
-    add_consent(f->b, mn, 0, c_b);                /* another tenant's */
-    add_consent(f->a, mn, TRANSFER_CONSENT_DAYS + 1, c_old);   /* lapsed */
-    add_consent(f->a, mn, TRANSFER_CONSENT_DAYS, c_ok);        /* the last good day */
+    add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_resident(f->s.ctx[0], "A1", mn, "");
+    add_consent(f->s.ctx[0], other, 0, c_other);         /* another person's */
+    add_consent(f->s.ctx[1], mn, 0, c_b);                /* another tenant's */
+    add_consent(f->s.ctx[0], mn, TRANSFER_CONSENT_DAYS + 1, c_old);   /* lapsed */
+    add_consent(f->s.ctx[0], mn, TRANSFER_CONSENT_DAYS, c_ok);        /* the last good day */
     transfer_new_id(fake, TRANSFER_REF_HEX);
 
     assert_int_equal(ask(f, TB, mn, fake, "A1", &out), TRANSFER_NO_CONSENT);
@@ -830,12 +754,12 @@ test_R1_1_crafted_inquiries_reveal_nothing(void **state)
     struct recs r = { 0 };
 
     make_mynumber(41, mn);
-    rb_id = add_resident(f->b, "B1", mn, "2024-03-31");
-    add_dose(f->b, rb_id, "covid-comirnaty", 1, "2021-06-10", "L1");
+    rb_id = add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_dose(f->s.ctx[1], rb_id, "covid-comirnaty", 1, "2021-06-10", "L1");
 
     /* 1. Subject under A's own index key: matches nothing in B. */
     sample_inquiry(&q);
-    assert_int_equal(f->kp.index_key(f->kp.arg, TA, &ika), 0);
+    assert_int_equal(f->s.kp.index_key(f->s.kp.arg, TA, &ika), 0);
     assert_int_equal(field_blind_index(ika, BIDX_MYNUMBER, mn, 12, q.subject), 0);
     text = transfer_inquiry_encode(&q);
     assert_int_equal(transfer_answer(&f->env, text, strlen(text), &reply), 0);
@@ -847,7 +771,7 @@ test_R1_1_crafted_inquiries_reveal_nothing(void **state)
     /* 2. The right subject (as the asking side makes it) is answered once;
      * the same message again is refused and not recorded twice. */
     sample_inquiry(&q);
-    assert_int_equal(f->kp.index_key(f->kp.arg, TB, &ikb), 0);
+    assert_int_equal(f->s.kp.index_key(f->s.kp.arg, TB, &ikb), 0);
     assert_int_equal(field_blind_index(ikb, BIDX_MYNUMBER, mn, 12, q.subject), 0);
     text = transfer_inquiry_encode(&q);
     assert_int_equal(transfer_answer(&f->env, text, strlen(text), &reply), 0);
@@ -882,10 +806,12 @@ test_R1_1_crafted_inquiries_reveal_nothing(void **state)
     assert_int_equal(count(f, "transfer_provisions", "1 = 1"), 3);
 
     /* 5. B's records and provisions are not A's to read. */
-    assert_int_equal(store_transfer_records(f->a, STORE_XFER_INQUIRIES | STORE_XFER_PROVISIONS,
-                                            0, "", 100, keep_rec, &r), STORE_OK);
+    assert_int_equal(store_transfer_records(f->s.ctx[0],
+                                            STORE_XFER_INQUIRIES | STORE_XFER_PROVISIONS, 0,
+                                            "", 100, keep_rec, &r),
+                     STORE_OK);
     assert_int_equal(r.n, 0);
-    assert_int_equal(store_transfer_records(f->a, STORE_XFER_PROVISIONS, rb_id, "", 100,
+    assert_int_equal(store_transfer_records(f->s.ctx[0], STORE_XFER_PROVISIONS, rb_id, "", 100,
                                             keep_rec, &r), STORE_OK);
     assert_int_equal(r.n, 0);
     tenant_key_free(ika);
@@ -905,11 +831,11 @@ test_R3_4_provision_fails_closed(void **state)
     struct tenant_key *ikb = NULL;
 
     make_mynumber(51, mn);
-    add_resident(f->b, "B1", mn, "2024-03-31");
-    add_resident(f->a, "A1", mn, "");
-    add_consent(f->a, mn, 0, consent);
+    add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_resident(f->s.ctx[0], "A1", mn, "");
+    add_consent(f->s.ctx[0], mn, 0, consent);
     sample_inquiry(&q);
-    assert_int_equal(f->kp.index_key(f->kp.arg, TB, &ikb), 0);
+    assert_int_equal(f->s.kp.index_key(f->s.kp.arg, TB, &ikb), 0);
     assert_int_equal(field_blind_index(ikb, BIDX_MYNUMBER, mn, 12, q.subject), 0);
     tenant_key_free(ikb);
     text = transfer_inquiry_encode(&q);
@@ -933,16 +859,16 @@ test_R1_4_erase_removes_transfer_rows(void **state)
     struct transfer_outcome out;
 
     make_mynumber(61, mn);
-    add_resident(f->b, "B1", mn, "2024-03-31");
-    add_resident(f->a, "A1", mn, "");
-    add_consent(f->a, mn, 0, consent);
+    add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_resident(f->s.ctx[0], "A1", mn, "");
+    add_consent(f->s.ctx[0], mn, 0, consent);
     assert_int_equal(ask(f, TB, mn, consent, "A1", &out), TRANSFER_OK);
     assert_int_equal(ask(f, NT, mn, consent, "A1", &out), TRANSFER_OK);
     assert_int_equal(count(f, "transfer_inquiries", "tenant_id = '131016'"), 2);
-    store_tenant_ctx_close(f->a);
-    f->a = NULL;
-    assert_int_equal(keyring_erase(f->kr, TA), 0);
-    assert_int_equal(store_tenant_erase(f->st, TA), STORE_OK);
+    store_tenant_ctx_close(f->s.ctx[0]);
+    f->s.ctx[0] = NULL;
+    assert_int_equal(keyring_erase(f->s.kr, TA), 0);
+    assert_int_equal(store_tenant_erase(f->s.st, TA), STORE_OK);
     assert_int_equal(count(f, "transfer_inquiries", "tenant_id = '131016'"), 0);
     assert_int_equal(count(f, "transfer_consents", "tenant_id = '131016'"), 0);
     assert_int_equal(count(f, "transfer_undelivered", "from_tenant = '131016'"), 0);
@@ -984,13 +910,13 @@ test_R3_3_bulk_job_mixed_rows(void **state)
     make_mynumber(73, m3);
     memcpy(bad, m1, 13);
     bad[11] = (char)(bad[11] == '9' ? '0' : bad[11] + 1);
-    rid = add_resident(f->b, "B1", m1, "2024-03-31");
-    add_dose(f->b, rid, "covid-comirnaty", 1, "2021-06-10", "L1");
-    add_resident(f->a, "A1", m1, "");
-    add_resident(f->a, "-A2", m2, "");
-    add_resident(f->a, "A3", m3, "");
-    add_consent(f->a, m1, 0, c1);
-    add_consent(f->a, m2, 0, c2);
+    rid = add_resident(f->s.ctx[1], "B1", m1, "2024-03-31");
+    add_dose(f->s.ctx[1], rid, "covid-comirnaty", 1, "2021-06-10", "L1");
+    add_resident(f->s.ctx[0], "A1", m1, "");
+    add_resident(f->s.ctx[0], "-A2", m2, "");
+    add_resident(f->s.ctx[0], "A3", m3, "");
+    add_consent(f->s.ctx[0], m1, 0, c1);
+    add_consent(f->s.ctx[0], m2, 0, c2);
     transfer_new_id(fake, TRANSFER_REF_HEX);
     snprintf(csv, sizeof(csv), TRANSFER_BULK_HEADER "\n"
              "011002,%s,%s,A1\n"            /* found */
@@ -1005,10 +931,10 @@ test_R3_3_bulk_job_mixed_rows(void **state)
     memset(&job, 0, sizeof(job));
     snprintf(job.actor, sizeof(job.actor), "clerk.a");
     snprintf(job.role, sizeof(job.role), "clerk");
-    assert_int_equal(store_job_create(f->a, &job, rows, n, NULL, NULL), STORE_OK);
+    assert_int_equal(store_job_create(f->s.ctx[0], &job, rows, n, NULL, NULL), STORE_OK);
     /* One job at a time per tenant. */
     again = job;
-    assert_int_equal(store_job_create(f->a, &again, rows, n, NULL, NULL), STORE_EXISTS);
+    assert_int_equal(store_job_create(f->s.ctx[0], &again, rows, n, NULL, NULL), STORE_EXISTS);
     util_wipe(rows, n * sizeof(*rows));
     free(rows);
     /* The numbers wait sealed, never in clear. */
@@ -1016,10 +942,10 @@ test_R3_3_bulk_job_mixed_rows(void **state)
 
     assert_int_equal(transfer_job_run_once(&f->env, "runner-test", 0, NULL, &ran), 0);
     assert_true(ran);
-    assert_int_equal(store_job_get(f->a, job.id, &again), STORE_OK);
+    assert_int_equal(store_job_get(f->s.ctx[0], job.id, &again), STORE_OK);
     assert_string_equal(again.state, "done");
     assert_int_equal(again.rows_done, 6);
-    assert_int_equal(store_job_rows(f->a, job.id, keep_row, &k), STORE_OK);
+    assert_int_equal(store_job_rows(f->s.ctx[0], job.id, keep_row, &k), STORE_OK);
     assert_int_equal(k.n, 6);
     assert_string_equal(k.r[0].outcome, "found");
     assert_int_equal(k.r[0].doses, 1);
@@ -1032,13 +958,13 @@ test_R3_3_bulk_job_mixed_rows(void **state)
     /* Sealed numbers are gone once their rows ran. */
     assert_int_equal(count(f, "transfer_job_rows", "mynumber_ct IS NOT NULL"), 0);
     /* A job of A is not B's to see. */
-    assert_int_equal(store_job_get(f->b, job.id, &again), STORE_NOTFOUND);
+    assert_int_equal(store_job_get(f->s.ctx[1], job.id, &again), STORE_NOTFOUND);
     /* The bulk inquiries are records like any other, marked bulk. */
     assert_int_equal(count(f, "transfer_inquiries", "mode = 'bulk'"), 3);
     assert_int_equal(count(f, "transfer_provisions", "mode = 'bulk'"), 2);
 
     /* The result file: no individual number, formula-like cells neutralised. */
-    assert_int_equal(transfer_job_result_csv(f->a, job.id, &out, &len), STORE_OK);
+    assert_int_equal(transfer_job_result_csv(f->s.ctx[0], job.id, &out, &len), STORE_OK);
     assert_non_null(out);
     assert_null(strstr(out, m1));
     assert_null(strstr(out, m2));
@@ -1063,7 +989,7 @@ test_R3_3_job_rate_is_bounded(void **state)
     bool ran;
     char c[17];
 
-    add_resident(f->a, "A1", "", "");
+    add_resident(f->s.ctx[0], "A1", "", "");
     transfer_new_id(c, TRANSFER_REF_HEX);
     memset(rows, 0, sizeof(rows));
     for (int i = 0; i < 10; i++) {
@@ -1076,7 +1002,7 @@ test_R3_3_job_rate_is_bounded(void **state)
     memset(&job, 0, sizeof(job));
     snprintf(job.actor, sizeof(job.actor), "clerk.a");
     snprintf(job.role, sizeof(job.role), "clerk");
-    assert_int_equal(store_job_create(f->a, &job, rows, 10, NULL, NULL), STORE_OK);
+    assert_int_equal(store_job_create(f->s.ctx[0], &job, rows, 10, NULL, NULL), STORE_OK);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(transfer_job_run_once(&f->env, "runner-test", 20, NULL, &ran), 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1094,16 +1020,16 @@ test_R3_numbers_never_at_rest(void **state)
     char mn[13], consent[17], cmd[512];
     struct transfer_outcome out;
 
-    if (backend != STORE_BACKEND_SQLITE) {
+    if (store_fx_backend() != STORE_BACKEND_SQLITE) {
         skip();
         return;
     }
     make_mynumber(81, mn);
-    add_resident(f->b, "B1", mn, "2024-03-31");
-    add_resident(f->a, "A1", mn, "");
-    add_consent(f->a, mn, 0, consent);
+    add_resident(f->s.ctx[1], "B1", mn, "2024-03-31");
+    add_resident(f->s.ctx[0], "A1", mn, "");
+    add_consent(f->s.ctx[0], mn, 0, consent);
     assert_int_equal(ask(f, TB, mn, consent, "A1", &out), TRANSFER_OK);
-    snprintf(cmd, sizeof(cmd), "grep -rqa -- %s %s", mn, f->dir);
+    snprintf(cmd, sizeof(cmd), "grep -rqa -- %s %s", mn, f->s.dir);
     assert_int_not_equal(system(cmd), 0);
 }
 
@@ -1137,14 +1063,6 @@ main(void)
         return 1;
     log_setup("test_transfer", LOG_TO_STDERR, LOG_LVL_ERROR);
     failed = cmocka_run_group_tests_name("transfer", pure, NULL, NULL);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed += cmocka_run_group_tests_name("transfer-store/sqlite", stored, NULL, NULL);
-    if (pg_base == NULL)
-        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("transfer-store/postgresql", stored, NULL, NULL);
+    failed += STORE_FX_RUN("transfer-store/sqlite", "transfer-store/postgresql", stored, 0);
     return failed;
 }
