@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include <iconv.h>
-#include <libpq-fe.h>
 #include <pwd.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -38,6 +37,7 @@
 #include "vrs/catalogue.h"
 #include "vrs/export.h"
 #include "vrs/import.h"
+#include "store_fixture.h"
 
 #define CATALOGUE MAMORI_TEST_SOURCE_DIR "/data/vaccines/catalogue.csv"
 #define TODAY     "2024-03-31"
@@ -515,86 +515,20 @@ test_R2_7_ledger_header(void **state)
 
 #define T1 "131016"                     /* 千代田区 */
 
-static enum store_backend backend;
-static const char *pg_base;
-
 struct fx {
-    bool                 skip;
-    char                 dir[64];
-    char                 mk[128];
-    char                 db[128];
-    char                 schema[40];
-    char                 conninfo[1200];
-    struct keyring      *kr;
-    struct key_provider  kp;
-    struct store        *st;
-    struct store_config  cfg;
-    struct store_tenant *ctx;
-    int                  nfile;
+    struct store_fx s;      /* T1, with its context ctx[0] */
+    int             nfile;
 };
-
-static void
-no_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r;
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, no_notice, NULL);   /* DROP ... CASCADE lists tables */
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
 
 static int
 setup_store(void **state)
 {
+    static const char *const tenants[] = { T1 };
     struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
 
     assert_non_null(f);
     *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/mamori-import-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->mk, sizeof(f->mk), "%s/master.key", f->dir);
-    assert_int_equal(keyring_master_key_create(f->mk), 0);
-    assert_int_equal(keyring_open(f->mk, f->dir, NULL, &f->kr), 0);
-    keyring_provider(f->kr, &f->kp);
-    assert_int_equal(keyring_tenant_create(f->kr, T1), 0);
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-
-        randombytes_buf(rnd, sizeof(rnd));
-        assert_int_equal(util_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)), 0);
-        snprintf(f->schema, sizeof(f->schema), "i_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'",
-                 pg_base, f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_ctx_open(f->st, T1, &f->kp, &f->ctx), STORE_OK);
+    store_fx_open(&f->s, "import", tenants, 1, STORE_FX_CTX);
     return 0;
 }
 
@@ -603,26 +537,14 @@ teardown_store(void **state)
 {
     struct fx *f = *state;
 
-    if (!f->skip) {
-        char cmd[128];
-
-        store_tenant_ctx_close(f->ctx);
-        store_close(f->st);
-        keyring_close(f->kr);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    store_fx_close(&f->s);
     free(f);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
     struct fx *f = *state; \
-    do { if ((f)->skip) skip(); } while (0)
+    do { if ((f)->s.skip) skip(); } while (0)
 
 /* A file in the case's directory; returns an fd open for reading. */
 static int
@@ -630,7 +552,7 @@ put_file(struct fx *f, const void *data, size_t len, char path[256])
 {
     int fd;
 
-    snprintf(path, 256, "%s/in%d.csv", f->dir, f->nfile++);
+    snprintf(path, 256, "%s/in%d.csv", f->s.dir, f->nfile++);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, data, len), (ssize_t)len);
@@ -666,7 +588,7 @@ import_text(struct fx *f, enum import_kind kind, enum csvin_encoding enc, const 
     o.encoding = enc;
     o.batch = 7;            /* several batches even in small files */
     fd = put_file(f, text, len, path);
-    rc = import_run(f->ctx, fd, &o, res);
+    rc = import_run(f->s.ctx[0], fd, &o, res);
     close(fd);
     return rc;
 }
@@ -685,7 +607,7 @@ residents_in(struct fx *f)
 {
     struct store_counts c;
 
-    assert_int_equal(store_counts(f->st, T1, &c), STORE_OK);
+    assert_int_equal(store_counts(f->s.st, T1, &c), STORE_OK);
     return c.residents;
 }
 
@@ -725,7 +647,7 @@ export_to(struct fx *f, enum export_kind kind, enum csvout_encoding enc, struct 
     o.crlf = true;
     o.catalogue = cat;
     o.page = 2;             /* several pages even with a few residents */
-    if (export_run(f->ctx, &o, buf_write, b, st, err, sizeof(err)) != 0)
+    if (export_run(f->s.ctx[0], &o, buf_write, b, st, err, sizeof(err)) != 0)
         fail_msg("export: %s", err);
     if (b->p == NULL)
         buf_write(b, "", 0);
@@ -807,7 +729,7 @@ test_R2_6_store_reimport_changes_nothing(void **state)
         opts_for(&o, IMPORT_RESIDENTS, &r);
         o.dry_run = true;
         fd = put_file(f, HR R_A002 "\n", strlen(HR R_A002 "\n"), path);
-        assert_int_equal(import_run(f->ctx, fd, &o, &res), 0);
+        assert_int_equal(import_run(f->s.ctx[0], fd, &o, &res), 0);
         close(fd);
         assert_int_equal(res.outcome, IMPORT_CHECKED);
         assert_int_equal(residents_in(f), 2);
@@ -870,7 +792,7 @@ test_R2_6_store_failure_in_pass_2_rolls_back(void **state)
     o.batch = 50;
     o.progress = change_file;
     o.progress_arg = &ch;
-    assert_int_equal(import_run(f->ctx, fd, &o, &res), -1);
+    assert_int_equal(import_run(f->s.ctx[0], fd, &o, &res), -1);
     close(fd);
     free(text);
     assert_int_equal(res.outcome, IMPORT_FAILED);
@@ -1355,28 +1277,14 @@ main(void)
         STORED(test_R2_7_ledger_rows),
         STORED(test_R2_6_store_rules_against_recorded_doses),
     };
-    const char *ci = getenv("CI");
     int failed;
 
     if (sodium_init() < 0 || setup_catalogue(NULL) != 0)
         return 1;
     log_setup("test_import", LOG_TO_STDERR, LOG_LVL_ERROR);
     failed = cmocka_run_group_tests_name("import check (pass 1)", check_tests, NULL, NULL);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed += cmocka_run_group_tests_name("import/export sqlite", stored, NULL, NULL);
-    if (pg_base == NULL) {
-        if (ci != NULL && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: MAMORI_TEST_PG is not set in CI\n");
-            failed++;
-        } else {
-            fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-        }
-    }
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("import/export postgresql", stored, NULL, NULL);
+    failed += STORE_FX_RUN("import/export sqlite", "import/export postgresql", stored,
+                           STORE_FX_PG_IN_CI);
     teardown_catalogue(NULL);
     return failed != 0;
 }
