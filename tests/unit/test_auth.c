@@ -34,6 +34,7 @@
 #include "ref/lgcode.h"
 #include "store/store_auth.h"
 #include "worker/worker.h"
+#include "store_fixture.h"
 
 #define BLOCKLIST MAMORI_TEST_SOURCE_DIR "/data/auth/common-passwords.txt"
 #define LGCODES   MAMORI_TEST_SOURCE_DIR "/data/municipalities/municipalities_lgcode.csv"
@@ -268,96 +269,29 @@ test_session_limits(void **state)
 
 /* ---- identity tables on both backends ----------------------------------------- */
 
-static enum store_backend backend;
-static const char *pg_base;
-
-struct fx {
-    bool                skip;
-    char                dir[64];
-    char                db[128];
-    char                schema[40];
-    char                conninfo[1200];
-    struct store       *st;
-    struct store_config cfg;
-};
-
-static void
-pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r;
-
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    int v1, v2;
+    static const char *const tenants[] = { T1, T2 };
 
-    assert_non_null(f);
-    *state = f;
-    if (backend == STORE_BACKEND_POSTGRESQL && pg_base == NULL) {
-        f->skip = true;
-        return 0;
-    }
-    strcpy(f->dir, "/tmp/mamori-auth-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->cfg.backend = backend;
-    if (backend == STORE_BACKEND_SQLITE) {
-        snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-        f->cfg.path = f->db;
-    } else {
-        char sql[80], hex[13];
-        unsigned char rnd[6];
-        randombytes_buf(rnd, sizeof(rnd));
-        sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-        snprintf(f->schema, sizeof(f->schema), "a_%s", hex);
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-        pg_exec(pg_base, sql);
-        snprintf(f->conninfo, sizeof(f->conninfo), "%s options='-csearch_path=%s'",
-                 pg_base, f->schema);
-        f->cfg.conninfo = f->conninfo;
-    }
-    assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
-    assert_int_equal(store_migrate(f->st, &v1, &v2), STORE_OK);
-    assert_int_equal(v2, STORE_SCHEMA_VERSION);
-    assert_int_equal(store_tenant_create(f->st, T1), STORE_OK);
-    assert_int_equal(store_tenant_create(f->st, T2), STORE_OK);
+    *state = store_fx_new("auth", tenants, 2, 0);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-
-    if (!f->skip) {
-        char cmd[128];
-        store_close(f->st);
-        if (f->schema[0] != '\0') {
-            snprintf(cmd, sizeof(cmd), "DROP SCHEMA %s CASCADE", f->schema);
-            pg_exec(pg_base, cmd);
-        }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        assert_int_equal(system(cmd), 0);
-    }
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
 #define BEGIN_CASE(f) \
-    struct fx *f = *state; \
+    struct store_fx *f = *state; \
     do { if ((f)->skip) skip(); } while (0)
 
 /* Create and enrol an active account. */
 static void
-enrolled(struct fx *f, const char *user, const char *tenant, int64_t now)
+enrolled(struct store_fx *f, const char *user, const char *tenant, int64_t now)
 {
     uint8_t h[AUTH_HASH_LEN], ct[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
     char tok[SESSION_TOKEN_HEX + 1];
@@ -763,7 +697,7 @@ admin_request(struct http_request *req, struct worker_env *env, json_t *body)
 }
 
 static void
-register_with_writer(struct fx *f, bool refuse, unsigned *status, bool *registered)
+register_with_writer(struct store_fx *f, bool refuse, unsigned *status, bool *registered)
 {
     struct worker_env env = { .store = f->st };
     struct http_request req;
@@ -852,7 +786,7 @@ key_index(void *arg, const char *tenant, struct tenant_key **out)
 
 /* What a worker holds for the auth handlers, on the case's store. */
 struct hx {
-    struct fx           *f;
+    struct store_fx           *f;
     struct mamori_config cfg;
     struct auth_env      auth;
     struct worker_env    env;
@@ -863,7 +797,7 @@ struct hx {
 };
 
 static struct hx *
-hx_new(struct fx *f)
+hx_new(struct store_fx *f)
 {
     struct hx *x = calloc(1, sizeof(*x));
 
@@ -927,7 +861,7 @@ terminal(struct hx *x, uint8_t fp[32])
 /* Rows of `table` for `user`, read past the store API (which has no
  * listing of sessions). */
 static long
-rows_of(struct fx *f, const char *table, const char *user)
+rows_of(struct store_fx *f, const char *table, const char *user)
 {
     char sql[128];
     long n = -1;
@@ -944,7 +878,7 @@ rows_of(struct fx *f, const char *table, const char *user)
         sqlite3_finalize(q);
         sqlite3_close(db);
     } else {
-        PGconn *c = PQconnectdb(f->conninfo);
+        PGconn *c = store_fx_pg_connect(f->conninfo);
         PGresult *r;
         assert_int_equal(PQstatus(c), CONNECTION_OK);
         r = PQexecParams(c, sql, 1, NULL, &user, NULL, NULL, 0);
@@ -961,7 +895,7 @@ rows_of(struct fx *f, const char *table, const char *user)
 static void
 drop_sessions(struct script_writer *w)
 {
-    struct fx *f = w->arg;
+    struct store_fx *f = w->arg;
 
     if (f->cfg.backend == STORE_BACKEND_SQLITE) {
         sqlite3 *db;
@@ -970,7 +904,7 @@ drop_sessions(struct script_writer *w)
         assert_int_equal(sqlite3_exec(db, "DROP TABLE sessions", NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
     } else {
-        pg_exec(f->conninfo, "DROP TABLE sessions");
+        store_fx_pg_exec(f->conninfo, "DROP TABLE sessions");
     }
 }
 
@@ -1183,7 +1117,7 @@ bad_login(struct hx *x, const uint8_t fp[32], const char *user,
 }
 
 static bool
-is_locked(struct fx *f, const char *user)
+is_locked(struct store_fx *f, const char *user)
 {
     struct staff_account a;
 
@@ -1411,7 +1345,7 @@ disable_meanwhile(struct script_writer *w)
 }
 
 static bool
-password_is(struct fx *f, const char *user, const char *pw)
+password_is(struct store_fx *f, const char *user, const char *pw)
 {
     struct staff_account a;
 
@@ -1505,15 +1439,7 @@ main(void)
         return 1;
     log_setup("test_auth", LOG_TO_STDERR, LOG_LVL_ERROR);
     failed = cmocka_run_group_tests_name("auth", pure, NULL, NULL);
-    pg_base = getenv("MAMORI_TEST_PG");
-    if (pg_base != NULL && pg_base[0] == '\0')
-        pg_base = NULL;
-    backend = STORE_BACKEND_SQLITE;
-    failed += cmocka_run_group_tests_name("auth-store/sqlite", stored, NULL, NULL);
-    if (pg_base == NULL)
-        fprintf(stderr, "*** MAMORI_TEST_PG unset: PostgreSQL cases SKIPPED ***\n");
-    backend = STORE_BACKEND_POSTGRESQL;
-    failed += cmocka_run_group_tests_name("auth-store/postgresql", stored, NULL, NULL);
+    failed += STORE_FX_RUN("auth-store/sqlite", "auth-store/postgresql", stored, 0);
     auth_blocklist_free(bl);
     lgcode_table_free(lgcodes);
     return failed;
