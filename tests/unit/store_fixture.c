@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,47 @@ store_fx_pg_exec(const char *conninfo, const char *sql)
         fail_msg("%s: %s", sql, PQerrorMessage(c));
     PQclear(r);
     PQfinish(c);
+}
+
+void
+store_fx_raw_exec(const struct store_fx *f, const char *sql)
+{
+    if (f->backend == STORE_BACKEND_SQLITE) {
+        sqlite3 *db;
+        char *err = NULL;
+        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+            fail_msg("%s: %s", sql, err);
+        sqlite3_close(db);
+    } else {
+        store_fx_pg_exec(f->conninfo, sql);
+    }
+}
+
+int64_t
+store_fx_raw_int(const struct store_fx *f, const char *sql)
+{
+    int64_t v = -1;
+
+    if (f->backend == STORE_BACKEND_SQLITE) {
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+    } else {
+        PGconn *c = store_fx_pg_connect(f->conninfo);
+        PGresult *r = PQexec(c, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQntuples(r), 1);
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        PQfinish(c);
+    }
+    return v;
 }
 
 /* A fresh schema "<tag>_<12 hex>" and a conninfo whose search_path is it,

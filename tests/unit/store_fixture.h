@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -76,6 +77,11 @@ const char *store_fx_pg_base(void);
  * command or a query; anything else fails the case). */
 PGconn *store_fx_pg_connect(const char *conninfo);
 void store_fx_pg_exec(const char *conninfo, const char *sql);
+
+/* Behind the store's back, on f's own database: run SQL (any statements),
+ * or read the one integer a one-row query answers. */
+void store_fx_raw_exec(const struct store_fx *f, const char *sql);
+int64_t store_fx_raw_int(const struct store_fx *f, const char *sql);
 
 /* Run the group on SQLite as `sqlite_name`, then on PostgreSQL as
  * `pg_name` (every case skipped, said loudly, without MAMORI_TEST_PG).

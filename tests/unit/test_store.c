@@ -92,21 +92,6 @@ kr_open(struct store_fx *f)
     return 0;
 }
 
-/* Run SQL directly on the database, behind the store's back. */
-static void
-raw_exec(struct store_fx *f, const char *sql)
-{
-    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
-        sqlite3 *db;
-        char *err = NULL;
-        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-            fail_msg("%s: %s", sql, err);
-        sqlite3_close(db);
-    } else
-        store_fx_pg_exec(f->conninfo, sql);
-}
-
 /* BLAKE2b of every stored resident byte, in key order. */
 static void
 raw_digest(struct store_fx *f, uint8_t out[32])
@@ -365,19 +350,19 @@ test_moved_ciphertext(void **state)
     snprintf(sql, sizeof(sql), "UPDATE residents SET name_ct = (SELECT name_ct FROM "
              "residents WHERE tenant_id = '" T1 "' AND resident_id = %lld) WHERE "
              "tenant_id = '" T1 "' AND resident_id = %lld", (long long)a, (long long)b);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     assert_int_equal(store_resident_get(c1, b, &got), STORE_KEY);
     assert_int_equal(got.name[0], '\0');
     /* Same row, another column. */
     snprintf(sql, sizeof(sql), "UPDATE residents SET address_ct = prev_address_ct "
              "WHERE tenant_id = '" T1 "' AND resident_id = %lld", (long long)c);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     assert_int_equal(store_resident_get(c1, c, &got), STORE_KEY);
     /* Another tenant: the whole row copied under T2. */
     snprintf(sql, sizeof(sql), "INSERT INTO residents (tenant_id, " ALL_COLS ") "
              "SELECT '" T2 "', " ALL_COLS " FROM residents WHERE tenant_id = '" T1
              "' AND resident_id = %lld", (long long)a);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     assert_int_equal(store_resident_get(c2, a, &got), STORE_KEY);
     /* The untouched row still reads. */
     assert_int_equal(store_resident_get(c1, a, &got), STORE_OK);
@@ -662,11 +647,11 @@ test_migrations(void **state)
     assert_int_equal(store_health(f->st), STORE_OK);
     assert_int_equal(store_open(&f->cfg, 0, &st), STORE_OK);
     store_close(st);
-    raw_exec(f, "INSERT INTO schema_migrations (version, applied_at) "
-                "VALUES (99, 'future')");
+    store_fx_raw_exec(f, "INSERT INTO schema_migrations (version, applied_at) "
+                         "VALUES (99, 'future')");
     assert_int_equal(store_open(&f->cfg, 0, &st), STORE_VERSION);
     assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &st), STORE_VERSION);
-    raw_exec(f, "DELETE FROM schema_migrations");
+    store_fx_raw_exec(f, "DELETE FROM schema_migrations");
     assert_int_equal(store_open(&f->cfg, 0, &st), STORE_VERSION);
     assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &st), STORE_OK);
     store_close(st);

@@ -15,9 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <libpq-fe.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,38 +35,13 @@ static const char *const tenants[] = { T1, T2 };
 /* ---- database behind the store's back ---------------------------------------------- */
 
 static int64_t
-raw_int(struct store_fx *f, const char *sql)
-{
-    int64_t v = -1;
-
-    if (f->backend == STORE_BACKEND_SQLITE) {
-        sqlite3 *db;
-        sqlite3_stmt *s;
-        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        v = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-        sqlite3_close(db);
-    } else {
-        PGconn *c = store_fx_pg_connect(f->conninfo);
-        PGresult *r = PQexec(c, sql);
-        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        PQfinish(c);
-    }
-    return v;
-}
-
-static int64_t
 count_of(struct store_fx *f, const char *table, const char *tenant)
 {
     char sql[160];
 
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE tenant_id = '%s'", table,
              tenant);
-    return raw_int(f, sql);
+    return store_fx_raw_int(f, sql);
 }
 
 /* ---- fixture -------------------------------------------------------------------------- */

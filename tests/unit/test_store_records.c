@@ -105,48 +105,6 @@ fake_voucher(struct voucher *v, int64_t rid, unsigned no, const char *issued)
     snprintf(v->issued_date, sizeof(v->issued_date), "%s", issued);
 }
 
-/* Run SQL directly on the database, behind the store's back. */
-static void
-raw_exec(struct store_fx *f, const char *sql)
-{
-    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
-        sqlite3 *db;
-        char *err = NULL;
-        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-            fail_msg("%s: %s", sql, err);
-        sqlite3_close(db);
-    } else
-        store_fx_pg_exec(f->conninfo, sql);
-}
-
-/* The one integer a query answers, read behind the store's back. */
-static int64_t
-raw_int(struct store_fx *f, const char *sql)
-{
-    int64_t v = -1;
-
-    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
-        sqlite3 *db;
-        sqlite3_stmt *s;
-        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        v = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-        sqlite3_close(db);
-    } else {
-        PGconn *c = store_fx_pg_connect(f->conninfo);
-        PGresult *r = PQexec(c, sql);
-        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-        assert_int_equal(PQntuples(r), 1);
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        PQfinish(c);
-    }
-    return v;
-}
-
 static int64_t
 rows_of(struct store_fx *f, const char *table, const char *tenant)
 {
@@ -154,7 +112,7 @@ rows_of(struct store_fx *f, const char *table, const char *tenant)
 
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE tenant_id = '%s'", table,
              tenant);
-    return raw_int(f, sql);
+    return store_fx_raw_int(f, sql);
 }
 
 /* ---- fixture ------------------------------------------------------------- */
@@ -596,8 +554,8 @@ test_R2_9_resident_correction(void **state)
                                                   &n), STORE_OK);
     assert_int_equal(n, 0);
     /* And the clear ceased_ym (R2.5): no longer current. */
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM residents WHERE ceased_ym = '2022-03'"),
-                     1);
+    assert_int_equal(
+        store_fx_raw_int(f, "SELECT count(*) FROM residents WHERE ceased_ym = '2022-03'"), 1);
     snprintf(r.address, sizeof(r.address), "東京都千代田区訂正町1丁目");
     assert_int_equal(store_resident_correct(ctx, rid, &r, "staff.second",
                                             "住所の訂正", &cid2), STORE_OK);
@@ -707,7 +665,7 @@ test_R2_9_large_image(void **state)
      * alias intact and the address escaped. */
     snprintf(cmp, sizeof(cmp), "\"address\":\"\\\"\\\"\\\"");
     assert_non_null(strstr(seen->after[0], cmp));
-    assert_true(raw_int(f, "SELECT max(length(after_ct)) FROM corrections") > 2 * 2048);
+    assert_true(store_fx_raw_int(f, "SELECT max(length(after_ct)) FROM corrections") > 2 * 2048);
     free(seen);
     store_tenant_ctx_close(ctx);
 }
@@ -822,7 +780,7 @@ test_R1_4_moved_ciphertext(void **state)
     snprintf(sql, sizeof(sql), "UPDATE vaccinations SET details_ct = (SELECT details_ct "
              "FROM vaccinations WHERE vaccination_id = %lld) WHERE vaccination_id = %lld",
              (long long)a, (long long)b);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     assert_int_equal(store_vaccination_get(c1, b, &v), STORE_KEY);
     assert_int_equal(store_vaccinations_of(c1, rid, list, 4, &n), STORE_KEY);
     assert_int_equal(store_vaccination_walk(c1, 0, 10, count_vac, &seen, &last, &n),
@@ -837,7 +795,7 @@ test_R1_4_moved_ciphertext(void **state)
              "vaccine, dose, vaccinated_on, voucher_no, entered_by, entered_at, voided, "
              "key_version, details_ct FROM vaccinations WHERE vaccination_id = %lld",
              (long long)rid2, (long long)c);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     assert_int_equal(store_vaccination_get(c2, c, &v), STORE_KEY);
     /* A correction's before image moved to another correction. */
     fake(&r, 1, "");
@@ -850,7 +808,7 @@ test_R1_4_moved_ciphertext(void **state)
     snprintf(sql, sizeof(sql), "UPDATE corrections SET before_ct = (SELECT before_ct FROM "
              "corrections WHERE correction_id = %lld) WHERE correction_id = %lld",
              (long long)ca, (long long)cb);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     assert_int_equal(store_corrections_of(c1, STORE_OBJ_RESIDENT, rid, count_corr, &seen),
                      STORE_KEY);
     store_tenant_ctx_close(c1);
@@ -1014,7 +972,7 @@ pg_backend_rss(struct store_fx *f)
 
     snprintf(sql, sizeof(sql), "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE "
              "application_name = '%s' AND state LIKE 'idle in transaction%%'", f->schema);
-    pid = (long)raw_int(f, sql);
+    pid = (long)store_fx_raw_int(f, sql);
     snprintf(path, sizeof(path), "/proc/%ld/status", pid);
     if (pid <= 0 || (fp = fopen(path, "r")) == NULL)
         return -1;
@@ -1258,7 +1216,7 @@ test_R2_5_walks(void **state)
      * (it is damaged, so decrypting it would fail the call). */
     snprintf(sql, sizeof(sql), "UPDATE residents SET name_ct = kana_ct WHERE "
              "resident_id = %lld", (long long)ids[3]);
-    raw_exec(f, sql);
+    store_fx_raw_exec(f, sql);
     memset(&s, 0, sizeof(s));
     s.stop_after = 3;
     assert_int_equal(store_resident_walk(ctx, 0, 10, false, walk_res, &s, &last, &n),
@@ -1336,8 +1294,8 @@ test_R9_2_reencrypt_records(void **state)
     assert_int_equal(done, 1);      /* the correction */
     assert_int_equal(store_reencrypt(ctx, 100, &done), STORE_OK);
     assert_int_equal(done, 0);
-    assert_int_equal(raw_int(f, "SELECT min(key_version) FROM vaccinations"), 2);
-    assert_int_equal(raw_int(f, "SELECT min(key_version) FROM corrections"), 2);
+    assert_int_equal(store_fx_raw_int(f, "SELECT min(key_version) FROM vaccinations"), 2);
+    assert_int_equal(store_fx_raw_int(f, "SELECT min(key_version) FROM corrections"), 2);
     assert_int_equal(store_vaccination_get(ctx, vid, &v), STORE_OK);
     assert_string_equal(v.lot, "ZQXLOT01");
     assert_int_equal(store_corrections_of(ctx, STORE_OBJ_RESIDENT, rid, keep_corr, seen),
@@ -1458,7 +1416,7 @@ back_to_v2(struct store_fx *f)
         PQclear(r);
         PQfinish(c);
     }
-    raw_exec(f, "DELETE FROM schema_migrations WHERE version > 2");
+    store_fx_raw_exec(f, "DELETE FROM schema_migrations WHERE version > 2");
 }
 
 /* Old databases migrate forward: a version-2 database with residents is
@@ -1478,7 +1436,7 @@ test_migrate_from_v2(void **state)
     store_close(f->st);
     f->st = NULL;
     back_to_v2(f);
-    assert_int_equal(raw_int(f, "SELECT max(version) FROM schema_migrations"), 2);
+    assert_int_equal(store_fx_raw_int(f, "SELECT max(version) FROM schema_migrations"), 2);
     assert_int_equal(store_open(&f->cfg, 0, &st), STORE_VERSION);
     assert_int_equal(store_open(&f->cfg, STORE_OPEN_MIGRATE, &f->st), STORE_OK);
     assert_int_equal(store_migrate(f->st, &from, &to), STORE_OK);

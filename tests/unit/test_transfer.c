@@ -24,9 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include "audit/event.h"
 #include "common/log.h"
@@ -277,39 +275,13 @@ keeping_send(const struct transfer_env *env, const char *text, size_t len, char 
     return transfer_local_send(env, text, len, answer);
 }
 
-/* The one integer a query answers, read behind the store's back. */
-static int64_t
-raw_int(struct fx *f, const char *sql)
-{
-    int64_t v = -1;
-
-    if (store_fx_backend() == STORE_BACKEND_SQLITE) {
-        sqlite3 *db;
-        sqlite3_stmt *s;
-        assert_int_equal(sqlite3_open(f->s.db, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        v = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-        sqlite3_close(db);
-    } else {
-        PGconn *c = store_fx_pg_connect(f->s.conninfo);
-        PGresult *r = PQexec(c, sql);
-        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        PQfinish(c);
-    }
-    return v;
-}
-
 static int64_t
 count(struct fx *f, const char *table, const char *where)
 {
     char sql[300];
 
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE %s", table, where);
-    return raw_int(f, sql);
+    return store_fx_raw_int(&f->s, sql);
 }
 
 static int
