@@ -12,6 +12,8 @@ PACKAGES=(
   libunistring-dev libcmocka-dev
   # tools used by tests, the demo and benchmarks
   gnutls-bin curl ca-certificates postgresql wrk
+  # the lint checks (scripts/check-*.sh) are perl with PerlIO encoding layers
+  perl
 )
 
 say() { printf 'install-deps: %s\n' "$*"; }
