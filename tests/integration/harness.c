@@ -308,8 +308,8 @@ h_curl(const struct instance *in, const char *cert, const char *key)
     return c;
 }
 
-static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
+size_t
+h_collect_body(char *data, size_t size, size_t n, void *arg)
 {
     struct h_response *r = arg;
     size_t add = size * n;
@@ -349,7 +349,7 @@ perform(const struct instance *in, CURL *c, bool internal, const char *path,
     snprintf(url, sizeof(url), "https://localhost:%u%s",
              (unsigned)(internal ? in->internal_port : in->public_port), path);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_collect_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);

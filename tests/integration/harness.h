@@ -73,6 +73,11 @@ void h_request(const struct instance *in, CURL *c, bool internal, const char *me
                const char *path, const char *body, struct h_response *r);
 void h_response_free(struct h_response *r);
 
+/* A libcurl write callback that appends to the struct h_response at
+ * `arg` (body NUL-terminated; 0 on out of memory, which ends the
+ * transfer): for requests the caller sets up itself. */
+size_t h_collect_body(char *data, size_t size, size_t n, void *arg);
+
 /* What a request carries for a signed-in member of staff; any may be NULL. */
 struct h_cred {
     const char *token;    /* Authorization: Bearer */

@@ -160,22 +160,6 @@ mynumber(const char *eleven, char out[13])
 
 /* ---- the upload: a file streamed with libcurl ------------------------------------------- */
 
-static size_t
-collect(char *data, size_t size, size_t n, void *arg)
-{
-    struct h_response *r = arg;
-    size_t add = size * n;
-    char *g = realloc(r->body, r->len + add + 1);
-
-    if (g == NULL)
-        return 0;
-    r->body = g;
-    memcpy(r->body + r->len, data, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
-
 /*
  * POST /v1/imports?<query> with the file as the body, as `ctype`, from
  * terminal `term` ("demo" or "ward-b") with a bearer token (may be NULL);
@@ -214,7 +198,7 @@ upload_ex(const char *term, const char *token, const char *query, const char *pa
     if (!chunked)
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)file_size(path));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_collect_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     r->rc = curl_easy_perform(c);
@@ -470,48 +454,6 @@ write_badfile(void)
 /* ---- fixture --------------------------------------------------------------------------------- */
 
 static int
-use_postgresql(void)
-{
-    char sql[128], conninfo[1200];
-    struct store_config sc = { STORE_BACKEND_POSTGRESQL, NULL, conninfo, 1, 0 };
-    struct store *s = NULL;
-    PGconn *pgc = PQconnectdb(pg_base);
-    PGresult *res;
-    int rc = -1;
-
-    snprintf(pg_db, sizeof(pg_db), "mamori_imp_%ld", (long)getpid());
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", pg_db);
-    res = PQexec(pgc, sql);
-    if (PQstatus(pgc) == CONNECTION_OK && PQresultStatus(res) == PGRES_COMMAND_OK) {
-        snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", pg_base, pg_db);
-        if (store_open(&sc, STORE_OPEN_MIGRATE, &s) == STORE_OK &&
-            store_migrate(s, NULL, NULL) == STORE_OK &&
-            h_set_conf(&inst, "store.backend", "postgresql") == 0 &&
-            h_set_conf(&inst, "store.conninfo", conninfo) == 0)
-            rc = 0;
-        store_close(s);
-    }
-    PQclear(res);
-    PQfinish(pgc);
-    return rc;
-}
-
-static void
-drop_postgresql(void)
-{
-    char sql[128];
-    PGconn *pgc;
-
-    if (pg_db[0] == '\0')
-        return;
-    pgc = PQconnectdb(pg_base);
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s", pg_db);
-    PQclear(PQexec(pgc, sql));
-    PQfinish(pgc);
-    pg_db[0] = '\0';
-}
-
-static int
 make_files(void)
 {
     char path[400];
@@ -545,7 +487,7 @@ group_setup(void **state)
                              .password = PW };
 
     (void)state;
-    if (h_init(&inst) != 0 || (pg_base != NULL && use_postgresql() != 0) ||
+    if (h_init(&inst) != 0 || (pg_base != NULL && h_pg_use(&inst, pg_base, "mamori_imp", pg_db, sizeof(pg_db)) != 0) ||
         h_set_conf(&inst, "workers", "2") != 0 ||
         h_set_conf(&inst, "detect.source_failures", "100000") != 0 ||
         h_set_conf(&inst, "detect.distinct_residents", "100000") != 0 ||
@@ -579,7 +521,7 @@ group_teardown(void **state)
         fprintf(stderr, "mamorid exited with %d; log kept in %s\n", rc, inst.log);
     else
         h_cleanup(&inst);
-    drop_postgresql();
+    h_pg_drop(pg_base, pg_db);
     return rc == 0 ? 0 : -1;
 }
 

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <libpq-fe.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +24,6 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "store/store.h"
 
 #include "harness.h"
 #include "staff.h"
@@ -169,50 +167,6 @@ leaked(const char *needle)
 
 /* ---- fixture: accounts are signed in once (staff.h, R6.2) --------------------------------- */
 
-/* A database of its own on the test cluster, migrated, for the daemon. */
-static int
-use_postgresql(void)
-{
-    char sql[128], conninfo[1200];
-    struct store_config sc = { STORE_BACKEND_POSTGRESQL, NULL, conninfo, 1, 0 };
-    struct store *s = NULL;
-    PGconn *pgc = PQconnectdb(pg_base);
-    PGresult *res;
-    int rc = -1;
-
-    snprintf(pg_db, sizeof(pg_db), "mamori_rec_%ld", (long)getpid());
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", pg_db);
-    res = PQexec(pgc, sql);
-    if (PQstatus(pgc) == CONNECTION_OK && PQresultStatus(res) == PGRES_COMMAND_OK) {
-        /* in a connection string a later keyword overrides an earlier one */
-        snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", pg_base, pg_db);
-        if (store_open(&sc, STORE_OPEN_MIGRATE, &s) == STORE_OK &&
-            store_migrate(s, NULL, NULL) == STORE_OK &&
-            h_set_conf(&inst, "store.backend", "postgresql") == 0 &&
-            h_set_conf(&inst, "store.conninfo", conninfo) == 0)
-            rc = 0;
-        store_close(s);
-    }
-    PQclear(res);
-    PQfinish(pgc);
-    return rc;
-}
-
-static void
-drop_postgresql(void)
-{
-    char sql[128];
-    PGconn *pgc;
-
-    if (pg_db[0] == '\0')
-        return;
-    pgc = PQconnectdb(pg_base);
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s", pg_db);
-    PQclear(PQexec(pgc, sql));
-    PQfinish(pgc);
-    pg_db[0] = '\0';
-}
-
 static int
 group_setup(void **state)
 {
@@ -228,7 +182,7 @@ group_setup(void **state)
                                .password = PW };
 
     (void)state;
-    if (h_init(&inst) != 0 || (pg_base != NULL && use_postgresql() != 0) ||
+    if (h_init(&inst) != 0 || (pg_base != NULL && h_pg_use(&inst, pg_base, "mamori_rec", pg_db, sizeof(pg_db)) != 0) ||
         h_set_conf(&inst, "detect.source_failures", "100000") != 0 ||
         h_set_conf(&inst, "detect.distinct_residents", "100000") != 0 ||
         h_set_conf(&inst, "auth.pwhash_opslimit", "2") != 0 ||
@@ -263,7 +217,7 @@ group_teardown(void **state)
         fprintf(stderr, "mamorid exited with %d; log kept in %s\n", rc, inst.log);
     else
         h_cleanup(&inst);
-    drop_postgresql();
+    h_pg_drop(pg_base, pg_db);
     return rc == 0 ? 0 : -1;
 }
 

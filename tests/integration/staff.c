@@ -12,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "crypto/keyring.h"
+#include "store/store.h"
 #include "store/store_auth.h"
 
 #include "staff.h"
@@ -228,4 +232,47 @@ h_staff_sign_in(const struct instance *in, const struct mamori_config *cfg, CURL
         return -1;
     }
     return 0;
+}
+
+int
+h_pg_use(const struct instance *in, const char *base, const char *tag, char *db, size_t dbsz)
+{
+    char sql[160], conninfo[1200];
+    struct store_config sc = { STORE_BACKEND_POSTGRESQL, NULL, conninfo, 1, 0 };
+    struct store *s = NULL;
+    PGconn *pgc = PQconnectdb(base);
+    PGresult *res;
+    int rc = -1;
+
+    snprintf(db, dbsz, "%s_%ld", tag, (long)getpid());
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    res = PQexec(pgc, sql);
+    if (PQstatus(pgc) == CONNECTION_OK && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        /* in a connection string a later keyword overrides an earlier one */
+        snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, db);
+        if (store_open(&sc, STORE_OPEN_MIGRATE, &s) == STORE_OK &&
+            store_migrate(s, NULL, NULL) == STORE_OK &&
+            h_set_conf(in, "store.backend", "postgresql") == 0 &&
+            h_set_conf(in, "store.conninfo", conninfo) == 0)
+            rc = 0;
+        store_close(s);
+    }
+    PQclear(res);
+    PQfinish(pgc);
+    return rc;
+}
+
+void
+h_pg_drop(const char *base, char *db)
+{
+    char sql[160];
+    PGconn *pgc;
+
+    if (db[0] == '\0')
+        return;
+    pgc = PQconnectdb(base);
+    snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+    PQclear(PQexec(pgc, sql));
+    PQfinish(pgc);
+    db[0] = '\0';
 }

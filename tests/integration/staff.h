@@ -53,6 +53,15 @@ int h_base32_decode(const char *s, uint8_t *out, size_t n);
  * `mamori tenant create` makes them; 0 or -1. */
 int h_tenants_create(const struct mamori_config *cfg, const char *const *tenants, size_t n);
 
+/* A PostgreSQL database of the daemon's own on the test cluster at
+ * `base` (a libpq connection string): "<tag>_<pid>" (written into db,
+ * dbsz bytes), created, migrated, and set as in's store; 0 or -1. */
+int h_pg_use(const struct instance *in, const char *base, const char *tag, char *db,
+             size_t dbsz);
+
+/* Drop the database h_pg_use made; nothing if db is "".  db is emptied. */
+void h_pg_drop(const char *base, char *db);
+
 /* `mamori staff terminal-register`: the certificate terminals/<cert>.crt
  * of the data directory, for `tenant`, under `name`; 0 or -1. */
 int h_terminal_register(const struct instance *in, const char *tenant, const char *cert,
